@@ -1,0 +1,145 @@
+//! JSON Web Tokens as SimpleJWT issues them: HS256, claims `token_type`, `exp`, `iat`, `jti`
+//! (32 hex chars) and `user_id`, no leeway.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    Access,
+    Refresh,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub token_type: TokenType,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub user_id: String,
+}
+
+impl Claims {
+    pub fn user_uuid(&self) -> Option<Uuid> {
+        Uuid::parse_str(&self.user_id).ok()
+    }
+
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        Utc.timestamp_opt(self.exp, 0)
+            .single()
+            .unwrap_or_else(Utc::now)
+    }
+}
+
+#[derive(Clone)]
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    access_lifetime: Duration,
+    refresh_lifetime: Duration,
+}
+
+impl TokenIssuer {
+    pub fn new(
+        secret: &[u8],
+        access_lifetime: Duration,
+        refresh_lifetime: Duration,
+    ) -> TokenIssuer {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        validation.set_required_spec_claims(&["exp"]);
+        TokenIssuer {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            access_lifetime,
+            refresh_lifetime,
+        }
+    }
+
+    fn issue(&self, token_type: TokenType, user_id: Uuid) -> String {
+        let now = Utc::now().timestamp();
+        let lifetime = match token_type {
+            TokenType::Access => self.access_lifetime,
+            TokenType::Refresh => self.refresh_lifetime,
+        };
+        let claims = Claims {
+            token_type,
+            exp: now + lifetime.as_secs() as i64,
+            iat: now,
+            jti: Uuid::new_v4().simple().to_string(),
+            user_id: user_id.to_string(),
+        };
+        // HS256 with an in-memory key cannot fail to encode plain claims.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 encoding")
+    }
+
+    pub fn access(&self, user_id: Uuid) -> String {
+        self.issue(TokenType::Access, user_id)
+    }
+
+    pub fn refresh(&self, user_id: Uuid) -> String {
+        self.issue(TokenType::Refresh, user_id)
+    }
+
+    /// Decodes and checks signature, algorithm and expiry; `expected` also pins the type.
+    pub fn decode(&self, token: &str, expected: Option<TokenType>) -> Option<Claims> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
+        let claims = data.claims;
+        if claims.jti.is_empty() || claims.user_uuid().is_none() {
+            return None;
+        }
+        match expected {
+            Some(t) if t != claims.token_type => None,
+            _ => Some(claims),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issuer() -> TokenIssuer {
+        TokenIssuer::new(
+            b"0123456789abcdef0123456789abcdef",
+            Duration::from_secs(60),
+            Duration::from_secs(120),
+        )
+    }
+
+    #[test]
+    fn access_is_not_refresh() {
+        let t = issuer();
+        let user = Uuid::new_v4();
+        let access = t.access(user);
+        let refresh = t.refresh(user);
+        assert!(t.decode(&access, Some(TokenType::Access)).is_some());
+        assert!(t.decode(&access, Some(TokenType::Refresh)).is_none());
+        assert!(t.decode(&refresh, Some(TokenType::Access)).is_none());
+        let claims = t.decode(&refresh, None).unwrap();
+        assert_eq!(claims.jti.len(), 32);
+        assert_eq!(claims.user_id, user.to_string());
+        assert_eq!(claims.exp - claims.iat, 120);
+    }
+
+    #[test]
+    fn other_key_and_garbage_are_refused() {
+        let other = TokenIssuer::new(
+            b"another-secret-another-secret-xx",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
+        let token = other.access(Uuid::new_v4());
+        assert!(issuer().decode(&token, None).is_none());
+        assert!(issuer().decode("not.a.jwt", None).is_none());
+    }
+}

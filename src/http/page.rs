@@ -1,0 +1,102 @@
+//! DRF's PageNumberPagination: `{"count","next","previous","results"}`, `?page=N`, `?page_size=`.
+
+use axum::http::Uri;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+
+pub const DEFAULT_PAGE_SIZE: i64 = 20;
+pub const MAX_PAGE_SIZE: i64 = 100;
+
+#[derive(Clone, Copy, Debug)]
+pub struct PageRequest {
+    pub page: i64,
+    pub size: i64,
+}
+
+impl PageRequest {
+    /// Reads `page` and `page_size` from the query; a page past the end is DRF's 404 "Invalid page."
+    /// and is checked by [`PageRequest::render`] once the count is known.
+    pub fn from_query(
+        query: &std::collections::HashMap<String, String>,
+    ) -> Result<PageRequest, ApiError> {
+        let page = match query.get("page").map(|p| p.trim()) {
+            None | Some("") => 1,
+            Some("last") => i64::MAX,
+            Some(p) => match p.parse::<i64>() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(ApiError::InvalidPage),
+            },
+        };
+        let size = query
+            .get("page_size")
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .filter(|n| *n >= 1)
+            .map(|n| n.min(MAX_PAGE_SIZE))
+            .unwrap_or(DEFAULT_PAGE_SIZE);
+        Ok(PageRequest { page, size })
+    }
+
+    /// Offset for the query; `page=last` is resolved against `total` by the caller via `resolve`.
+    pub fn resolve(self, total: i64) -> PageRequest {
+        if self.page == i64::MAX {
+            let last = ((total + self.size - 1) / self.size).max(1);
+            PageRequest { page: last, ..self }
+        } else {
+            self
+        }
+    }
+
+    pub fn offset(self) -> i64 {
+        (self.page.saturating_sub(1)).saturating_mul(self.size)
+    }
+
+    pub fn limit(self) -> i64 {
+        self.size
+    }
+
+    /// The paginated body; `uri` gives the absolute links for `next` and `previous`.
+    pub fn render<T: Serialize>(
+        self,
+        total: i64,
+        results: Vec<T>,
+        base: &str,
+        uri: &Uri,
+    ) -> Result<Value, ApiError> {
+        let last = ((total + self.size - 1) / self.size).max(1);
+        if self.page > last {
+            return Err(ApiError::InvalidPage);
+        }
+        let link = |page: i64| -> Value {
+            let mut pairs: Vec<(String, String)> = uri
+                .query()
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .into_owned()
+                        .filter(|(k, _)| k != "page")
+                        .collect()
+                })
+                .unwrap_or_default();
+            if page > 1 {
+                pairs.push(("page".into(), page.to_string()));
+            }
+            let mut url = format!("{}{}", base.trim_end_matches('/'), uri.path());
+            if !pairs.is_empty() {
+                url.push('?');
+                url.push_str(
+                    &url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(pairs)
+                        .finish(),
+                );
+            }
+            Value::String(url)
+        };
+        Ok(json!({
+            "count": total,
+            "next": if self.page < last { link(self.page + 1) } else { Value::Null },
+            "previous": if self.page > 1 { link(self.page - 1) } else { Value::Null },
+            "results": results,
+        }))
+    }
+}

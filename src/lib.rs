@@ -1,0 +1,17 @@
+//! Causerie: a chat backend that serves the API of the Django Channels + DRF + djoser +
+//! SimpleJWT stack from one Rust binary.
+
+pub mod accounts;
+pub mod app;
+pub mod auth;
+pub mod chats;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod limits;
+pub mod mail;
+pub mod realtime;
+pub mod store;
+
+pub use app::{AppState, Server};
+pub use config::Config;

@@ -1,0 +1,104 @@
+//! Per-client rate limits for the endpoints attackers hammer (login, registration, password
+//! reset), answering with DRF's throttled body and `Retry-After`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::error::ApiError;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Scope {
+    Login,
+    Register,
+    PasswordReset,
+}
+
+pub struct RateLimits {
+    login: DefaultKeyedRateLimiter<IpAddr>,
+    register: DefaultKeyedRateLimiter<IpAddr>,
+    password_reset: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+fn per(period: Duration, count: u32) -> Quota {
+    // Config validation guarantees a positive count.
+    let count = NonZeroU32::new(count).expect("validated positive rate");
+    Quota::with_period(period / count.get())
+        .expect("non-zero period")
+        .allow_burst(count)
+}
+
+impl RateLimits {
+    pub fn new(config: &Config) -> RateLimits {
+        RateLimits {
+            login: DefaultKeyedRateLimiter::keyed(per(
+                Duration::from_secs(60),
+                config.rate_login_per_minute,
+            )),
+            register: DefaultKeyedRateLimiter::keyed(per(
+                Duration::from_secs(3600),
+                config.rate_register_per_hour,
+            )),
+            password_reset: DefaultKeyedRateLimiter::keyed(per(
+                Duration::from_secs(3600),
+                config.rate_password_reset_per_hour,
+            )),
+        }
+    }
+
+    pub fn check(&self, scope: Scope, client: IpAddr) -> Result<(), ApiError> {
+        let limiter = match scope {
+            Scope::Login => &self.login,
+            Scope::Register => &self.register,
+            Scope::PasswordReset => &self.password_reset,
+        };
+        limiter.check_key(&client).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::Throttled(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+        })
+    }
+
+    /// Forgets idle keys so the maps do not grow with every address ever seen.
+    pub fn sweep(&self) {
+        self.login.retain_recent();
+        self.register.retain_recent();
+        self.password_reset.retain_recent();
+    }
+}
+
+/// The client's address: the socket peer, or the first `X-Forwarded-For` hop when configured.
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.config.trust_forwarded_for {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok());
+            if let Some(ip) = forwarded {
+                return Ok(ClientIp(ip));
+            }
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(ClientIp(peer))
+    }
+}

@@ -1,0 +1,228 @@
+//! The room hub: which local sockets listen to which chat (and which user), and delivery to
+//! them. Delivery never waits: each socket has a bounded queue, and a socket whose queue is
+//! full is a slow reader that gets disconnected instead of growing memory.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{mpsc, Notify};
+use uuid::Uuid;
+
+use super::event::Delivery;
+
+#[derive(Clone)]
+struct Listener {
+    conn: u64,
+    tx: mpsc::Sender<Arc<Delivery>>,
+    kick: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Rooms {
+    chats: HashMap<Uuid, Vec<Listener>>,
+    users: HashMap<Uuid, Vec<Listener>>,
+}
+
+/// Called with a chat id when the first local socket joins its room (`true`) or the last one
+/// leaves (`false`); the Redis fan-out uses it to (un)subscribe the chat's channel.
+pub type RoomWatcher = Arc<dyn Fn(Uuid, bool) + Send + Sync>;
+
+#[derive(Default)]
+pub struct Hub {
+    rooms: RwLock<Rooms>,
+    next_conn: AtomicU64,
+    watcher: RwLock<Option<RoomWatcher>>,
+}
+
+impl Hub {
+    pub fn new() -> Arc<Hub> {
+        Arc::new(Hub::default())
+    }
+
+    pub fn set_room_watcher(&self, watcher: RoomWatcher) {
+        *self.watcher.write() = Some(watcher);
+    }
+
+    /// Chats with at least one local socket.
+    pub fn active_chats(&self) -> Vec<Uuid> {
+        self.rooms.read().chats.keys().copied().collect()
+    }
+
+    /// Registers a socket of `user`; it receives that user's events at once and chat events
+    /// after [`Connection::join`].
+    pub fn connect(
+        self: &Arc<Hub>,
+        user: Uuid,
+        queue: usize,
+    ) -> (Connection, mpsc::Receiver<Arc<Delivery>>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let listener = Listener {
+            conn: self.next_conn.fetch_add(1, Ordering::Relaxed),
+            tx,
+            kick: Arc::new(Notify::new()),
+        };
+        self.rooms
+            .write()
+            .users
+            .entry(user)
+            .or_default()
+            .push(listener.clone());
+        let connection = Connection {
+            hub: self.clone(),
+            user,
+            listener,
+            chats: Mutex::new(Vec::new()),
+        };
+        (connection, rx)
+    }
+
+    /// Delivers to every local socket in the event's chat room.
+    pub fn deliver_to_chat(&self, chat: Uuid, delivery: &Arc<Delivery>) {
+        let slow = {
+            let rooms = self.rooms.read();
+            match rooms.chats.get(&chat) {
+                Some(listeners) => offer(listeners, delivery),
+                None => return,
+            }
+        };
+        self.kick_all(slow);
+    }
+
+    /// Delivers to every local socket of these users.
+    pub fn deliver_to_users(&self, users: &[Uuid], delivery: &Arc<Delivery>) {
+        let slow = {
+            let rooms = self.rooms.read();
+            users
+                .iter()
+                .filter_map(|u| rooms.users.get(u))
+                .flat_map(|listeners| offer(listeners, delivery))
+                .collect()
+        };
+        self.kick_all(slow);
+    }
+
+    /// True when `user` has at least one socket on this instance.
+    pub fn is_connected(&self, user: Uuid) -> bool {
+        self.rooms
+            .read()
+            .users
+            .get(&user)
+            .is_some_and(|l| !l.is_empty())
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.rooms.read().users.values().map(Vec::len).sum()
+    }
+
+    fn kick_all(&self, slow: Vec<Arc<Notify>>) {
+        for kick in slow {
+            kick.notify_one();
+        }
+    }
+
+    fn leave(&self, chat: Uuid, conn: u64) {
+        let emptied = {
+            let mut rooms = self.rooms.write();
+            let Some(listeners) = rooms.chats.get_mut(&chat) else {
+                return;
+            };
+            listeners.retain(|l| l.conn != conn);
+            let empty = listeners.is_empty();
+            if empty {
+                rooms.chats.remove(&chat);
+            }
+            empty
+        };
+        if emptied {
+            self.notify_watcher(chat, false);
+        }
+    }
+
+    fn notify_watcher(&self, chat: Uuid, active: bool) {
+        let watcher = self.watcher.read().clone();
+        if let Some(watcher) = watcher {
+            watcher(chat, active);
+        }
+    }
+}
+
+/// Offers the delivery to each listener; returns the kick handles of those whose queue is full.
+fn offer(listeners: &[Listener], delivery: &Arc<Delivery>) -> Vec<Arc<Notify>> {
+    let mut slow = Vec::new();
+    let mut delivered = 0u64;
+    for listener in listeners {
+        match listener.tx.try_send(delivery.clone()) {
+            Ok(()) => delivered += 1,
+            Err(mpsc::error::TrySendError::Full(_)) => slow.push(listener.kick.clone()),
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+    metrics::counter!("causerie_deliveries_total").increment(delivered);
+    slow
+}
+
+/// One socket's membership in the hub; leaving every room happens on drop.
+pub struct Connection {
+    hub: Arc<Hub>,
+    user: Uuid,
+    listener: Listener,
+    chats: Mutex<Vec<Uuid>>,
+}
+
+impl Connection {
+    pub fn user(&self) -> Uuid {
+        self.user
+    }
+
+    /// Resolves when the hub found this socket too slow and wants it closed.
+    pub fn kicked(&self) -> Arc<Notify> {
+        self.listener.kick.clone()
+    }
+
+    /// Starts receiving `chat`'s events (idempotent).
+    pub fn join(&self, chat: Uuid) {
+        let mut chats = self.chats.lock();
+        if chats.contains(&chat) {
+            return;
+        }
+        chats.push(chat);
+        let created = {
+            let mut rooms = self.hub.rooms.write();
+            let listeners = rooms.chats.entry(chat).or_default();
+            listeners.push(self.listener.clone());
+            listeners.len() == 1
+        };
+        if created {
+            self.hub.notify_watcher(chat, true);
+        }
+    }
+
+    pub fn leave(&self, chat: Uuid) {
+        let mut chats = self.chats.lock();
+        if let Some(pos) = chats.iter().position(|c| *c == chat) {
+            chats.swap_remove(pos);
+            self.hub.leave(chat, self.listener.conn);
+        }
+    }
+
+    pub fn joined(&self) -> Vec<Uuid> {
+        self.chats.lock().clone()
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for chat in std::mem::take(&mut *self.chats.lock()) {
+            self.hub.leave(chat, self.listener.conn);
+        }
+        let mut rooms = self.hub.rooms.write();
+        if let Some(listeners) = rooms.users.get_mut(&self.user) {
+            listeners.retain(|l| l.conn != self.listener.conn);
+            if listeners.is_empty() {
+                rooms.users.remove(&self.user);
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! WebSocket handshakes. Every refusal is an immediate HTTP 403 before any upgrade: missing,
+//! invalid, expired or refresh tokens, inactive users, unknown chats and non-members.
+
+use std::collections::HashMap;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::event::Format;
+use super::session;
+use crate::app::AppState;
+use crate::auth::extract::authenticate_access;
+use crate::error::ApiError;
+use crate::store::chats;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ws/chat/{chat_id}/", get(chat_socket))
+}
+
+fn refuse(reason: &'static str) -> Response {
+    metrics::counter!("causerie_ws_handshakes_refused_total", "reason" => reason).increment(1);
+    (
+        StatusCode::FORBIDDEN,
+        Json(json!({ "detail": "WebSocket connection refused.", "reason": reason })),
+    )
+        .into_response()
+}
+
+/// Applies the buffer sizes that keep an idle socket to a few KiB.
+pub fn tune(upgrade: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
+    let limit = state.config.ws_max_frame_bytes;
+    upgrade
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(limit.max(64 * 1024))
+        .max_message_size(limit)
+        .max_frame_size(limit)
+}
+
+/// The user behind `?token=`, or the refusal reason.
+pub async fn authenticate_query(
+    state: &AppState,
+    query: &HashMap<String, String>,
+) -> Result<crate::store::users::UserRow, &'static str> {
+    let Some(token) = query.get("token").filter(|t| !t.is_empty()) else {
+        return Err("missing_token");
+    };
+    match authenticate_access(state, token).await {
+        Ok(user) => Ok(user),
+        Err(ApiError::UserInactive) => Err("inactive_user"),
+        Err(ApiError::UserNotFound) => Err("unknown_user"),
+        Err(ApiError::Unavailable) => Err("unavailable"),
+        Err(_) => Err("invalid_token"),
+    }
+}
+
+async fn chat_socket(
+    State(state): State<AppState>,
+    Path(chat_id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let user = match authenticate_query(&state, &query).await {
+        Ok(user) => user,
+        Err("unavailable") => return ApiError::Unavailable.into_response(),
+        Err(reason) => return refuse(reason),
+    };
+    let Ok(chat) = Uuid::parse_str(&chat_id) else {
+        return refuse("unknown_chat");
+    };
+    match chats::by_id(&state.db, chat).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return refuse("unknown_chat"),
+        Err(err) => return ApiError::from(err).into_response(),
+    }
+    match chats::member(&state.db, chat, user.id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return refuse("not_a_member"),
+        Err(err) => return ApiError::from(err).into_response(),
+    }
+    let format = match query.get("format").map(String::as_str) {
+        None | Some("text") => Format::V1Text,
+        Some("object") => Format::V1Object,
+        Some(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "detail": "format must be text or object." })),
+            )
+                .into_response()
+        }
+    };
+    metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v1").increment(1);
+    tune(upgrade, &state)
+        .on_upgrade(move |socket| session::run_v1(socket, state, user.id, chat, format))
+}

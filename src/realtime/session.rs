@@ -1,0 +1,213 @@
+//! One task per socket: a `select!` over the socket, the hub queue, pings and shutdown.
+//!
+//! The seed's per-chat socket (`/ws/chat/{id}/`): inbound frames become stored messages through
+//! the chat service; the stored message reaches every socket of the chat, the sender included.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::event::{Delivery, Format};
+use super::protocol::{self, ErrorFrame};
+use crate::app::AppState;
+use crate::chats::service;
+use crate::error::ApiError;
+
+/// Close codes used by the server.
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const RESTARTING: u16 = 1012;
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+}
+
+/// Most queued frames written before one flush: several frames, one syscall.
+const FLUSH_BATCH: usize = 64;
+
+pub fn frame_limiter(state: &AppState) -> DefaultDirectRateLimiter {
+    // Config validation guarantees both are positive.
+    let rate = NonZeroU32::new(state.config.ws_frames_per_second).expect("validated");
+    let burst = NonZeroU32::new(state.config.ws_frames_burst).expect("validated");
+    DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+}
+
+/// Counts open sockets in the `causerie_ws_connections` gauge for as long as it lives.
+pub struct OpenGauge;
+
+impl OpenGauge {
+    pub fn new() -> OpenGauge {
+        metrics::gauge!("causerie_ws_connections").increment(1.0);
+        OpenGauge
+    }
+}
+
+impl Drop for OpenGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("causerie_ws_connections").decrement(1.0);
+    }
+}
+
+pub fn close_message(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+/// True when the read failed because the peer sent a frame over the size limit.
+pub fn is_too_big(err: &axum::Error) -> bool {
+    use std::error::Error;
+    let mut source: Option<&(dyn Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Resolves once the server starts shutting down.
+pub async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    // The guard that wait_for returns is not Send; drop it here, before any other await.
+    let _ = shutdown.wait_for(|stopping| *stopping).await.map(|_| ());
+}
+
+/// Writes one frame and whatever else is already queued, then flushes once.
+pub async fn write_batch<S>(
+    sink: &mut S,
+    first: Arc<Delivery>,
+    rx: &mut mpsc::Receiver<Arc<Delivery>>,
+    format: Format,
+) -> bool
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let mut pending = Some(first);
+    let mut written = 0;
+    while let Some(delivery) = pending.take() {
+        if let Some(frame) = delivery.frame(format) {
+            if sink.feed(Message::Text(frame)).await.is_err() {
+                return false;
+            }
+            written += 1;
+        }
+        if written < FLUSH_BATCH {
+            pending = rx.try_recv().ok();
+        }
+    }
+    sink.flush().await.is_ok()
+}
+
+/// Runs a seed (v1) socket for `user` in `chat` until either side closes.
+pub async fn run_v1(socket: WebSocket, state: AppState, user: Uuid, chat: Uuid, format: Format) {
+    let _gauge = OpenGauge::new();
+    let (connection, mut rx) = state.fanout.hub().connect(user, state.config.ws_send_queue);
+    connection.join(chat);
+    let kicked = connection.kicked();
+    let limiter = frame_limiter(&state);
+    let ping_every = Duration::from_secs(state.config.ws_ping_interval_secs.max(1));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    let mut shutdown = state.shutdown.clone();
+    let (mut sink, mut stream) = socket.split();
+
+    let close = loop {
+        tokio::select! {
+            inbound = stream.next() => {
+                let frame = match inbound {
+                    None => break None,
+                    Some(Err(err)) if is_too_big(&err) => break Some(close_message(close::TOO_BIG, "frame too large")),
+                    Some(Err(_)) => break None,
+                    Some(Ok(frame)) => frame,
+                };
+                last_heard = Instant::now();
+                let text = match frame {
+                    Message::Text(text) => text,
+                    Message::Binary(_) => {
+                        let error = ErrorFrame::new("invalid_frame", "Binary frames are not supported; send JSON text.");
+                        if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
+                        continue;
+                    }
+                    Message::Close(_) => break None,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                if limiter.check().is_err() {
+                    let error = ErrorFrame::new("rate_limited", "Too many frames; slow down.");
+                    if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
+                    continue;
+                }
+                if let Err(error) = handle_v1_frame(&state, user, chat, &text).await {
+                    metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
+                    if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
+                }
+            }
+            queued = rx.recv() => match queued {
+                Some(delivery) => if !write_batch(&mut sink, delivery, &mut rx, format).await { break None },
+                None => break None,
+            },
+            _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_every * 3 {
+                    break Some(close_message(close::POLICY, "no answer to pings"));
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() { break None }
+            }
+            _ = stopping(&mut shutdown) => break Some(close_message(close::RESTARTING, "server restarting")),
+        }
+    };
+    if let Some(close) = close {
+        let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(close)).await;
+    }
+    drop(connection);
+}
+
+async fn handle_v1_frame(
+    state: &AppState,
+    user: Uuid,
+    chat: Uuid,
+    text: &str,
+) -> Result<(), ErrorFrame> {
+    let map = protocol::parse_object(text)?;
+    let draft = protocol::parse_v1_message(&map, chat, user, state.config.ws_max_frame_bytes)?;
+    if let Err(refusal) = service::check_draft(&draft, state.config.ws_max_frame_bytes) {
+        return Err(ErrorFrame::new(refusal.code, refusal.detail));
+    }
+    service::post(state, user, chat, draft)
+        .await
+        .map(|_| ())
+        .map_err(api_error_frame)
+}
+
+/// Maps a service failure to an error frame; internal details stay in the log.
+pub fn api_error_frame(err: ApiError) -> ErrorFrame {
+    match err {
+        ApiError::NotFound => ErrorFrame::new(
+            "not_found",
+            "No such chat, or you are not one of its members.",
+        ),
+        ApiError::PermissionDenied => ErrorFrame::new(
+            "forbidden",
+            "You do not have permission to perform this action.",
+        ),
+        ApiError::Unavailable => ErrorFrame::new(
+            "unavailable",
+            "Storage is unavailable; the message was not stored. Retry.",
+        ),
+        ApiError::Validation(_) => {
+            ErrorFrame::new("invalid_frame", protocol::field_errors_text(err))
+        }
+        ApiError::Internal(_) => ErrorFrame::new(
+            "internal",
+            "Internal server error; the message was not stored.",
+        ),
+        other => ErrorFrame::new("invalid_frame", other.to_string()),
+    }
+}

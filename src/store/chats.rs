@@ -1,0 +1,195 @@
+//! The `chats` and `chat_members` tables.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{is_unique_violation, now, Db};
+use crate::with_db;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ChatRow {
+    pub id: Uuid,
+    pub from_user: Option<Uuid>,
+    pub to_user: Option<Uuid>,
+    pub is_group: bool,
+    pub title: Option<String>,
+    pub last_seq: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MemberRow {
+    pub user_id: Uuid,
+    pub is_admin: bool,
+    pub last_read_seq: i64,
+    pub joined_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "c.id, c.from_user, c.to_user, c.is_group, c.title, c.last_seq, c.created_at, c.updated_at";
+
+/// The key that makes a pair's chat unique whichever of the two created it.
+fn pair_key(a: Uuid, b: Uuid) -> String {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    format!("{low}:{high}")
+}
+
+pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<ChatRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM chats c WHERE c.id = $1");
+    with_db!(db, pool => sqlx::query_as::<_, ChatRow>(&sql).bind(id).fetch_optional(pool).await)
+}
+
+pub async fn pair(db: &Db, a: Uuid, b: Uuid) -> Result<Option<ChatRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM chats c WHERE c.pair_key = $1");
+    with_db!(db, pool => sqlx::query_as::<_, ChatRow>(&sql).bind(pair_key(a, b)).fetch_optional(pool).await)
+}
+
+/// Finds the pair's chat or creates it; `true` when it was created now. Two concurrent creators
+/// race on the unique pair key and the loser reads the winner's chat.
+pub async fn find_or_create_pair(
+    db: &Db,
+    from: Uuid,
+    to: Uuid,
+) -> Result<(ChatRow, bool), sqlx::Error> {
+    if let Some(chat) = pair(db, from, to).await? {
+        return Ok((chat, false));
+    }
+    let id = Uuid::now_v7();
+    let at = now();
+    let key = pair_key(from, to);
+    let created: Result<(), sqlx::Error> = with_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO chats (id, from_user, to_user, pair_key, is_group, title, last_seq, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, FALSE, NULL, 0, $5, $5)")
+            .bind(id).bind(from).bind(to).bind(&key).bind(at)
+            .execute(&mut *tx).await?;
+        for user in [from, to] {
+            sqlx::query("INSERT INTO chat_members (chat_id, user_id, is_admin, last_read_seq, joined_at) VALUES ($1, $2, TRUE, 0, $3)")
+                .bind(id).bind(user).bind(at)
+                .execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    });
+    match created {
+        Ok(()) => {}
+        Err(err) if is_unique_violation(&err) => {}
+        Err(err) => return Err(err),
+    }
+    match by_id(db, id).await? {
+        Some(chat) => Ok((chat, true)),
+        None => pair(db, from, to)
+            .await?
+            .map(|c| (c, false))
+            .ok_or(sqlx::Error::RowNotFound),
+    }
+}
+
+/// Creates a group chat with `admin` as its first admin and the given members.
+pub async fn create_group(
+    db: &Db,
+    title: &str,
+    admin: Uuid,
+    members: &[Uuid],
+) -> Result<ChatRow, sqlx::Error> {
+    let id = Uuid::now_v7();
+    let at = now();
+    with_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO chats (id, from_user, to_user, pair_key, is_group, title, last_seq, created_at, updated_at) \
+             VALUES ($1, NULL, NULL, NULL, TRUE, $2, 0, $3, $3)")
+            .bind(id).bind(title).bind(at)
+            .execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO chat_members (chat_id, user_id, is_admin, last_read_seq, joined_at) VALUES ($1, $2, TRUE, 0, $3)")
+            .bind(id).bind(admin).bind(at)
+            .execute(&mut *tx).await?;
+        for user in members.iter().filter(|u| **u != admin) {
+            sqlx::query("INSERT INTO chat_members (chat_id, user_id, is_admin, last_read_seq, joined_at) VALUES ($1, $2, FALSE, 0, $3) ON CONFLICT DO NOTHING")
+                .bind(id).bind(user).bind(at)
+                .execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    })?;
+    by_id(db, id).await?.ok_or(sqlx::Error::RowNotFound)
+}
+
+pub async fn set_title(db: &Db, chat: Uuid, title: &str) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => sqlx::query("UPDATE chats SET title = $2, updated_at = $3 WHERE id = $1")
+        .bind(chat).bind(title).bind(now()).execute(pool).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Adds a member; false when they already were one. New members start at the chat's current
+/// sequence so joining does not flood them with unread history.
+pub async fn add_member(db: &Db, chat: Uuid, user: Uuid, admin: bool) -> Result<bool, sqlx::Error> {
+    let done = with_db!(db, pool => sqlx::query(
+        "INSERT INTO chat_members (chat_id, user_id, is_admin, last_read_seq, joined_at) \
+         SELECT $1, $2, $3, last_seq, $4 FROM chats WHERE id = $1 ON CONFLICT DO NOTHING")
+        .bind(chat).bind(user).bind(admin).bind(now())
+        .execute(pool).await.map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+pub async fn remove_member(db: &Db, chat: Uuid, user: Uuid) -> Result<bool, sqlx::Error> {
+    let done = with_db!(db, pool => sqlx::query("DELETE FROM chat_members WHERE chat_id = $1 AND user_id = $2")
+        .bind(chat).bind(user).execute(pool).await.map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+pub async fn member(db: &Db, chat: Uuid, user: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_as::<_, MemberRow>(
+        "SELECT user_id, is_admin, last_read_seq, joined_at FROM chat_members WHERE chat_id = $1 AND user_id = $2")
+        .bind(chat).bind(user).fetch_optional(pool).await)
+}
+
+pub async fn members(db: &Db, chat: Uuid) -> Result<Vec<MemberRow>, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_as::<_, MemberRow>(
+        "SELECT user_id, is_admin, last_read_seq, joined_at FROM chat_members WHERE chat_id = $1 ORDER BY joined_at, user_id")
+        .bind(chat).fetch_all(pool).await)
+}
+
+/// Users who share at least one chat with `user` (the audience of their presence).
+pub async fn contacts(db: &Db, user: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar::<_, Uuid>(
+        "SELECT DISTINCT other.user_id FROM chat_members me \
+         JOIN chat_members other ON other.chat_id = me.chat_id AND other.user_id <> me.user_id \
+         WHERE me.user_id = $1")
+        .bind(user).fetch_all(pool).await)
+}
+
+/// One page of the chats `user` belongs to, most recently active first.
+pub async fn list_for_user(
+    db: &Db,
+    user: Uuid,
+    only: Option<Uuid>,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<ChatRow>), sqlx::Error> {
+    let filter = "m.user_id = $1 AND ($2 IS NULL OR c.id = $2)";
+    let count_sql = format!(
+        "SELECT COUNT(*) FROM chats c JOIN chat_members m ON m.chat_id = c.id WHERE {filter}"
+    );
+    let page_sql = format!(
+        "SELECT {COLUMNS} FROM chats c JOIN chat_members m ON m.chat_id = c.id WHERE {filter} \
+         ORDER BY c.updated_at DESC, c.id DESC LIMIT $3 OFFSET $4"
+    );
+    with_db!(db, pool => {
+        let total: i64 = sqlx::query_scalar(&count_sql).bind(user).bind(only).fetch_one(pool).await?;
+        let rows = sqlx::query_as::<_, ChatRow>(&page_sql)
+            .bind(user).bind(only).bind(limit).bind(offset)
+            .fetch_all(pool).await?;
+        Ok((total, rows))
+    })
+}
+
+pub async fn all(db: &Db, limit: i64) -> Result<Vec<ChatRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM chats c ORDER BY c.updated_at DESC LIMIT $1");
+    with_db!(db, pool => sqlx::query_as::<_, ChatRow>(&sql).bind(limit).fetch_all(pool).await)
+}
+
+pub async fn delete(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => sqlx::query("DELETE FROM chats WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! The `messages` table.
+//!
+//! Every chat numbers its messages with a strictly increasing `seq`, assigned in the same
+//! transaction that stores the message (from `chats.last_seq`, whose row lock serialises writers
+//! of one chat on PostgreSQL and whose single writer does so on SQLite).
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{now, Db};
+use crate::with_db;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: Uuid,
+    pub chat_id: Uuid,
+    pub seq: i64,
+    pub author: Option<Uuid>,
+    pub client_id: Option<String>,
+    pub body: String,
+    pub kind: i32,
+    pub extra_data: Option<String>,
+    pub is_read: bool,
+    pub deleted: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at";
+
+/// A message to store, already validated by the chat service.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub chat_id: Uuid,
+    pub author: Uuid,
+    pub client_id: Option<String>,
+    pub body: String,
+    pub kind: i32,
+    pub extra_data: Option<String>,
+}
+
+/// What storing one message produced.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    pub row: MessageRow,
+    /// False when `client_id` matched a message stored earlier: nothing new was written.
+    pub created: bool,
+}
+
+/// Stores a batch in one transaction (group commit). Results come back in input order.
+pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, sqlx::Error> {
+    let at = now();
+    let select_client = format!(
+        "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND author = $2 AND client_id = $3"
+    );
+    let insert = format!(
+        "INSERT INTO messages (id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, FALSE, $9, $9) RETURNING {COLUMNS}"
+    );
+    with_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let mut out: Vec<Stored> = Vec::with_capacity(batch.len());
+        for new in batch {
+            if let Some(client_id) = &new.client_id {
+                // A retry inside this same batch, or of a message stored before.
+                if let Some(earlier) = out.iter().find(|s| {
+                    s.row.chat_id == new.chat_id && s.row.author == Some(new.author) && s.row.client_id.as_ref() == Some(client_id)
+                }) {
+                    out.push(Stored { row: earlier.row.clone(), created: false });
+                    continue;
+                }
+                let existing = sqlx::query_as::<_, MessageRow>(&select_client)
+                    .bind(new.chat_id).bind(new.author).bind(client_id)
+                    .fetch_optional(&mut *tx).await?;
+                if let Some(row) = existing {
+                    out.push(Stored { row, created: false });
+                    continue;
+                }
+            }
+            let seq: i64 = sqlx::query_scalar("UPDATE chats SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq")
+                .bind(new.chat_id).bind(at)
+                .fetch_one(&mut *tx).await?;
+            let row = sqlx::query_as::<_, MessageRow>(&insert)
+                .bind(Uuid::now_v7()).bind(new.chat_id).bind(seq).bind(new.author)
+                .bind(new.client_id.as_deref()).bind(&new.body).bind(new.kind)
+                .bind(new.extra_data.as_deref()).bind(at)
+                .fetch_one(&mut *tx).await?;
+            out.push(Stored { row, created: true });
+        }
+        tx.commit().await?;
+        Ok(out)
+    })
+}
+
+pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = $1 AND deleted = FALSE");
+    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).fetch_optional(pool).await)
+}
+
+/// Filters of the history listing (DRF's `filterset_fields`).
+#[derive(Default, Debug, Clone)]
+pub struct HistoryFilter {
+    pub id: Option<Uuid>,
+    pub kind: Option<i32>,
+    pub is_read: Option<bool>,
+    /// Only messages older than this sequence (cursor `?before=`).
+    pub before_seq: Option<i64>,
+    /// Only messages newer than this sequence (cursor `?after=`).
+    pub after_seq: Option<i64>,
+}
+
+/// One page of a chat's live messages, newest first.
+pub async fn history(
+    db: &Db,
+    chat: Uuid,
+    filter: &HistoryFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<MessageRow>), sqlx::Error> {
+    let condition = "chat_id = $1 AND deleted = FALSE AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR kind = $3) \
+                     AND ($4 IS NULL OR is_read = $4) AND ($5 IS NULL OR seq < $5) AND ($6 IS NULL OR seq > $6)";
+    let count_sql = format!("SELECT COUNT(*) FROM messages WHERE {condition}");
+    // `?after=` pages forward in time, the others back from the newest.
+    let order = if filter.after_seq.is_some() && filter.before_seq.is_none() {
+        "ASC"
+    } else {
+        "DESC"
+    };
+    let page_sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE {condition} ORDER BY seq {order} LIMIT $7 OFFSET $8"
+    );
+    with_db!(db, pool => {
+        let total: i64 = sqlx::query_scalar(&count_sql)
+            .bind(chat).bind(filter.id).bind(filter.kind).bind(filter.is_read).bind(filter.before_seq).bind(filter.after_seq)
+            .fetch_one(pool).await?;
+        let mut rows = sqlx::query_as::<_, MessageRow>(&page_sql)
+            .bind(chat).bind(filter.id).bind(filter.kind).bind(filter.is_read).bind(filter.before_seq).bind(filter.after_seq)
+            .bind(limit).bind(offset)
+            .fetch_all(pool).await?;
+        if order == "ASC" {
+            rows.reverse();
+        }
+        Ok((total, rows))
+    })
+}
+
+/// Everything after `seq` in chat order, deleted messages included (as tombstones), for catch-up.
+pub async fn since(
+    db: &Db,
+    chat: Uuid,
+    seq: i64,
+    limit: i64,
+) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3"
+    );
+    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(chat).bind(seq).bind(limit).fetch_all(pool).await)
+}
+
+pub async fn last_in_chat(db: &Db, chat: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND deleted = FALSE ORDER BY seq DESC LIMIT 1");
+    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(chat).fetch_optional(pool).await)
+}
+
+/// Messages from others that `user` has not read: after their read mark and not marked one by one.
+pub async fn unread_count(db: &Db, chat: Uuid, user: Uuid) -> Result<i64, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM messages WHERE chat_id = $1 AND deleted = FALSE AND is_read = FALSE \
+         AND (author IS NULL OR author <> $2) \
+         AND seq > COALESCE((SELECT last_read_seq FROM chat_members WHERE chat_id = $1 AND user_id = $2), 0)")
+        .bind(chat).bind(user).fetch_one(pool).await)
+}
+
+pub async fn edit_body(db: &Db, id: Uuid, body: &str) -> Result<Option<MessageRow>, sqlx::Error> {
+    let sql = format!("UPDATE messages SET body = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}");
+    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(body).bind(now()).fetch_optional(pool).await)
+}
+
+pub async fn set_read(db: &Db, id: Uuid, read: bool) -> Result<Option<MessageRow>, sqlx::Error> {
+    let sql = format!("UPDATE messages SET is_read = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}");
+    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(read).bind(now()).fetch_optional(pool).await)
+}
+
+/// Soft delete: the row stays as a tombstone so catch-up can tell clients it is gone.
+pub async fn delete(db: &Db, id: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE messages SET deleted = TRUE, body = '', extra_data = NULL, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}"
+    );
+    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(now()).fetch_optional(pool).await)
+}
+
+/// Marks as read the given messages that sit in `reader`'s chats and were written by someone
+/// else; returns the rows that changed.
+pub async fn mark_read_by_ids(
+    db: &Db,
+    reader: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE messages SET is_read = TRUE, updated_at = $3 WHERE id = $1 AND deleted = FALSE AND is_read = FALSE \
+         AND author IS NOT NULL AND author <> $2 \
+         AND chat_id IN (SELECT chat_id FROM chat_members WHERE user_id = $2) RETURNING {COLUMNS}"
+    );
+    let at = now();
+    with_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let mut changed = Vec::new();
+        for id in ids {
+            if let Some(row) = sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(reader).bind(at).fetch_optional(&mut *tx).await? {
+                changed.push(row);
+            }
+        }
+        tx.commit().await?;
+        Ok(changed)
+    })
+}
+
+/// A read receipt: `reader` has read everything in `chat` up to `seq`. Moves their read mark
+/// (never backwards) and, in two-person chats, sets `isRead` on the other person's messages.
+/// Returns the new mark.
+pub async fn mark_read_upto(
+    db: &Db,
+    chat: Uuid,
+    reader: Uuid,
+    seq: i64,
+    flag_messages: bool,
+) -> Result<i64, sqlx::Error> {
+    with_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let mark: i64 = sqlx::query_scalar(
+            "UPDATE chat_members SET last_read_seq = CASE WHEN last_read_seq < $3 THEN $3 ELSE last_read_seq END \
+             WHERE chat_id = $1 AND user_id = $2 RETURNING last_read_seq")
+            .bind(chat).bind(reader).bind(seq)
+            .fetch_one(&mut *tx).await?;
+        if flag_messages {
+            sqlx::query(
+                "UPDATE messages SET is_read = TRUE, updated_at = $4 WHERE chat_id = $1 AND seq <= $3 \
+                 AND is_read = FALSE AND deleted = FALSE AND author IS NOT NULL AND author <> $2")
+                .bind(chat).bind(reader).bind(seq).bind(now())
+                .execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(mark)
+    })
+}
+
+pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(pool).await)
+}

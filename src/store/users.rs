@@ -1,0 +1,260 @@
+//! The `users` table.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{now, Db};
+use crate::with_db;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: Uuid,
+    pub email: String,
+    pub password: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub date_joined: DateTime<Utc>,
+    pub last_login: Option<DateTime<Utc>>,
+    pub last_connexion_date: Option<DateTime<Utc>>,
+    pub online: bool,
+    pub avatar: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "id, email, password, first_name, last_name, is_active, is_staff, is_superuser, \
+    date_joined, last_login, last_connexion_date, online, avatar, created_at, updated_at";
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub first_name: &'a str,
+    pub last_name: &'a str,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+/// Fields a user may change on their own record; `None` leaves a field as it is.
+#[derive(Default, Debug)]
+pub struct ProfileChange {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub online: Option<bool>,
+    pub last_connexion_date: Option<Option<DateTime<Utc>>>,
+    pub avatar: Option<Option<String>>,
+}
+
+impl ProfileChange {
+    pub fn is_empty(&self) -> bool {
+        self.first_name.is_none()
+            && self.last_name.is_none()
+            && self.online.is_none()
+            && self.last_connexion_date.is_none()
+            && self.avatar.is_none()
+    }
+}
+
+/// Inserts a user; a duplicate email is a unique violation for the caller to map.
+pub async fn insert(db: &Db, new: &NewUser<'_>) -> Result<UserRow, sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO users (id, email, password, first_name, last_name, is_active, is_staff, is_superuser, \
+         date_joined, online, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, FALSE, $8, $8) RETURNING {COLUMNS}"
+    );
+    let id = Uuid::now_v7();
+    let at = now();
+    with_db!(db, pool => sqlx::query_as::<_, UserRow>(&sql)
+        .bind(id)
+        .bind(new.email)
+        .bind(new.password_hash)
+        .bind(new.first_name)
+        .bind(new.last_name)
+        .bind(new.is_staff)
+        .bind(new.is_superuser)
+        .bind(at)
+        .fetch_one(pool)
+        .await)
+}
+
+pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+    with_db!(db, pool => sqlx::query_as::<_, UserRow>(&sql).bind(id).fetch_optional(pool).await)
+}
+
+/// `email` must already be normalised (see `accounts::Email`).
+pub async fn by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE email = $1");
+    with_db!(db, pool => sqlx::query_as::<_, UserRow>(&sql).bind(email).fetch_optional(pool).await)
+}
+
+pub async fn many_by_id(db: &Db, ids: &[Uuid]) -> Result<Vec<UserRow>, sqlx::Error> {
+    let mut rows = Vec::with_capacity(ids.len());
+    // Small lists (chat participants); a loop keeps the query text portable.
+    for id in ids {
+        if let Some(row) = by_id(db, *id).await? {
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+pub async fn update_profile(
+    db: &Db,
+    id: Uuid,
+    change: &ProfileChange,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE users SET \
+           first_name = COALESCE($2, first_name), \
+           last_name = COALESCE($3, last_name), \
+           online = COALESCE($4, online), \
+           last_connexion_date = CASE WHEN $5 THEN $6 ELSE last_connexion_date END, \
+           avatar = CASE WHEN $7 THEN $8 ELSE avatar END, \
+           updated_at = $9 \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let connexion = change.last_connexion_date.flatten();
+    let avatar = change.avatar.clone().flatten();
+    with_db!(db, pool => sqlx::query_as::<_, UserRow>(&sql)
+        .bind(id)
+        .bind(change.first_name.as_deref())
+        .bind(change.last_name.as_deref())
+        .bind(change.online)
+        .bind(change.last_connexion_date.is_some())
+        .bind(connexion)
+        .bind(change.avatar.is_some())
+        .bind(avatar)
+        .bind(now())
+        .fetch_optional(pool)
+        .await)
+}
+
+pub async fn set_password(db: &Db, id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => sqlx::query("UPDATE users SET password = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .bind(now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn record_login(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => sqlx::query("UPDATE users SET last_login = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Presence as the finished app records it: online flag and the time of the change.
+pub async fn set_presence(db: &Db, id: Uuid, online: bool) -> Result<DateTime<Utc>, sqlx::Error> {
+    let at = now();
+    with_db!(db, pool => sqlx::query("UPDATE users SET online = $2, last_connexion_date = $3 WHERE id = $1")
+        .bind(id)
+        .bind(online)
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(at)
+}
+
+pub async fn set_active(db: &Db, id: Uuid, active: bool) -> Result<bool, sqlx::Error> {
+    let done = with_db!(db, pool => sqlx::query("UPDATE users SET is_active = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(active)
+        .bind(now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+pub async fn set_staff(db: &Db, id: Uuid, staff: bool, superuser: bool) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => sqlx::query("UPDATE users SET is_staff = $2, is_superuser = $3 WHERE id = $1")
+        .bind(id)
+        .bind(staff)
+        .bind(superuser)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn delete(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// A page of all users, by email.
+pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(i64, Vec<UserRow>), sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users ORDER BY email LIMIT $1 OFFSET $2");
+    with_db!(db, pool => {
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?;
+        let rows = sqlx::query_as::<_, UserRow>(&sql).bind(limit).bind(offset).fetch_all(pool).await?;
+        Ok((total, rows))
+    })
+}
+
+/// Active users other than `caller` whose first or last name contains every term
+/// (case-insensitive), one page of them by name.
+pub async fn search(
+    db: &Db,
+    caller: Uuid,
+    terms: &[String],
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<UserRow>), sqlx::Error> {
+    // Terms are bound as parameters; only their count shapes the SQL.
+    let mut filter = String::from("is_active = TRUE AND id <> $1");
+    for i in 0..terms.len() {
+        let p = i + 2;
+        filter.push_str(&format!(
+            " AND (LOWER(first_name) LIKE ${p} ESCAPE '\\' OR LOWER(last_name) LIKE ${p} ESCAPE '\\')"
+        ));
+    }
+    let n = terms.len() + 2;
+    let count_sql = format!("SELECT COUNT(*) FROM users WHERE {filter}");
+    let page_sql = format!(
+        "SELECT {COLUMNS} FROM users WHERE {filter} ORDER BY last_name, first_name, id LIMIT ${n} OFFSET ${}",
+        n + 1
+    );
+    let patterns: Vec<String> = terms
+        .iter()
+        .map(|t| format!("%{}%", escape_like(&t.to_lowercase())))
+        .collect();
+    with_db!(db, pool => {
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(caller);
+        let mut page = sqlx::query_as::<_, UserRow>(&page_sql).bind(caller);
+        for pattern in &patterns {
+            count = count.bind(pattern);
+            page = page.bind(pattern);
+        }
+        let total = count.fetch_one(pool).await?;
+        let rows = page.bind(limit).bind(offset).fetch_all(pool).await?;
+        Ok((total, rows))
+    })
+}
+
+fn escape_like(term: &str) -> String {
+    let mut out = String::with_capacity(term.len());
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await)
+}
