@@ -28,6 +28,7 @@ use crate::limits::RateLimits;
 use crate::mail::Mailer;
 use crate::realtime::fanout::Fanout;
 use crate::realtime::hub::Hub;
+use crate::realtime::presence::PresenceCounter;
 use crate::store::Db;
 
 pub struct Shared {
@@ -40,6 +41,7 @@ pub struct Shared {
     pub mailer: Mailer,
     pub metrics: PrometheusHandle,
     pub fanout: Fanout,
+    pub presence: PresenceCounter,
     pub writer: MessageWriter,
     /// Flips to true when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
@@ -81,23 +83,18 @@ fn load_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
             .unwrap_or_else(|| PathBuf::from("causerie.secret"))
     });
     match std::fs::read_to_string(&path) {
-        Ok(existing) if existing.trim().len() >= 32 => {
-            return Ok(existing.trim().as_bytes().to_vec())
-        }
+        Ok(existing) if existing.trim().len() >= 32 => return Ok(existing.trim().as_bytes().to_vec()),
         Ok(_) => anyhow::bail!(
             "invalid setting `secret_key_file`: {} holds fewer than 32 characters",
             path.display()
         ),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(err) => {
-            return Err(err).with_context(|| format!("reading secret key file {}", path.display()))
-        }
+        Err(err) => return Err(err).with_context(|| format!("reading secret key file {}", path.display())),
     }
     let mut bytes = [0u8; 32];
     rand::Rng::fill(&mut rand::thread_rng(), &mut bytes);
     let key = hex::encode(bytes);
-    write_private(&path, &key)
-        .with_context(|| format!("writing secret key file {}", path.display()))?;
+    write_private(&path, &key).with_context(|| format!("writing secret key file {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a new secret key");
     Ok(key.into_bytes())
 }
@@ -126,10 +123,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
 }
 
 /// Everything the server needs, built from the configuration.
-pub async fn build_state(
-    config: Config,
-    shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<AppState> {
+pub async fn build_state(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<AppState> {
     let db = open_database(&config).await?;
     let secret = load_secret(&config)?;
     let tokens = TokenIssuer::new(
@@ -137,11 +131,15 @@ pub async fn build_state(
         Duration::from_secs(config.access_token_lifetime_secs),
         Duration::from_secs(config.refresh_token_lifetime_secs),
     );
-    let fanout = Fanout::in_process(Hub::new());
+    let fanout = match &config.redis_url {
+        Some(url) => Fanout::redis(Hub::new(), url)?,
+        None => Fanout::in_process(Hub::new()),
+    };
     let writer = MessageWriter::spawn(db.clone(), fanout.clone(), config.group_commit_max);
     let shared = Shared {
         fanout,
         writer,
+        presence: PresenceCounter::default(),
         limits: RateLimits::new(&config),
         mailer: Mailer::from_config(&config)?,
         metrics: metrics_handle(),
@@ -160,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::accounts::routes::router())
         .merge(crate::chats::routes::router())
         .merge(crate::realtime::routes::router())
+        .merge(crate::web::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -187,11 +186,7 @@ fn cors_layer(config: &Config) -> CorsLayer {
     if config.cors_origins.iter().any(|o| o == "*") {
         base.allow_origin(Any)
     } else {
-        let origins: Vec<HeaderValue> = config
-            .cors_origins
-            .iter()
-            .filter_map(|o| o.parse().ok())
-            .collect();
+        let origins: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
         base.allow_origin(AllowOrigin::list(origins))
     }
 }
@@ -242,7 +237,8 @@ async fn healthz() -> Json<serde_json::Value> {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let database = state.db.ping().await;
-    let ready = database;
+    let redis = state.fanout.ready();
+    let ready = database && redis && !*state.shutdown.borrow();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -250,9 +246,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     };
     (
         status,
-        Json(
-            json!({ "status": if ready { "ready" } else { "unavailable" }, "database": database }),
-        ),
+        Json(json!({ "status": if ready { "ready" } else { "unavailable" }, "database": database, "redis": if state.fanout.uses_redis() { json!(redis) } else { json!(null) } })),
     )
         .into_response()
 }
@@ -278,10 +272,8 @@ impl Server {
         let addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = build_state(config, shutdown_rx.clone()).await?;
-        let app =
-            tower::ServiceExt::<Request>::map_request(router(state.clone()), add_trailing_slash);
-        let app =
-            axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+        let app = tower::ServiceExt::<Request>::map_request(router(state.clone()), add_trailing_slash);
+        let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
         let mut stop = shutdown_rx;
         let task = tokio::spawn(async move {
             axum::serve(listener, app)

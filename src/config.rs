@@ -15,10 +15,7 @@ pub enum ConfigError {
     #[error("invalid configuration: {0}")]
     Parse(String),
     #[error("invalid setting `{setting}`: {reason}")]
-    Invalid {
-        setting: &'static str,
-        reason: String,
-    },
+    Invalid { setting: &'static str, reason: String },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -232,10 +229,7 @@ impl Config {
         for (name, value) in [
             ("rate_login_per_minute", self.rate_login_per_minute),
             ("rate_register_per_hour", self.rate_register_per_hour),
-            (
-                "rate_password_reset_per_hour",
-                self.rate_password_reset_per_hour,
-            ),
+            ("rate_password_reset_per_hour", self.rate_password_reset_per_hour),
         ] {
             if value == 0 {
                 return invalid(name, "must be positive");

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod mail;
 pub mod realtime;
 pub mod store;
+pub mod web;
 
 pub use app::{AppState, Server};
 pub use config::Config;

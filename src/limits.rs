@@ -38,14 +38,8 @@ fn per(period: Duration, count: u32) -> Quota {
 impl RateLimits {
     pub fn new(config: &Config) -> RateLimits {
         RateLimits {
-            login: DefaultKeyedRateLimiter::keyed(per(
-                Duration::from_secs(60),
-                config.rate_login_per_minute,
-            )),
-            register: DefaultKeyedRateLimiter::keyed(per(
-                Duration::from_secs(3600),
-                config.rate_register_per_hour,
-            )),
+            login: DefaultKeyedRateLimiter::keyed(per(Duration::from_secs(60), config.rate_login_per_minute)),
+            register: DefaultKeyedRateLimiter::keyed(per(Duration::from_secs(3600), config.rate_register_per_hour)),
             password_reset: DefaultKeyedRateLimiter::keyed(per(
                 Duration::from_secs(3600),
                 config.rate_password_reset_per_hour,
@@ -79,10 +73,7 @@ pub struct ClientIp(pub IpAddr);
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if state.config.trust_forwarded_for {
             let forwarded = parts
                 .headers

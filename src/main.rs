@@ -232,9 +232,7 @@ async fn createsuperuser(config: Config, args: SuperuserArgs) -> anyhow::Result<
         is_staff: true,
         is_superuser: true,
     };
-    let user = service::create_user(&state, registration)
-        .await
-        .map_err(describe)?;
+    let user = service::create_user(&state, registration).await.map_err(describe)?;
     println!("Superuser created: {} ({})", user.email, user.id);
     Ok(())
 }
@@ -250,9 +248,7 @@ async fn changepassword(config: Config, email: &str) -> anyhow::Result<()> {
     let state = admin_state(config).await?;
     let user = find_user(&state.db, email).await?;
     let password = new_password(false)?;
-    service::set_password(&state, &user, password)
-        .await
-        .map_err(describe)?;
+    service::set_password(&state, &user, password).await.map_err(describe)?;
     println!("Password changed for {}.", user.email);
     Ok(())
 }
@@ -262,10 +258,7 @@ async fn users_command(config: Config, action: UsersAction) -> anyhow::Result<()
     match action {
         UsersAction::List => {
             let (_, rows) = users::list(&state.db, i64::MAX, 0).await?;
-            println!(
-                "{:<36}  {:<32}  {:<6}  {:<5}  name",
-                "id", "email", "active", "staff"
-            );
+            println!("{:<36}  {:<32}  {:<6}  {:<5}  name", "id", "email", "active", "staff");
             for u in rows {
                 println!(
                     "{:<36}  {:<32}  {:<6}  {:<5}  {} {}",
@@ -285,8 +278,7 @@ async fn users_command(config: Config, action: UsersAction) -> anyhow::Result<()
                 Some(p) => p,
                 None => new_password(false)?,
             };
-            let problems =
-                service::password_problems(&password, email.as_str(), &first_name, &last_name);
+            let problems = service::password_problems(&password, email.as_str(), &first_name, &last_name);
             if !problems.is_empty() {
                 bail!("{}", problems.join(" "));
             }
@@ -298,9 +290,7 @@ async fn users_command(config: Config, action: UsersAction) -> anyhow::Result<()
                 is_staff: staff,
                 is_superuser: false,
             };
-            let user = service::create_user(&state, registration)
-                .await
-                .map_err(describe)?;
+            let user = service::create_user(&state, registration).await.map_err(describe)?;
             println!("{}", user.id);
         }
         UsersAction::Deactivate { email } => {
@@ -341,8 +331,7 @@ async fn chats_command(config: Config, action: ChatsAction) -> anyhow::Result<()
                 "id", "fromUser", "toUser", "msgs"
             );
             for c in chats::all(&state.db, limit).await? {
-                let show =
-                    |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
+                let show = |u: Option<uuid::Uuid>| u.map(|u| u.to_string()).unwrap_or_else(|| "-".into());
                 println!(
                     "{:<36}  {:<36}  {:<36}  {:>6}  {}",
                     c.id,

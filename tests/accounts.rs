@@ -95,19 +95,12 @@ async fn register_returns_email_and_id(backend: Backend) {
         )
         .await;
     reply.expect_status(201);
-    let id = reply.body["id"]
-        .as_str()
-        .expect("id is a string")
-        .to_string();
+    let id = reply.body["id"].as_str().expect("id is a string").to_string();
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "id {id} is a uuid");
     reply.expect(201, djoser_user(&id, "alice@example.com", "", ""));
     // The password is stored hashed, never in clear, and never returned.
     let row = srv.user_row(&id).await.expect("user stored");
-    assert!(
-        row.password.starts_with("$argon2id$"),
-        "stored hash: {}",
-        row.password
-    );
+    assert!(row.password.starts_with("$argon2id$"), "stored hash: {}", row.password);
     assert!(!reply.text.contains(PASSWORD));
     assert!(row.is_active && !row.is_staff && !row.is_superuser);
     // The new account can log in at once.
@@ -143,15 +136,12 @@ async fn register_duplicate_email_any_case(backend: Backend) {
     let srv = TestServer::start(backend).await;
     srv.register("Bob@Example.com", PASSWORD).await;
     for email in ["bob@example.com", "BOB@EXAMPLE.COM", "bob@example.COM"] {
-        srv.post_json(
-            "/auth/users/",
-            &json!({ "email": email, "password": PASSWORD }),
-        )
-        .await
-        .expect(
-            400,
-            json!({ "email": ["user with this email address already exists."] }),
-        );
+        srv.post_json("/auth/users/", &json!({ "email": email, "password": PASSWORD }))
+            .await
+            .expect(
+                400,
+                json!({ "email": ["user with this email address already exists."] }),
+            );
     }
     // Login is case-insensitive too.
     srv.login("BOB@example.com", PASSWORD).await;
@@ -216,19 +206,10 @@ async fn register_password_rules(backend: Backend) {
 
 async fn register_invalid_email_and_missing_fields(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    for bad in [
-        "not-an-email",
-        "a@b",
-        "a b@example.com",
-        "@example.com",
-        "alice@",
-    ] {
-        srv.post_json(
-            "/auth/users/",
-            &json!({ "email": bad, "password": PASSWORD }),
-        )
-        .await
-        .expect(400, json!({ "email": ["Enter a valid email address."] }));
+    for bad in ["not-an-email", "a@b", "a b@example.com", "@example.com", "alice@"] {
+        srv.post_json("/auth/users/", &json!({ "email": bad, "password": PASSWORD }))
+            .await
+            .expect(400, json!({ "email": ["Enter a valid email address."] }));
     }
     srv.post_json("/auth/users/", &json!({}))
         .await
@@ -240,18 +221,12 @@ async fn register_invalid_email_and_missing_fields(backend: Backend) {
         .await
         .expect(400, json!({ "email": [REQUIRED] }));
     // Every field's errors at once, as a DRF serializer reports them.
-    srv.post_json(
-        "/auth/users/",
-        &json!({ "email": "nope", "password": "short" }),
-    )
-    .await
-    .expect(400, json!({ "email": ["Enter a valid email address."] }));
-    srv.post_json(
-        "/auth/users/",
-        &json!({ "email": "", "password": PASSWORD }),
-    )
-    .await
-    .expect(400, json!({ "email": ["This field may not be blank."] }));
+    srv.post_json("/auth/users/", &json!({ "email": "nope", "password": "short" }))
+        .await
+        .expect(400, json!({ "email": ["Enter a valid email address."] }));
+    srv.post_json("/auth/users/", &json!({ "email": "", "password": PASSWORD }))
+        .await
+        .expect(400, json!({ "email": ["This field may not be blank."] }));
     assert_eq!(users::count(srv.db()).await.unwrap(), 0);
     srv.finish().await;
 }
@@ -295,15 +270,10 @@ async fn register_overlong_names(backend: Backend) {
 async fn me_requires_authentication(backend: Backend) {
     let srv = TestServer::start(backend).await;
     for method in [Method::GET, Method::PUT, Method::PATCH, Method::DELETE] {
-        srv.request(
-            method,
-            "/auth/users/me/",
-            None,
-            Some(&json!({ "first_name": "x" })),
-        )
-        .await
-        .expect(401, json!({ "detail": NOT_PROVIDED }))
-        .expect_bearer_challenge();
+        srv.request(method, "/auth/users/me/", None, Some(&json!({ "first_name": "x" })))
+            .await
+            .expect(401, json!({ "detail": NOT_PROVIDED }))
+            .expect_bearer_challenge();
     }
     srv.get("/auth/users/")
         .await
@@ -325,13 +295,9 @@ async fn me_get_put_patch(backend: Backend) {
         .await
         .expect(200, djoser_user(&u.id, "me@example.com", "", ""));
 
-    srv.patch_json_auth(
-        "/auth/users/me/",
-        &u.access,
-        &json!({ "first_name": "Ada" }),
-    )
-    .await
-    .expect(200, djoser_user(&u.id, "me@example.com", "Ada", ""));
+    srv.patch_json_auth("/auth/users/me/", &u.access, &json!({ "first_name": "Ada" }))
+        .await
+        .expect(200, djoser_user(&u.id, "me@example.com", "Ada", ""));
     srv.put_json_auth(
         "/auth/users/me/",
         &u.access,
@@ -340,13 +306,9 @@ async fn me_get_put_patch(backend: Backend) {
     .await
     .expect(200, djoser_user(&u.id, "me@example.com", "Grace", "Hopper"));
     // PATCH leaves other fields alone.
-    srv.patch_json_auth(
-        "/auth/users/me/",
-        &u.access,
-        &json!({ "last_name": "Murray" }),
-    )
-    .await
-    .expect(200, djoser_user(&u.id, "me@example.com", "Grace", "Murray"));
+    srv.patch_json_auth("/auth/users/me/", &u.access, &json!({ "last_name": "Murray" }))
+        .await
+        .expect(200, djoser_user(&u.id, "me@example.com", "Grace", "Murray"));
     // The email is the read-only login field; privileges and unknown fields are ignored.
     srv.patch_json_auth(
         "/auth/users/me/",
@@ -359,19 +321,22 @@ async fn me_get_put_patch(backend: Backend) {
     assert_eq!(row.email, "me@example.com");
     assert!(!row.is_staff);
     // 400 on bad values, nothing changed.
-    srv.patch_json_auth(
+    srv.patch_json_auth("/auth/users/me/", &u.access, &json!({ "first_name": "x".repeat(151) }))
+        .await
+        .expect(
+            400,
+            json!({ "first_name": ["Ensure this field has no more than 150 characters."] }),
+        );
+    srv.put_json_auth(
         "/auth/users/me/",
         &u.access,
-        &json!({ "first_name": "x".repeat(151) }),
+        &json!({ "first_name": null, "last_name": ["a"] }),
     )
     .await
     .expect(
         400,
-        json!({ "first_name": ["Ensure this field has no more than 150 characters."] }),
+        json!({ "first_name": ["This field may not be null."], "last_name": ["Not a valid string."] }),
     );
-    srv.put_json_auth("/auth/users/me/", &u.access, &json!({ "first_name": null, "last_name": ["a"] }))
-        .await
-        .expect(400, json!({ "first_name": ["This field may not be null."], "last_name": ["Not a valid string."] }));
     srv.get_auth("/auth/users/me/", &u.access)
         .await
         .expect(200, djoser_user(&u.id, "me@example.com", "Grace", "Murray"));
@@ -380,9 +345,7 @@ async fn me_get_put_patch(backend: Backend) {
 
 async fn me_delete(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let u = srv
-        .create_user_and_login("leaver@example.com", PASSWORD)
-        .await;
+    let u = srv.create_user_and_login("leaver@example.com", PASSWORD).await;
     srv.delete_auth(
         "/auth/users/me/",
         &u.access,
@@ -396,10 +359,7 @@ async fn me_delete(backend: Backend) {
     srv.delete_auth("/auth/users/me/", &u.access, Some(&json!({})))
         .await
         .expect(400, json!({ "current_password": [REQUIRED] }));
-    assert!(
-        srv.user_row(&u.id).await.is_some(),
-        "still there after failed deletes"
-    );
+    assert!(srv.user_row(&u.id).await.is_some(), "still there after failed deletes");
 
     let reply = srv
         .delete_auth(
@@ -425,9 +385,7 @@ async fn me_delete(backend: Backend) {
 
 async fn users_list_self_or_all_for_staff(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let a = srv
-        .quick_user_named("a@example.com", PASSWORD, "Ann", "A")
-        .await;
+    let a = srv.quick_user_named("a@example.com", PASSWORD, "Ann", "A").await;
     let b = srv.quick_user("b@example.com", PASSWORD).await;
     let c = srv.quick_user("c@example.com", PASSWORD).await;
 
@@ -436,9 +394,7 @@ async fn users_list_self_or_all_for_staff(backend: Backend) {
         json!({ "count": 1, "next": null, "previous": null, "results": [djoser_user(&b.id, "b@example.com", "", "")] }),
     );
 
-    users::set_staff(srv.db(), c.uuid(), true, false)
-        .await
-        .unwrap();
+    users::set_staff(srv.db(), c.uuid(), true, false).await.unwrap();
     let all = json!([
         djoser_user(&a.id, "a@example.com", "Ann", "A"),
         djoser_user(&b.id, "b@example.com", "", ""),
@@ -456,13 +412,8 @@ async fn users_list_self_or_all_for_staff(backend: Backend) {
     assert_eq!(page1.body["results"], json!([all[0], all[1]]));
     assert_eq!(page1.body["previous"], Value::Null);
     let next = page1.body["next"].as_str().expect("next link");
-    assert!(
-        next.ends_with("/auth/users/?page_size=2&page=2"),
-        "next: {next}"
-    );
-    let page2 = srv
-        .get_auth("/auth/users/?page_size=2&page=2", &c.access)
-        .await;
+    assert!(next.ends_with("/auth/users/?page_size=2&page=2"), "next: {next}");
+    let page2 = srv.get_auth("/auth/users/?page_size=2&page=2", &c.access).await;
     page2.expect_status(200);
     assert_eq!(page2.body["results"], json!([all[2]]));
     assert_eq!(page2.body["next"], Value::Null);
@@ -481,9 +432,7 @@ async fn user_detail_self_other_staff(backend: Backend) {
     let a = srv.quick_user("a@example.com", PASSWORD).await;
     let b = srv.quick_user("b@example.com", PASSWORD).await;
     let staff = srv.quick_user("staff@example.com", PASSWORD).await;
-    users::set_staff(srv.db(), staff.uuid(), true, false)
-        .await
-        .unwrap();
+    users::set_staff(srv.db(), staff.uuid(), true, false).await.unwrap();
 
     srv.get_auth(&format!("/auth/users/{}/", a.id), &a.access)
         .await
@@ -585,20 +534,14 @@ async fn reset_password_request(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let u = srv.quick_user("forgot@example.com", PASSWORD).await;
 
-    srv.post_json(
-        "/auth/users/reset_password/",
-        &json!({ "email": "nobody@example.com" }),
-    )
-    .await
-    .expect(204, Value::Null);
+    srv.post_json("/auth/users/reset_password/", &json!({ "email": "nobody@example.com" }))
+        .await
+        .expect(204, Value::Null);
     assert!(srv.outbox().is_empty(), "no mail for an unknown address");
 
-    srv.post_json(
-        "/auth/users/reset_password/",
-        &json!({ "email": "Forgot@Example.com" }),
-    )
-    .await
-    .expect(204, Value::Null);
+    srv.post_json("/auth/users/reset_password/", &json!({ "email": "Forgot@Example.com" }))
+        .await
+        .expect(204, Value::Null);
     let outbox = srv.outbox();
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].to, "forgot@example.com");
@@ -610,30 +553,24 @@ async fn reset_password_request(backend: Backend) {
     );
     assert!(!token.is_empty());
     assert!(
-        outbox[0].body.contains(&format!(
-            "http://127.0.0.1:8000/#/password/reset/confirm/{uid}/{token}"
-        )),
+        outbox[0]
+            .body
+            .contains(&format!("http://127.0.0.1:8000/#/password/reset/confirm/{uid}/{token}")),
         "link built from public_url and password_reset_confirm_url:\n{}",
         outbox[0].body
     );
 
-    srv.post_json(
-        "/auth/users/reset_password/",
-        &json!({ "email": "not-an-email" }),
-    )
-    .await
-    .expect(400, json!({ "email": ["Enter a valid email address."] }));
+    srv.post_json("/auth/users/reset_password/", &json!({ "email": "not-an-email" }))
+        .await
+        .expect(400, json!({ "email": ["Enter a valid email address."] }));
     srv.post_json("/auth/users/reset_password/", &json!({}))
         .await
         .expect(400, json!({ "email": [REQUIRED] }));
     // An inactive account gets no mail (but the answer is the same).
     users::set_active(srv.db(), u.uuid(), false).await.unwrap();
-    srv.post_json(
-        "/auth/users/reset_password/",
-        &json!({ "email": "forgot@example.com" }),
-    )
-    .await
-    .expect(204, Value::Null);
+    srv.post_json("/auth/users/reset_password/", &json!({ "email": "forgot@example.com" }))
+        .await
+        .expect(204, Value::Null);
     assert_eq!(srv.outbox().len(), 1);
     srv.finish().await;
 }
@@ -641,12 +578,9 @@ async fn reset_password_request(backend: Backend) {
 async fn reset_password_confirm_flow(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let u = srv.quick_user("forgot@example.com", PASSWORD).await;
-    srv.post_json(
-        "/auth/users/reset_password/",
-        &json!({ "email": "forgot@example.com" }),
-    )
-    .await
-    .expect(204, Value::Null);
+    srv.post_json("/auth/users/reset_password/", &json!({ "email": "forgot@example.com" }))
+        .await
+        .expect(204, Value::Null);
     let (uid, token) = reset_link_parts(&srv.outbox()[0].body);
     let new = "Brand-New-Secret-Phrase-3";
 
@@ -661,20 +595,14 @@ async fn reset_password_confirm_flow(backend: Backend) {
         &json!({ "uid": "garbage", "token": token, "new_password": new }),
     )
     .await
-    .expect(
-        400,
-        json!({ "uid": ["Invalid user id or user doesn't exist."] }),
-    );
+    .expect(400, json!({ "uid": ["Invalid user id or user doesn't exist."] }));
     let stranger = causerie::auth::reset::encode_uid(uuid::Uuid::new_v4());
     srv.post_json(
         "/auth/users/reset_password_confirm/",
         &json!({ "uid": stranger, "token": token, "new_password": new }),
     )
     .await
-    .expect(
-        400,
-        json!({ "uid": ["Invalid user id or user doesn't exist."] }),
-    );
+    .expect(400, json!({ "uid": ["Invalid user id or user doesn't exist."] }));
     srv.post_json(
         "/auth/users/reset_password_confirm/",
         &json!({ "uid": uid, "token": "1-deadbeef", "new_password": new }),
@@ -694,12 +622,9 @@ async fn reset_password_confirm_flow(backend: Backend) {
     )
     .await
     .expect(204, Value::Null);
-    srv.post_json(
-        "/auth/jwt/create/",
-        &json!({ "email": u.email, "password": PASSWORD }),
-    )
-    .await
-    .expect(401, json!({ "detail": NO_ACCOUNT }));
+    srv.post_json("/auth/jwt/create/", &json!({ "email": u.email, "password": PASSWORD }))
+        .await
+        .expect(401, json!({ "detail": NO_ACCOUNT }));
     srv.login(&u.email, new).await;
 
     // Single use: the password (and last login) changed, so the token is dead.
@@ -732,19 +657,13 @@ async fn jwt_create_ok_and_claims(backend: Backend) {
 
     let access = jwt_claims(body["access"].as_str().unwrap());
     let refresh = jwt_claims(body["refresh"].as_str().unwrap());
-    for (claims, kind, lifetime) in [
-        (&access, "access", 30 * 60),
-        (&refresh, "refresh", 180 * 24 * 3600),
-    ] {
+    for (claims, kind, lifetime) in [(&access, "access", 30 * 60), (&refresh, "refresh", 180 * 24 * 3600)] {
         assert_eq!(claims["token_type"], kind);
         assert_eq!(claims["user_id"], id.as_str());
         let jti = claims["jti"].as_str().expect("jti");
         assert_eq!(jti.len(), 32);
         assert!(jti.chars().all(|c| c.is_ascii_hexdigit()), "jti {jti}");
-        let (exp, iat) = (
-            claims["exp"].as_i64().unwrap(),
-            claims["iat"].as_i64().unwrap(),
-        );
+        let (exp, iat) = (claims["exp"].as_i64().unwrap(), claims["iat"].as_i64().unwrap());
         assert_eq!(exp - iat, lifetime, "{kind} lifetime");
     }
     assert_ne!(access["jti"], refresh["jti"]);
@@ -770,13 +689,10 @@ async fn jwt_create_errors(backend: Backend) {
         ("ghost@example.com", PASSWORD),
         ("not an email", PASSWORD),
     ] {
-        srv.post_json(
-            "/auth/jwt/create/",
-            &json!({ "email": email, "password": password }),
-        )
-        .await
-        .expect(401, json!({ "detail": NO_ACCOUNT }))
-        .expect_bearer_challenge();
+        srv.post_json("/auth/jwt/create/", &json!({ "email": email, "password": password }))
+            .await
+            .expect(401, json!({ "detail": NO_ACCOUNT }))
+            .expect_bearer_challenge();
     }
     srv.post_json("/auth/jwt/create/", &json!({ "email": "real@example.com" }))
         .await
@@ -837,12 +753,9 @@ async fn jwt_refresh_and_verify(backend: Backend) {
         std::time::Duration::from_secs(60),
         std::time::Duration::from_secs(60),
     );
-    srv.post_json(
-        "/auth/jwt/refresh/",
-        &json!({ "refresh": foreign.refresh(u.uuid()) }),
-    )
-    .await
-    .expect(401, token_not_valid());
+    srv.post_json("/auth/jwt/refresh/", &json!({ "refresh": foreign.refresh(u.uuid()) }))
+        .await
+        .expect(401, token_not_valid());
     srv.post_json("/auth/jwt/refresh/", &json!({}))
         .await
         .expect(400, json!({ "refresh": [REQUIRED] }));
@@ -856,12 +769,9 @@ async fn jwt_refresh_and_verify(backend: Backend) {
     srv.post_json("/auth/jwt/verify/", &json!({ "token": "garbage" }))
         .await
         .expect(401, token_not_valid());
-    srv.post_json(
-        "/auth/jwt/verify/",
-        &json!({ "token": foreign.access(u.uuid()) }),
-    )
-    .await
-    .expect(401, token_not_valid());
+    srv.post_json("/auth/jwt/verify/", &json!({ "token": foreign.access(u.uuid()) }))
+        .await
+        .expect(401, token_not_valid());
     srv.post_json("/auth/jwt/verify/", &json!({}))
         .await
         .expect(400, json!({ "token": [REQUIRED] }));
@@ -909,9 +819,7 @@ async fn authorization_header_variants(backend: Backend) {
         .await
         .expect(401, json!({ "detail": NOT_PROVIDED }))
         .expect_bearer_challenge();
-    raw(String::new())
-        .await
-        .expect(401, json!({ "detail": NOT_PROVIDED }));
+    raw(String::new()).await.expect(401, json!({ "detail": NOT_PROVIDED }));
     // "Bearer" with no token, or with extra parts.
     let bad_header = json!({
         "detail": "Authorization header must contain two space-delimited values",
@@ -921,9 +829,7 @@ async fn authorization_header_variants(backend: Backend) {
         .await
         .expect(401, bad_header.clone())
         .expect_bearer_challenge();
-    raw(format!("Bearer {} extra", u.access))
-        .await
-        .expect(401, bad_header);
+    raw(format!("Bearer {} extra", u.access)).await.expect(401, bad_header);
     srv.finish().await;
 }
 
@@ -931,8 +837,7 @@ async fn expired_access_token(backend: Backend) {
     let srv = TestServer::start_with(backend, |c| c.access_token_lifetime_secs = 1).await;
     let u = srv.create_user_and_login("exp@example.com", PASSWORD).await;
     assert_eq!(
-        jwt_claims(&u.access)["exp"].as_i64().unwrap()
-            - jwt_claims(&u.access)["iat"].as_i64().unwrap(),
+        jwt_claims(&u.access)["exp"].as_i64().unwrap() - jwt_claims(&u.access)["iat"].as_i64().unwrap(),
         1
     );
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
@@ -1030,15 +935,10 @@ async fn blacklist_endpoint_logs_out(backend: Backend) {
 
 async fn django_hash_is_accepted_and_upgraded(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let u = srv
-        .quick_user("legacy@example.com", "placeholder-Pass-1")
-        .await;
-    let django =
-        causerie::auth::password::django_pbkdf2_hash("Imported-Secret-55", "s4ltS4ltS4lt", 1000);
+    let u = srv.quick_user("legacy@example.com", "placeholder-Pass-1").await;
+    let django = causerie::auth::password::django_pbkdf2_hash("Imported-Secret-55", "s4ltS4ltS4lt", 1000);
     assert!(django.starts_with("pbkdf2_sha256$1000$s4ltS4ltS4lt$"));
-    users::set_password(srv.db(), u.uuid(), &django)
-        .await
-        .unwrap();
+    users::set_password(srv.db(), u.uuid(), &django).await.unwrap();
 
     // A wrong password leaves the Django hash as it is.
     srv.post_json(
@@ -1051,10 +951,7 @@ async fn django_hash_is_accepted_and_upgraded(backend: Backend) {
 
     let (access, _) = srv.login(&u.email, "Imported-Secret-55").await;
     let upgraded = srv.user_row(&u.id).await.unwrap().password;
-    assert!(
-        upgraded.starts_with("$argon2id$"),
-        "re-hashed on login: {upgraded}"
-    );
+    assert!(upgraded.starts_with("$argon2id$"), "re-hashed on login: {upgraded}");
     srv.get_auth("/auth/users/me/", &access)
         .await
         .expect(200, djoser_user(&u.id, "legacy@example.com", "", ""));
@@ -1070,22 +967,14 @@ async fn django_hash_is_accepted_and_upgraded(backend: Backend) {
 
 async fn inactive_user(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let u = srv
-        .create_user_and_login("idle@example.com", PASSWORD)
-        .await;
+    let u = srv.create_user_and_login("idle@example.com", PASSWORD).await;
     assert!(users::set_active(srv.db(), u.uuid(), false).await.unwrap());
-    srv.post_json(
-        "/auth/jwt/create/",
-        &json!({ "email": u.email, "password": PASSWORD }),
-    )
-    .await
-    .expect(401, json!({ "detail": NO_ACCOUNT }));
+    srv.post_json("/auth/jwt/create/", &json!({ "email": u.email, "password": PASSWORD }))
+        .await
+        .expect(401, json!({ "detail": NO_ACCOUNT }));
     srv.get_auth("/auth/users/me/", &u.access)
         .await
-        .expect(
-            401,
-            json!({ "detail": "User is inactive", "code": "user_inactive" }),
-        )
+        .expect(401, json!({ "detail": "User is inactive", "code": "user_inactive" }))
         .expect_bearer_challenge();
     // SimpleJWT's refresh refuses a token whose user is no longer active.
     srv.post_json("/auth/jwt/refresh/", &json!({ "refresh": u.refresh }))
@@ -1106,10 +995,7 @@ async fn deleted_user_token(backend: Backend) {
     users::delete(srv.db(), u.uuid()).await.unwrap();
     srv.get_auth("/auth/users/me/", &u.access)
         .await
-        .expect(
-            401,
-            json!({ "detail": "User not found", "code": "user_not_found" }),
-        )
+        .expect(401, json!({ "detail": "User not found", "code": "user_not_found" }))
         .expect_bearer_challenge();
     srv.post_json("/auth/jwt/refresh/", &json!({ "refresh": u.refresh }))
         .await
@@ -1124,43 +1010,22 @@ async fn malformed_bodies(backend: Backend) {
     let json_ct = Some("application/json");
 
     let reply = srv
-        .request_raw(
-            Method::POST,
-            "/auth/jwt/create/",
-            json_ct,
-            "{\"email\": ",
-            &[],
-        )
+        .request_raw(Method::POST, "/auth/jwt/create/", json_ct, "{\"email\": ", &[])
         .await;
     reply.expect_status(400);
     let detail = reply.body["detail"].as_str().expect("detail");
-    assert!(
-        detail.starts_with("JSON parse error - "),
-        "detail: {detail}"
-    );
+    assert!(detail.starts_with("JSON parse error - "), "detail: {detail}");
     assert_eq!(reply.body.as_object().unwrap().len(), 1);
 
-    srv.request_raw(
-        Method::POST,
-        "/auth/users/",
-        Some("text/plain"),
-        "email=a@b.io",
-        &[],
-    )
-    .await
-    .expect(
-        415,
-        json!({ "detail": "Unsupported media type \"text/plain\" in request." }),
-    );
-    srv.request_raw(
-        Method::POST,
-        "/auth/users/",
-        None,
-        "{\"email\":\"a@example.com\"}",
-        &[],
-    )
-    .await
-    .expect_status(415);
+    srv.request_raw(Method::POST, "/auth/users/", Some("text/plain"), "email=a@b.io", &[])
+        .await
+        .expect(
+            415,
+            json!({ "detail": "Unsupported media type \"text/plain\" in request." }),
+        );
+    srv.request_raw(Method::POST, "/auth/users/", None, "{\"email\":\"a@example.com\"}", &[])
+        .await
+        .expect_status(415);
 
     srv.request_raw(Method::POST, "/auth/jwt/create/", json_ct, "[1, 2]", &[])
         .await
@@ -1210,29 +1075,15 @@ async fn malformed_bodies(backend: Backend) {
 async fn body_too_large(backend: Backend) {
     let srv = TestServer::start_with(backend, |c| c.max_body_bytes = 1024).await;
     let big = json!({ "email": "big@example.com", "password": "p".repeat(2048) }).to_string();
-    srv.request_raw(
-        Method::POST,
-        "/auth/users/",
-        Some("application/json"),
-        big,
-        &[],
-    )
-    .await
-    .expect(413, json!({ "detail": "Request body is too large." }));
+    srv.request_raw(Method::POST, "/auth/users/", Some("application/json"), big, &[])
+        .await
+        .expect(413, json!({ "detail": "Request body is too large." }));
     // Just under the limit is fine.
-    let small =
-        json!({ "email": "big@example.com", "password": PASSWORD, "first_name": "x".repeat(100) })
-            .to_string();
+    let small = json!({ "email": "big@example.com", "password": PASSWORD, "first_name": "x".repeat(100) }).to_string();
     assert!(small.len() < 1024);
-    srv.request_raw(
-        Method::POST,
-        "/auth/users/",
-        Some("application/json"),
-        small,
-        &[],
-    )
-    .await
-    .expect_status(201);
+    srv.request_raw(Method::POST, "/auth/users/", Some("application/json"), small, &[])
+        .await
+        .expect_status(201);
     srv.finish().await;
 }
 
@@ -1262,16 +1113,12 @@ async fn paths_without_trailing_slash(backend: Backend) {
         .await
         .expect(200, json!({}));
     let me = djoser_user(&id, "slash@example.com", "", "");
-    srv.get_auth("/auth/users/me", &access)
-        .await
-        .expect(200, me.clone());
+    srv.get_auth("/auth/users/me", &access).await.expect(200, me.clone());
     srv.get_auth(&format!("/auth/users/{id}"), &access)
         .await
         .expect(200, me);
     // The query string survives.
-    srv.get_auth("/auth/users?page=1", &access)
-        .await
-        .expect_status(200);
+    srv.get_auth("/auth/users?page=1", &access).await.expect_status(200);
     srv.finish().await;
 }
 
@@ -1288,11 +1135,7 @@ fn throttle_wait(reply: &common::Reply) -> u64 {
     let n: u64 = n
         .parse()
         .unwrap_or_else(|_| panic!("a whole number of seconds: {detail}"));
-    assert_eq!(
-        unit,
-        if n == 1 { "second." } else { "seconds." },
-        "detail: {detail}"
-    );
+    assert_eq!(unit, if n == 1 { "second." } else { "seconds." }, "detail: {detail}");
     assert_eq!(
         reply.header("retry-after"),
         Some(n.to_string().as_str()),
@@ -1305,9 +1148,7 @@ async fn login_rate_limit(backend: Backend) {
     let srv = TestServer::start_with(backend, |c| c.rate_login_per_minute = 2).await;
     let u = srv.quick_user("busy@example.com", PASSWORD).await;
     let creds = json!({ "email": u.email, "password": PASSWORD });
-    srv.post_json("/auth/jwt/create/", &creds)
-        .await
-        .expect_status(200);
+    srv.post_json("/auth/jwt/create/", &creds).await.expect_status(200);
     srv.post_json(
         "/auth/jwt/create/",
         &json!({ "email": u.email, "password": "wrong-password-1" }),
@@ -1317,9 +1158,7 @@ async fn login_rate_limit(backend: Backend) {
     let wait = throttle_wait(&srv.post_json("/auth/jwt/create/", &creds).await);
     assert!((1..=60).contains(&wait), "wait {wait}");
     // Other endpoints are not throttled by the login limit.
-    srv.get_auth("/auth/users/me/", &u.access)
-        .await
-        .expect_status(200);
+    srv.get_auth("/auth/users/me/", &u.access).await.expect_status(200);
     srv.post_json("/auth/jwt/refresh/", &json!({ "refresh": u.refresh }))
         .await
         .expect_status(200);
@@ -1341,38 +1180,25 @@ async fn register_rate_limit(backend: Backend) {
         .await,
     );
     assert!((1..=3600).contains(&wait), "wait {wait}");
-    assert!(users::by_email(srv.db(), "second@example.com")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(users::by_email(srv.db(), "second@example.com").await.unwrap().is_none());
 
-    srv.post_json(
-        "/auth/users/reset_password/",
-        &json!({ "email": "first@example.com" }),
-    )
-    .await
-    .expect_status(204);
+    srv.post_json("/auth/users/reset_password/", &json!({ "email": "first@example.com" }))
+        .await
+        .expect_status(204);
     throttle_wait(
-        &srv.post_json(
-            "/auth/users/reset_password/",
-            &json!({ "email": "first@example.com" }),
-        )
-        .await,
+        &srv.post_json("/auth/users/reset_password/", &json!({ "email": "first@example.com" }))
+            .await,
     );
     srv.finish().await;
 }
 
 async fn health_and_fallbacks(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    srv.get("/healthz")
-        .await
-        .expect(200, json!({ "status": "ok" }));
+    srv.get("/healthz").await.expect(200, json!({ "status": "ok" }));
     srv.get("/readyz")
         .await
         .expect(200, json!({ "status": "ready", "database": true }));
-    srv.get("/nope")
-        .await
-        .expect(404, json!({ "detail": "Not found." }));
+    srv.get("/nope").await.expect(404, json!({ "detail": "Not found." }));
     srv.get("/auth/nope/")
         .await
         .expect(404, json!({ "detail": "Not found." }));
@@ -1395,9 +1221,7 @@ async fn health_and_fallbacks(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_backend_registers_and_logs_in() {
     common::for_each_backend(|srv| async move {
-        let u = srv
-            .create_user_and_login("each@example.com", PASSWORD)
-            .await;
+        let u = srv.create_user_and_login("each@example.com", PASSWORD).await;
         srv.get_auth("/auth/users/me/", &u.access)
             .await
             .expect(200, djoser_user(&u.id, "each@example.com", "", ""));

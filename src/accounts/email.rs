@@ -38,12 +38,9 @@ fn valid_local(local: &str) -> bool {
     const SPECIALS: &str = "!#$%&'*+/=?^_`{|}~-";
     !local.is_empty()
         && local.len() <= 64
-        && local.split('.').all(|atom| {
-            !atom.is_empty()
-                && atom
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || SPECIALS.contains(c))
-        })
+        && local
+            .split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(|c| c.is_ascii_alphanumeric() || SPECIALS.contains(c)))
 }
 
 fn valid_domain(domain: &str) -> bool {
@@ -73,10 +70,7 @@ mod tests {
 
     #[test]
     fn normalises_and_validates() {
-        assert_eq!(
-            Email::parse(" Alice@Example.IO ").unwrap().as_str(),
-            "alice@example.io"
-        );
+        assert_eq!(Email::parse(" Alice@Example.IO ").unwrap().as_str(), "alice@example.io");
         assert!(Email::parse("first.last+tag@sub.example.com").is_some());
         for bad in [
             "",

@@ -58,9 +58,7 @@ pub fn check(password: &str, user: &Attributes<'_>) -> Vec<String> {
         errors.push("This password is entirely numeric.".into());
     }
     if password.len() > MAX_LENGTH {
-        errors.push(format!(
-            "Ensure this field has no more than {MAX_LENGTH} characters."
-        ));
+        errors.push(format!("Ensure this field has no more than {MAX_LENGTH} characters."));
     }
     errors
 }
@@ -73,14 +71,11 @@ fn too_similar(password: &str, value: &str) -> bool {
         return false;
     }
     const MAX_SIMILARITY: f64 = 0.7;
-    let mut parts: Vec<&str> = value
-        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .collect();
+    let mut parts: Vec<&str> = value.split(|c: char| !(c.is_alphanumeric() || c == '_')).collect();
     parts.push(value);
     parts.into_iter().filter(|p| !p.is_empty()).any(|part| {
         let (pwd_len, part_len) = (password.chars().count(), part.chars().count());
-        let exceeds =
-            pwd_len >= 10 * part_len && (part_len as f64) < MAX_SIMILARITY / 2.0 * pwd_len as f64;
+        let exceeds = pwd_len >= 10 * part_len && (part_len as f64) < MAX_SIMILARITY / 2.0 * pwd_len as f64;
         !exceeds && quick_ratio(password, part) >= MAX_SIMILARITY
     })
 }
@@ -126,10 +121,7 @@ mod tests {
             check("short", &attrs()),
             vec!["This password is too short. It must contain at least 8 characters."]
         );
-        assert_eq!(
-            check("password", &attrs()),
-            vec!["This password is too common."]
-        );
+        assert_eq!(check("password", &attrs()), vec!["This password is too common."]);
         let numeric = check("12345678", &attrs());
         assert!(numeric.contains(&"This password is entirely numeric.".to_string()));
         assert!(numeric.contains(&"This password is too common.".to_string()));

@@ -31,16 +31,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/auth/users/set_password/", post(set_password))
         .route("/auth/users/reset_password/", post(reset_password))
-        .route(
-            "/auth/users/reset_password_confirm/",
-            post(reset_password_confirm),
-        )
+        .route("/auth/users/reset_password_confirm/", post(reset_password_confirm))
         .route(
             "/auth/users/{id}/",
-            get(user_detail)
-                .put(update_user)
-                .patch(update_user)
-                .delete(delete_user),
+            get(user_detail).put(update_user).patch(update_user).delete(delete_user),
         )
         .route("/auth/jwt/create/", post(jwt_create))
         .route("/auth/jwt/refresh/", post(jwt_refresh))
@@ -48,11 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/jwt/blacklist/", post(jwt_blacklist))
 }
 
-async fn register(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    Body(body): Body,
-) -> ApiResult<Response> {
+async fn register(State(state): State<AppState>, ClientIp(ip): ClientIp, Body(body): Body) -> ApiResult<Response> {
     state.limits.check(Scope::Register, ip)?;
     let mut f = Fields::new(&body);
     let email = f.required_str("email", email::MAX_LEN);
@@ -67,8 +57,7 @@ async fn register(
         parsed
     });
     if let (Some(email), Some(password)) = (&email, &password) {
-        let problems =
-            service::password_problems(password, email.as_str(), &first_name, &last_name);
+        let problems = service::password_problems(password, email.as_str(), &first_name, &last_name);
         for problem in problems {
             f.error("password", problem);
         }
@@ -108,11 +97,7 @@ fn names_change(body: &serde_json::Map<String, Value>) -> ApiResult<ProfileChang
     Ok(change)
 }
 
-async fn update_me(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Body(body): Body,
-) -> ApiResult<Json<Value>> {
+async fn update_me(State(state): State<AppState>, user: CurrentUser, Body(body): Body) -> ApiResult<Json<Value>> {
     let change = names_change(&body)?;
     let updated = users::update_profile(&state.db, user.id(), &change)
         .await?
@@ -120,11 +105,7 @@ async fn update_me(
     Ok(Json(view::djoser(&updated)))
 }
 
-async fn delete_me(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Body(body): Body,
-) -> ApiResult<StatusCode> {
+async fn delete_me(State(state): State<AppState>, user: CurrentUser, Body(body): Body) -> ApiResult<StatusCode> {
     delete_account(&state, &user.0, &user.0, &body).await
 }
 
@@ -138,8 +119,7 @@ async fn delete_account(
     let mut f = Fields::new(body);
     let current = f.required_raw_str("current_password", PASSWORD_MAX);
     f.finish()?;
-    service::check_current_password(caller, "current_password", current.unwrap_or_default())
-        .await?;
+    service::check_current_password(caller, "current_password", current.unwrap_or_default()).await?;
     users::delete(&state.db, target.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -160,12 +140,7 @@ async fn list_users(
     };
     let page = page.resolve(total);
     let results: Vec<Value> = rows.iter().map(view::djoser).collect();
-    Ok(Json(page.render(
-        total,
-        results,
-        &state.config.public_url,
-        &uri,
-    )?))
+    Ok(Json(page.render(total, results, &state.config.public_url, &uri)?))
 }
 
 /// Self, or anyone for staff; everyone else is "not found" so ids cannot be probed.
@@ -213,11 +188,7 @@ async fn delete_user(
     delete_account(&state, &user.0, &target, &body).await
 }
 
-async fn set_password(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Body(body): Body,
-) -> ApiResult<StatusCode> {
+async fn set_password(State(state): State<AppState>, user: CurrentUser, Body(body): Body) -> ApiResult<StatusCode> {
     let mut f = Fields::new(&body);
     let new_password = f.required_raw_str("new_password", PASSWORD_MAX);
     let current = f.required_raw_str("current_password", PASSWORD_MAX);
@@ -262,11 +233,7 @@ async fn reset_password_confirm(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn jwt_create(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    Body(body): Body,
-) -> ApiResult<Json<Value>> {
+async fn jwt_create(State(state): State<AppState>, ClientIp(ip): ClientIp, Body(body): Body) -> ApiResult<Json<Value>> {
     let mut f = Fields::new(&body);
     let email = f.required_str("email", email::MAX_LEN);
     let password = f.required_raw_str("password", PASSWORD_MAX);
@@ -277,9 +244,7 @@ async fn jwt_create(
     };
     let user = service::authenticate(&state, &email, password).await?;
     let pair = service::issue_pair(&state, user.id);
-    Ok(Json(
-        json!({ "refresh": pair.refresh, "access": pair.access }),
-    ))
+    Ok(Json(json!({ "refresh": pair.refresh, "access": pair.access })))
 }
 
 fn token_field(body: &serde_json::Map<String, Value>, name: &str) -> ApiResult<String> {

@@ -26,12 +26,7 @@ pub struct Registration {
 }
 
 /// Password rule messages for a would-be password of this user (empty when acceptable).
-pub fn password_problems(
-    password: &str,
-    email: &str,
-    first_name: &str,
-    last_name: &str,
-) -> Vec<String> {
+pub fn password_problems(password: &str, email: &str, first_name: &str, last_name: &str) -> Vec<String> {
     policy::check(
         password,
         &Attributes {
@@ -43,26 +38,16 @@ pub fn password_problems(
 }
 
 pub async fn register(state: &AppState, reg: Registration) -> ApiResult<UserRow> {
-    let problems = password_problems(
-        &reg.password,
-        reg.email.as_str(),
-        &reg.first_name,
-        &reg.last_name,
-    );
+    let problems = password_problems(&reg.password, reg.email.as_str(), &reg.first_name, &reg.last_name);
     if !problems.is_empty() {
-        return Err(ApiError::Validation(
-            [("password".to_string(), problems)].into(),
-        ));
+        return Err(ApiError::Validation([("password".to_string(), problems)].into()));
     }
     create_user(state, reg).await
 }
 
 /// Creates a user without the password policy (admin commands may choose to bypass it).
 pub async fn create_user(state: &AppState, reg: Registration) -> ApiResult<UserRow> {
-    if users::by_email(&state.db, reg.email.as_str())
-        .await?
-        .is_some()
-    {
+    if users::by_email(&state.db, reg.email.as_str()).await?.is_some() {
         return Err(duplicate_email());
     }
     let hash = password::hash(reg.password).await?;
@@ -96,8 +81,7 @@ pub async fn authenticate(state: &AppState, email: &str, password: String) -> Ap
         Some(email) => users::by_email(&state.db, email.as_str()).await?,
         None => None,
     };
-    let verdict =
-        password::verify(password.clone(), user.as_ref().map(|u| u.password.clone())).await?;
+    let verdict = password::verify(password.clone(), user.as_ref().map(|u| u.password.clone())).await?;
     let user = match (user, verdict) {
         (Some(user), Verdict::Valid { needs_rehash }) if user.is_active => {
             if needs_rehash {
@@ -159,13 +143,8 @@ pub async fn refresh(state: &AppState, token: &str) -> ApiResult<(String, Option
 
 /// `/auth/jwt/verify/`: any valid token of either type; a blacklisted refresh token is not valid.
 pub async fn verify(state: &AppState, token: &str) -> ApiResult<()> {
-    let claims = state
-        .tokens
-        .decode(token, None)
-        .ok_or(ApiError::TokenNotValid)?;
-    if claims.token_type == TokenType::Refresh
-        && tokens::is_blacklisted(&state.db, &claims.jti).await?
-    {
+    let claims = state.tokens.decode(token, None).ok_or(ApiError::TokenNotValid)?;
+    if claims.token_type == TokenType::Refresh && tokens::is_blacklisted(&state.db, &claims.jti).await? {
         return Err(ApiError::TokenBlacklisted);
     }
     Ok(())
@@ -183,11 +162,7 @@ pub async fn blacklist(state: &AppState, token: &str) -> ApiResult<()> {
 }
 
 /// Checks the caller's current password for sensitive changes.
-pub async fn check_current_password(
-    user: &UserRow,
-    field: &str,
-    password: String,
-) -> ApiResult<()> {
+pub async fn check_current_password(user: &UserRow, field: &str, password: String) -> ApiResult<()> {
     match password::verify(password, Some(user.password.clone())).await? {
         Verdict::Valid { .. } => Ok(()),
         Verdict::Invalid => Err(ApiError::field(field, "Invalid password.")),
@@ -195,16 +170,9 @@ pub async fn check_current_password(
 }
 
 pub async fn set_password(state: &AppState, user: &UserRow, new_password: String) -> ApiResult<()> {
-    let problems = password_problems(
-        &new_password,
-        &user.email,
-        &user.first_name,
-        &user.last_name,
-    );
+    let problems = password_problems(&new_password, &user.email, &user.first_name, &user.last_name);
     if !problems.is_empty() {
-        return Err(ApiError::Validation(
-            [("new_password".to_string(), problems)].into(),
-        ));
+        return Err(ApiError::Validation([("new_password".to_string(), problems)].into()));
     }
     let hash = password::hash(new_password).await?;
     users::set_password(&state.db, user.id, &hash).await?;
@@ -242,21 +210,13 @@ pub async fn request_reset(state: &AppState, email: &Email) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn confirm_reset(
-    state: &AppState,
-    uid: &str,
-    token: &str,
-    new_password: String,
-) -> ApiResult<()> {
+pub async fn confirm_reset(state: &AppState, uid: &str, token: &str, new_password: String) -> ApiResult<()> {
     let user = match reset::decode_uid(uid) {
         Some(id) => users::by_id(&state.db, id).await?,
         None => None,
     };
     let Some(user) = user.filter(|u| u.is_active) else {
-        return Err(ApiError::field(
-            "uid",
-            "Invalid user id or user doesn't exist.",
-        ));
+        return Err(ApiError::field("uid", "Invalid user id or user doesn't exist."));
     };
     if !reset::check_token(&state.secret, &user, token) {
         return Err(ApiError::field("token", "Invalid token for given user."));

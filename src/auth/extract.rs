@@ -22,10 +22,7 @@ impl CurrentUser {
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -55,9 +52,7 @@ pub async fn authenticate_access(state: &AppState, token: &str) -> Result<UserRo
         .decode(token, Some(TokenType::Access))
         .ok_or(ApiError::InvalidAccessToken)?;
     let user_id = claims.user_uuid().ok_or(ApiError::InvalidAccessToken)?;
-    let user = users::by_id(&state.db, user_id)
-        .await?
-        .ok_or(ApiError::UserNotFound)?;
+    let user = users::by_id(&state.db, user_id).await?.ok_or(ApiError::UserNotFound)?;
     if !user.is_active {
         return Err(ApiError::UserInactive);
     }

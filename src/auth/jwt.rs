@@ -30,9 +30,7 @@ impl Claims {
     }
 
     pub fn expires_at(&self) -> DateTime<Utc> {
-        Utc.timestamp_opt(self.exp, 0)
-            .single()
-            .unwrap_or_else(Utc::now)
+        Utc.timestamp_opt(self.exp, 0).single().unwrap_or_else(Utc::now)
     }
 }
 
@@ -46,11 +44,7 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    pub fn new(
-        secret: &[u8],
-        access_lifetime: Duration,
-        refresh_lifetime: Duration,
-    ) -> TokenIssuer {
+    pub fn new(secret: &[u8], access_lifetime: Duration, refresh_lifetime: Duration) -> TokenIssuer {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.validate_exp = true;
@@ -78,8 +72,7 @@ impl TokenIssuer {
             user_id: user_id.to_string(),
         };
         // HS256 with an in-memory key cannot fail to encode plain claims.
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 encoding")
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 encoding")
     }
 
     pub fn access(&self, user_id: Uuid) -> String {

@@ -65,8 +65,7 @@ pub fn verify_now(password: &str, stored: &str) -> Verdict {
 /// `iterations$salt$base64(hash)`, as Django's PBKDF2PasswordHasher writes it.
 fn verify_django_pbkdf2(password: &str, encoded: &str) -> bool {
     let mut parts = encoded.splitn(3, '$');
-    let (Some(iterations), Some(salt), Some(expected)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(iterations), Some(salt), Some(expected)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
     let Ok(iterations) = iterations.parse::<u32>() else {
@@ -82,12 +81,7 @@ fn verify_django_pbkdf2(password: &str, encoded: &str) -> bool {
         return false;
     }
     let mut derived = vec![0u8; expected.len()];
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
-        password.as_bytes(),
-        salt.as_bytes(),
-        iterations,
-        &mut derived,
-    );
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut derived);
     derived.ct_eq(&expected).into()
 }
 
@@ -99,12 +93,7 @@ fn dummy_hash() -> &'static str {
 /// Writes a Django-format hash; used by tests and by the import path to prove compatibility.
 pub fn django_pbkdf2_hash(password: &str, salt: &str, iterations: u32) -> String {
     let mut derived = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
-        password.as_bytes(),
-        salt.as_bytes(),
-        iterations,
-        &mut derived,
-    );
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), salt.as_bytes(), iterations, &mut derived);
     let encoded = base64::engine::general_purpose::STANDARD.encode(derived);
     format!("pbkdf2_sha256${iterations}${salt}${encoded}")
 }
@@ -117,12 +106,7 @@ mod tests {
     fn argon2id_round_trip() {
         let h = hash_now("correct horse").unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert_eq!(
-            verify_now("correct horse", &h),
-            Verdict::Valid {
-                needs_rehash: false
-            }
-        );
+        assert_eq!(verify_now("correct horse", &h), Verdict::Valid { needs_rehash: false });
         assert_eq!(verify_now("wrong horse", &h), Verdict::Invalid);
     }
 
@@ -131,10 +115,7 @@ mod tests {
         // Computed independently with Python's hashlib.pbkdf2_hmac in Django's format
         // (Django 5's default of 870000 iterations).
         let h = "pbkdf2_sha256$870000$abcdefghijkl$quFbYu0ZbdV8K89CPDeY3fbmhgpY9ujctKZZezZuffk=";
-        assert_eq!(
-            verify_now("s3cret-pass", h),
-            Verdict::Valid { needs_rehash: true }
-        );
+        assert_eq!(verify_now("s3cret-pass", h), Verdict::Valid { needs_rehash: true });
         assert_eq!(verify_now("other", h), Verdict::Invalid);
         assert_eq!(verify_now("x", "pbkdf2_sha256$bad"), Verdict::Invalid);
         assert_eq!(verify_now("x", "!unusable"), Verdict::Invalid);
@@ -144,10 +125,8 @@ mod tests {
     fn pbkdf2_known_vector() {
         // RFC 7914 §11 PBKDF2-HMAC-SHA256 test vector: P="passwd", S="salt", c=1, dkLen=64 (first 32 bytes).
         let h = django_pbkdf2_hash("passwd", "salt", 1);
-        let want = base64::engine::general_purpose::STANDARD.encode(
-            hex::decode("55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc")
-                .unwrap(),
-        );
+        let want = base64::engine::general_purpose::STANDARD
+            .encode(hex::decode("55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc").unwrap());
         assert_eq!(h, format!("pbkdf2_sha256$1$salt${want}"));
     }
 }

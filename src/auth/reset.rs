@@ -45,10 +45,7 @@ pub fn check_token(secret: &[u8], user: &UserRow, token: &str) -> bool {
     if !(0..=TIMEOUT_SECS).contains(&age) {
         return false;
     }
-    signature(secret, user, ts36)
-        .as_bytes()
-        .ct_eq(sig.as_bytes())
-        .into()
+    signature(secret, user, ts36).as_bytes().ct_eq(sig.as_bytes()).into()
 }
 
 fn signature(secret: &[u8], user: &UserRow, ts36: &str) -> String {

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::groups;
 use super::service::{self, Draft, MessageChange};
 use super::view::MessageView;
 use crate::accounts::service::NAME_MAX;
@@ -25,10 +26,7 @@ use crate::store::users::{self, ProfileChange};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/user/", get(user_list))
-        .route(
-            "/api/user/{id}/",
-            get(user_detail).put(user_update).patch(user_update),
-        )
+        .route("/api/user/{id}/", get(user_detail).put(user_update).patch(user_update))
         .route("/api/searchUser/", get(search_users))
         .route("/api/chat/", get(chat_list))
         .route("/api/chat/{id}/", get(chat_detail).delete(chat_delete))
@@ -42,6 +40,10 @@ pub fn router() -> Router<AppState> {
                 .delete(message_delete),
         )
         .route("/api/updateMessagesStatus/", post(update_messages_status))
+        .route("/api/groups/", post(group_create))
+        .route("/api/groups/{id}/", axum::routing::patch(group_rename).put(group_rename))
+        .route("/api/groups/{id}/members/", post(group_add_member))
+        .route("/api/groups/{id}/members/{user}/", axum::routing::delete(group_remove_member))
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -80,10 +82,7 @@ async fn user_list(
 ) -> ApiResult<Json<Value>> {
     let page = PageRequest::from_query(&q)?;
     let me = &user.0;
-    let text_matches = |name: &str, value: &str| {
-        q.get(name)
-            .is_none_or(|want| want.trim().eq_ignore_ascii_case(value))
-    };
+    let text_matches = |name: &str, value: &str| q.get(name).is_none_or(|want| want.trim().eq_ignore_ascii_case(value));
     let id_matches = uuid_param(&q, "id")?.is_none_or(|id| id == me.id);
     let valid_matches = bool_param(&q, "valid")?.is_none_or(|v| v == me.is_active);
     let matches = id_matches
@@ -91,11 +90,7 @@ async fn user_list(
         && text_matches("email", &me.email)
         && text_matches("first_name", &me.first_name)
         && text_matches("last_name", &me.last_name);
-    let results: Vec<Value> = if matches {
-        vec![view::profile(me)]
-    } else {
-        Vec::new()
-    };
+    let results: Vec<Value> = if matches { vec![view::profile(me)] } else { Vec::new() };
     let total = results.len() as i64;
     Ok(Json(page.resolve(total).render(
         total,
@@ -164,15 +159,9 @@ async fn search_users(
         .collect();
     let (total, _) = users::search(&state.db, user.id(), &terms, 0, 0).await?;
     let page = page.resolve(total);
-    let (total, rows) =
-        users::search(&state.db, user.id(), &terms, page.limit(), page.offset()).await?;
+    let (total, rows) = users::search(&state.db, user.id(), &terms, page.limit(), page.offset()).await?;
     let results: Vec<Value> = rows.iter().map(view::brief).collect();
-    Ok(Json(page.render(
-        total,
-        results,
-        &state.config.public_url,
-        &uri,
-    )?))
+    Ok(Json(page.render(total, results, &state.config.public_url, &uri)?))
 }
 
 // ---- chats ------------------------------------------------------------------------------
@@ -235,18 +224,12 @@ async fn chat_list(
     let only = uuid_param(&q, "id")?;
     let (total, _) = chats::list_for_user(&state.db, user.id(), only, 0, 0).await?;
     let page = page.resolve(total);
-    let (total, rows) =
-        chats::list_for_user(&state.db, user.id(), only, page.limit(), page.offset()).await?;
+    let (total, rows) = chats::list_for_user(&state.db, user.id(), only, page.limit(), page.offset()).await?;
     let mut results = Vec::with_capacity(rows.len());
     for chat in &rows {
         results.push(chat_json(&state, chat, user.id()).await?);
     }
-    Ok(Json(page.render(
-        total,
-        results,
-        &state.config.public_url,
-        &uri,
-    )?))
+    Ok(Json(page.render(total, results, &state.config.public_url, &uri)?))
 }
 
 async fn chat_detail(
@@ -267,11 +250,7 @@ async fn chat_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn create_chat(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Body(body): Body,
-) -> ApiResult<Response> {
+async fn create_chat(State(state): State<AppState>, user: CurrentUser, Body(body): Body) -> ApiResult<Response> {
     let mut f = Fields::new(&body);
     let ref_user = f.required_uuid("refUser");
     let with_user = f.required_uuid("chatWithUser");
@@ -290,21 +269,13 @@ async fn create_chat(
 // ---- messages ---------------------------------------------------------------------------
 
 /// The sequence of a cursor message, which must belong to the listed chat.
-async fn cursor_seq(
-    state: &AppState,
-    q: &HashMap<String, String>,
-    name: &str,
-    chat: Uuid,
-) -> ApiResult<Option<i64>> {
+async fn cursor_seq(state: &AppState, q: &HashMap<String, String>, name: &str, chat: Uuid) -> ApiResult<Option<i64>> {
     let Some(id) = uuid_param(q, name)? else {
         return Ok(None);
     };
     match messages::by_id(&state.db, id).await? {
         Some(m) if m.chat_id == chat => Ok(Some(m.seq)),
-        _ => Err(ApiError::field(
-            name,
-            "No message with this id in this chat.",
-        )),
+        _ => Err(ApiError::field(name, "No message with this id in this chat.")),
     }
 }
 
@@ -335,15 +306,9 @@ async fn message_list(
     };
     let (total, _) = messages::history(&state.db, chat, &filter, 0, 0).await?;
     let page = page.resolve(total);
-    let (total, rows) =
-        messages::history(&state.db, chat, &filter, page.limit(), page.offset()).await?;
+    let (total, rows) = messages::history(&state.db, chat, &filter, page.limit(), page.offset()).await?;
     let results: Vec<MessageView> = rows.iter().map(MessageView::rest).collect();
-    Ok(Json(page.render(
-        total,
-        results,
-        &state.config.public_url,
-        &uri,
-    )?))
+    Ok(Json(page.render(total, results, &state.config.public_url, &uri)?))
 }
 
 /// Reads a message draft from a body (REST and v1 frames share the field names).
@@ -366,11 +331,7 @@ pub fn read_draft(f: &mut Fields<'_>, max_extra: usize) -> Draft {
     }
 }
 
-async fn message_create(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Body(body): Body,
-) -> ApiResult<Response> {
+async fn message_create(State(state): State<AppState>, user: CurrentUser, Body(body): Body) -> ApiResult<Response> {
     let mut f = Fields::new(&body);
     let chat = f.required_uuid("refChat");
     if !f.present("message") {
@@ -444,4 +405,64 @@ async fn update_messages_status(
         }
         None => Ok(Json(json!({ "status": "KO" }))),
     }
+}
+
+// ---- groups -----------------------------------------------------------------------------
+
+async fn group_create(State(state): State<AppState>, user: CurrentUser, Body(body): Body) -> ApiResult<Response> {
+    let mut f = Fields::new(&body);
+    let title = f.required_str("title", groups::TITLE_MAX);
+    f.finish()?;
+    let members: Vec<Uuid> = match body.get("members") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= groups::MEMBERS_MAX => items
+            .iter()
+            .map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()))
+            .collect::<Option<Vec<Uuid>>>()
+            .ok_or_else(|| ApiError::field("members", "Enter a list of valid UUIDs."))?,
+        Some(_) => return Err(ApiError::field("members", "Enter a list of valid UUIDs.")),
+    };
+    let chat = groups::create(&state, user.id(), &title.unwrap_or_default(), &members).await?;
+    Ok((StatusCode::CREATED, Json(chat_json(&state, &chat, user.id()).await?)).into_response())
+}
+
+async fn group_rename(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let chat = uuid_path(&id)?;
+    let mut f = Fields::new(&body);
+    let title = f.required_str("title", groups::TITLE_MAX);
+    f.finish()?;
+    groups::rename(&state, user.id(), chat, &title.unwrap_or_default()).await?;
+    let row = service::chat_for_member(&state, chat, user.id()).await?;
+    Ok(Json(chat_json(&state, &row, user.id()).await?))
+}
+
+async fn group_add_member(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Body(body): Body,
+) -> ApiResult<Response> {
+    let chat = uuid_path(&id)?;
+    let mut f = Fields::new(&body);
+    let member = f.required_uuid("user");
+    let as_admin = f.optional_bool("isAdmin").unwrap_or(false);
+    f.finish()?;
+    let added = groups::add_member(&state, user.id(), chat, member.expect("checked by finish()"), as_admin).await?;
+    let row = service::chat_for_member(&state, chat, user.id()).await?;
+    let status = if added { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(chat_json(&state, &row, user.id()).await?)).into_response())
+}
+
+async fn group_remove_member(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((id, member)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    groups::remove_member(&state, user.id(), uuid_path(&id)?, uuid_path(&member)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -71,16 +71,9 @@ pub fn check_draft(draft: &Draft, max_extra: usize) -> Result<(), Refusal> {
             format!("Ensure this field has no more than {MESSAGE_MAX_CHARS} characters."),
         ));
     }
-    let has_extra = draft
-        .extra_data
-        .as_deref()
-        .is_some_and(|e| !e.trim().is_empty());
+    let has_extra = draft.extra_data.as_deref().is_some_and(|e| !e.trim().is_empty());
     if draft.kind == TEXT && draft.text.trim().is_empty() {
-        return Err(Refusal::new(
-            "empty_message",
-            "message",
-            "This field may not be blank.",
-        ));
+        return Err(Refusal::new("empty_message", "message", "This field may not be blank."));
     }
     if draft.kind != TEXT && !has_extra && draft.text.trim().is_empty() {
         return Err(Refusal::new(
@@ -89,11 +82,7 @@ pub fn check_draft(draft: &Draft, max_extra: usize) -> Result<(), Refusal> {
             "This field may not be blank.",
         ));
     }
-    if draft
-        .extra_data
-        .as_deref()
-        .is_some_and(|e| e.len() > max_extra)
-    {
+    if draft.extra_data.as_deref().is_some_and(|e| e.len() > max_extra) {
         return Err(Refusal::new(
             "extra_data_too_long",
             "extraData",
@@ -117,18 +106,13 @@ pub async fn chat_for_member(state: &AppState, chat: Uuid, user: Uuid) -> ApiRes
     if chats::member(&state.db, chat, user).await?.is_none() {
         return Err(ApiError::NotFound);
     }
-    chats::by_id(&state.db, chat)
-        .await?
-        .ok_or(ApiError::NotFound)
+    chats::by_id(&state.db, chat).await?.ok_or(ApiError::NotFound)
 }
 
 /// Finds or creates the private chat between the caller and another active user.
 pub async fn open_pair(state: &AppState, caller: Uuid, other: Uuid) -> ApiResult<(ChatRow, bool)> {
     if other == caller {
-        return Err(ApiError::field(
-            "chatWithUser",
-            "You cannot open a chat with yourself.",
-        ));
+        return Err(ApiError::field("chatWithUser", "You cannot open a chat with yourself."));
     }
     match users::by_id(&state.db, other).await? {
         Some(user) if user.is_active => {}
@@ -145,6 +129,12 @@ pub async fn open_pair(state: &AppState, caller: Uuid, other: Uuid) -> ApiResult
 /// Stores a message from `author` in `chat` (membership checked here) and publishes it.
 pub async fn post(state: &AppState, author: Uuid, chat: Uuid, draft: Draft) -> ApiResult<Stored> {
     chat_for_member(state, chat, author).await?;
+    post_as_member(state, author, chat, draft).await
+}
+
+/// Like [`post`], for a socket whose membership was checked when it joined the chat's room
+/// (removal from the chat evicts it from the room, so the check stays true).
+pub async fn post_as_member(state: &AppState, author: Uuid, chat: Uuid, draft: Draft) -> ApiResult<Stored> {
     check_draft(&draft, state.config.max_body_bytes)?;
     let new = NewMessage {
         chat_id: chat,
@@ -163,9 +153,7 @@ pub async fn post(state: &AppState, author: Uuid, chat: Uuid, draft: Draft) -> A
 
 /// A live message in one of `user`'s chats.
 pub async fn message_for_member(state: &AppState, id: Uuid, user: Uuid) -> ApiResult<MessageRow> {
-    let message = messages::by_id(&state.db, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let message = messages::by_id(&state.db, id).await?.ok_or(ApiError::NotFound)?;
     chat_for_member(state, message.chat_id, user).await?;
     Ok(message)
 }
@@ -176,12 +164,7 @@ pub struct MessageChange {
     pub is_read: Option<bool>,
 }
 
-pub async fn change_message(
-    state: &AppState,
-    user: Uuid,
-    id: Uuid,
-    change: MessageChange,
-) -> ApiResult<MessageRow> {
+pub async fn change_message(state: &AppState, user: Uuid, id: Uuid, change: MessageChange) -> ApiResult<MessageRow> {
     let mut message = message_for_member(state, id, user).await?;
     let is_author = message.author == Some(user);
     if change.text.is_some() && !is_author {
@@ -258,10 +241,7 @@ pub async fn mark_read(state: &AppState, reader: Uuid, ids: &[Uuid]) -> ApiResul
 pub async fn read_upto(state: &AppState, reader: Uuid, chat: Uuid, seq: i64) -> ApiResult<i64> {
     let row = chat_for_member(state, chat, reader).await?;
     if seq < 0 || seq > row.last_seq {
-        return Err(ApiError::field(
-            "seq",
-            "No message with this sequence in this chat.",
-        ));
+        return Err(ApiError::field("seq", "No message with this sequence in this chat."));
     }
     let mark = messages::mark_read_upto(&state.db, chat, reader, seq, !row.is_group).await?;
     state.fanout.to_chat(Event::Read {
@@ -277,9 +257,7 @@ pub async fn read_upto(state: &AppState, reader: Uuid, chat: Uuid, seq: i64) -> 
 pub async fn delete_chat(state: &AppState, user: Uuid, chat: Uuid) -> ApiResult<()> {
     let row = chat_for_member(state, chat, user).await?;
     if row.is_group {
-        let member = chats::member(&state.db, chat, user)
-            .await?
-            .ok_or(ApiError::NotFound)?;
+        let member = chats::member(&state.db, chat, user).await?.ok_or(ApiError::NotFound)?;
         if !member.is_admin {
             return Err(ApiError::PermissionDenied);
         }

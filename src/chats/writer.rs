@@ -48,12 +48,7 @@ impl MessageWriter {
     }
 }
 
-async fn run(
-    db: Db,
-    fanout: Fanout,
-    mut rx: mpsc::Receiver<(NewMessage, Reply)>,
-    max_batch: usize,
-) {
+async fn run(db: Db, fanout: Fanout, mut rx: mpsc::Receiver<(NewMessage, Reply)>, max_batch: usize) {
     let mut batch = Vec::with_capacity(max_batch);
     // recv_many waits for the first message, then takes whatever else is already queued.
     while rx.recv_many(&mut batch, max_batch).await > 0 {
@@ -61,13 +56,8 @@ async fn run(
         let results = match messages::insert_batch(&db, &messages).await {
             Ok(stored) => stored.into_iter().map(Ok).collect(),
             // One bad message (its chat deleted meanwhile) must not fail its neighbours.
-            Err(err) if messages.len() > 1 && !is_unavailable(&err) => {
-                one_by_one(&db, &messages).await
-            }
-            Err(err) => messages
-                .iter()
-                .map(|_| Err(classify(&err)))
-                .collect::<Vec<_>>(),
+            Err(err) if messages.len() > 1 && !is_unavailable(&err) => one_by_one(&db, &messages).await,
+            Err(err) => messages.iter().map(|_| Err(classify(&err))).collect::<Vec<_>>(),
         };
         metrics::histogram!("causerie_commit_batch_size").record(messages.len() as f64);
         for (result, reply) in results.into_iter().zip(replies) {

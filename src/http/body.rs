@@ -19,13 +19,7 @@ impl FromRequest<AppState> for Body {
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            });
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
         let limit = state.config.max_body_bytes;
         let bytes: Bytes = axum::body::to_bytes(req.into_body(), limit)
             .await
@@ -35,18 +29,10 @@ impl FromRequest<AppState> for Body {
         }
         match content_type.as_deref() {
             Some("application/json") => parse_json(&bytes),
-            Some(ct) if ct.starts_with("application/") && ct.ends_with("+json") => {
-                parse_json(&bytes)
-            }
+            Some(ct) if ct.starts_with("application/") && ct.ends_with("+json") => parse_json(&bytes),
             Some("application/x-www-form-urlencoded") => {
-                let pairs: Vec<(String, String)> =
-                    url::form_urlencoded::parse(&bytes).into_owned().collect();
-                Ok(Body(
-                    pairs
-                        .into_iter()
-                        .map(|(k, v)| (k, Value::String(v)))
-                        .collect(),
-                ))
+                let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&bytes).into_owned().collect();
+                Ok(Body(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
             }
             Some(other) => Err(ApiError::UnsupportedMediaType(other.to_string())),
             None => Err(ApiError::UnsupportedMediaType(String::new())),
@@ -59,10 +45,7 @@ fn parse_json(bytes: &[u8]) -> Result<Body, ApiError> {
         Ok(Value::Object(map)) => Ok(Body(map)),
         Ok(other) => Err(ApiError::field(
             "non_field_errors",
-            format!(
-                "Invalid data. Expected a dictionary, but got {}.",
-                json_kind(&other)
-            ),
+            format!("Invalid data. Expected a dictionary, but got {}.", json_kind(&other)),
         )),
         Err(err) => Err(ApiError::JsonParse(err.to_string())),
     }

@@ -23,10 +23,7 @@ impl<'a> Fields<'a> {
     }
 
     pub fn error(&mut self, field: &str, message: impl Into<String>) {
-        self.errors
-            .entry(field.to_string())
-            .or_default()
-            .push(message.into());
+        self.errors.entry(field.to_string()).or_default().push(message.into());
     }
 
     pub fn has_error(&self, field: &str) -> bool {
@@ -79,16 +76,9 @@ impl<'a> Fields<'a> {
                 return None;
             }
         };
-        let value = if trim {
-            value.trim().to_string()
-        } else {
-            value
-        };
+        let value = if trim { value.trim().to_string() } else { value };
         if value.chars().count() > max {
-            self.error(
-                field,
-                format!("Ensure this field has no more than {max} characters."),
-            );
+            self.error(field, format!("Ensure this field has no more than {max} characters."));
             return None;
         }
         Some(value)

@@ -18,9 +18,7 @@ pub struct PageRequest {
 impl PageRequest {
     /// Reads `page` and `page_size` from the query; a page past the end is DRF's 404 "Invalid page."
     /// and is checked by [`PageRequest::render`] once the count is known.
-    pub fn from_query(
-        query: &std::collections::HashMap<String, String>,
-    ) -> Result<PageRequest, ApiError> {
+    pub fn from_query(query: &std::collections::HashMap<String, String>) -> Result<PageRequest, ApiError> {
         let page = match query.get("page").map(|p| p.trim()) {
             None | Some("") => 1,
             Some("last") => i64::MAX,
@@ -57,13 +55,7 @@ impl PageRequest {
     }
 
     /// The paginated body; `uri` gives the absolute links for `next` and `previous`.
-    pub fn render<T: Serialize>(
-        self,
-        total: i64,
-        results: Vec<T>,
-        base: &str,
-        uri: &Uri,
-    ) -> Result<Value, ApiError> {
+    pub fn render<T: Serialize>(self, total: i64, results: Vec<T>, base: &str, uri: &Uri) -> Result<Value, ApiError> {
         let last = ((total + self.size - 1) / self.size).max(1);
         if self.page > last {
             return Err(ApiError::InvalidPage);

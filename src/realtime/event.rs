@@ -48,6 +48,18 @@ pub enum Event {
     ChatUpdated {
         chat: Uuid,
     },
+    MemberAdded {
+        chat: Uuid,
+        user: Uuid,
+    },
+    /// After delivery, the removed user's sockets leave the chat's room.
+    MemberRemoved {
+        chat: Uuid,
+        user: Uuid,
+    },
+    /// Local only: events for this chat may have been missed (Redis was away); followers
+    /// re-read what they are missing from storage. Never sent to clients as such.
+    Resync { chat: Uuid },
 }
 
 impl Event {
@@ -58,7 +70,10 @@ impl Event {
             Event::MessageDeleted { chat, .. }
             | Event::Read { chat, .. }
             | Event::Typing { chat, .. }
-            | Event::ChatUpdated { chat } => Some(*chat),
+            | Event::ChatUpdated { chat }
+            | Event::MemberAdded { chat, .. }
+            | Event::MemberRemoved { chat, .. }
+            | Event::Resync { chat } => Some(*chat),
             Event::Presence { .. } => None,
         }
     }
@@ -122,10 +137,10 @@ fn render(event: &Event, format: Format) -> Option<String> {
             }
             Some(value.to_string())
         }
-        (Format::V1Object, Event::Message { message }) => Some(
-            json!({ "message": MessageView { seq: None, client_id: None, ..message.clone() } })
-                .to_string(),
-        ),
+        (Format::V1Object, Event::Message { message }) => {
+            Some(json!({ "message": MessageView { seq: None, client_id: None, ..message.clone() } }).to_string())
+        }
+        (Format::V2, Event::Resync { .. }) => None,
         (Format::V2, event) => Some(crate::realtime::protocol::v2_frame(event).to_string()),
         _ => None,
     }

@@ -1,37 +1,297 @@
-//! Fan-out: hands an event to every socket that should see it. In-process by default; the
-//! Redis backend (for several instances) plugs in here.
+//! Fan-out: hands an event to every socket that should see it, on this instance and, when
+//! Redis is configured, on every other instance.
+//!
+//! Local sockets are always served directly. With Redis, each event is also published:
+//! chat events on `causerie:chat:{id}` (an instance subscribes while it has a socket in that
+//! chat), user events (presence, membership) on `causerie:users`, which every instance hears.
+//! Redis is only a relay: messages are stored before they are published, so when Redis is
+//! away nothing stored is lost; instances reconnect by themselves and then tell their v2
+//! sockets to catch up from storage (`Resync`).
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::event::{Delivery, Event};
 use super::hub::Hub;
 
+const USERS_CHANNEL: &str = "causerie:users";
+const PUBLISH_QUEUE: usize = 65_536;
+const PUBLISH_BATCH: usize = 512;
+
+fn chat_channel(chat: Uuid) -> String {
+    format!("causerie:chat:{chat}")
+}
+
+/// What travels through Redis.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    /// The publishing instance, which has already served its own sockets.
+    origin: Uuid,
+    event: Event,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    users: Vec<Uuid>,
+}
+
 #[derive(Clone)]
 pub struct Fanout {
     hub: Arc<Hub>,
+    redis: Option<Arc<RedisRelay>>,
+}
+
+struct RedisRelay {
+    instance: Uuid,
+    outbox: mpsc::Sender<Envelope>,
+    subscriber_up: AtomicBool,
+    publisher_up: AtomicBool,
+    /// Chats whose events could not be published; their followers are told to resync once
+    /// Redis answers again.
+    dropped: Mutex<HashSet<Uuid>>,
 }
 
 impl Fanout {
     pub fn in_process(hub: Arc<Hub>) -> Fanout {
-        Fanout { hub }
+        Fanout { hub, redis: None }
+    }
+
+    /// Fan-out through Redis at `url`. Starts at once even if Redis is down (it reconnects by
+    /// itself; `/readyz` reports it meanwhile).
+    pub fn redis(hub: Arc<Hub>, url: &str) -> anyhow::Result<Fanout> {
+        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid setting `redis_url`: {e}"))?;
+        let (outbox, queue) = mpsc::channel(PUBLISH_QUEUE);
+        let relay = Arc::new(RedisRelay {
+            instance: Uuid::new_v4(),
+            outbox,
+            subscriber_up: AtomicBool::new(false),
+            publisher_up: AtomicBool::new(false),
+            dropped: Mutex::new(HashSet::new()),
+        });
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        hub.set_room_watcher(Arc::new(move |chat, active| {
+            let _ = commands.send((chat, active));
+        }));
+        tokio::spawn(publish_loop(client.clone(), relay.clone(), queue));
+        tokio::spawn(subscribe_loop(client, relay.clone(), hub.clone(), command_rx));
+        Ok(Fanout { hub, redis: Some(relay) })
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
 
+    /// True without Redis; with it, true while both Redis connections work.
+    pub fn ready(&self) -> bool {
+        self.redis
+            .as_ref()
+            .is_none_or(|r| r.subscriber_up.load(Ordering::Relaxed) && r.publisher_up.load(Ordering::Relaxed))
+    }
+
+    pub fn uses_redis(&self) -> bool {
+        self.redis.is_some()
+    }
+
     /// Publishes a chat event to the chat's sockets.
     pub fn to_chat(&self, event: Event) {
-        let Some(chat) = event.chat() else { return };
-        self.hub
-            .deliver_to_chat(chat, &Arc::new(Delivery::new(event)));
+        self.publish(event, Vec::new());
+    }
+
+    /// Publishes a chat event to the chat's sockets and to these users' sockets outside the
+    /// room (a user just added to a group learns of it on their `/ws/` socket).
+    pub fn to_chat_and_users(&self, event: Event, users: &[Uuid]) {
+        self.publish(event, users.to_vec());
     }
 
     /// Publishes an event to all sockets of these users (presence).
     pub fn to_users(&self, users: &[Uuid], event: Event) {
-        self.hub
-            .deliver_to_users(users, &Arc::new(Delivery::new(event)));
+        if users.is_empty() {
+            return;
+        }
+        self.publish(event, users.to_vec());
+    }
+
+    fn publish(&self, event: Event, users: Vec<Uuid>) {
+        let delivery = Arc::new(Delivery::new(event));
+        deliver_locally(&self.hub, delivery.clone(), &users);
+        if let Some(relay) = &self.redis {
+            let envelope = Envelope { origin: relay.instance, event: delivery.event.clone(), users };
+            if relay.outbox.try_send(envelope).is_err() {
+                metrics::counter!("causerie_fanout_dropped_total").increment(1);
+                if let Some(chat) = delivery.event.chat() {
+                    relay.dropped.lock().insert(chat);
+                }
+            }
+        }
+    }
+}
+
+/// Hands an event to this instance's sockets (also the entry point for events from Redis).
+pub fn deliver_locally(hub: &Hub, delivery: Arc<Delivery>, users: &[Uuid]) {
+    if let Some(chat) = delivery.event.chat() {
+        hub.deliver_to_chat(chat, &delivery);
+    }
+    if !users.is_empty() {
+        hub.deliver_to_users(users, &delivery);
+    }
+    if let Event::MemberRemoved { chat, user } = delivery.event {
+        hub.evict(chat, user);
+    }
+}
+
+/// Doubles the wait after each failure, up to 5 s.
+fn next_backoff(current: Duration) -> Duration {
+    (current * 2).min(Duration::from_secs(5))
+}
+
+async fn publish_loop(client: redis::Client, relay: Arc<RedisRelay>, mut queue: mpsc::Receiver<Envelope>) {
+    let mut connection: Option<redis::aio::MultiplexedConnection> = None;
+    let mut backoff = Duration::from_millis(100);
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    loop {
+        if connection.is_none() {
+            match client.get_multiplexed_async_connection().await {
+                Ok(conn) => {
+                    connection = Some(conn);
+                    backoff = Duration::from_millis(100);
+                    relay.publisher_up.store(true, Ordering::Relaxed);
+                    announce_dropped(&relay);
+                }
+                Err(err) => {
+                    relay.publisher_up.store(false, Ordering::Relaxed);
+                    tracing::warn!(%err, "Redis publisher cannot connect; retrying");
+                    // Keep draining so senders never block; those events are marked for resync.
+                    while let Ok(envelope) = queue.try_recv() {
+                        mark_dropped(&relay, &envelope);
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = next_backoff(backoff);
+                    continue;
+                }
+            }
+        }
+        if queue.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
+            return;
+        }
+        let mut pipe = redis::pipe();
+        for envelope in &batch {
+            let channel = match envelope.event.chat() {
+                Some(chat) if envelope.users.is_empty() => chat_channel(chat),
+                _ => USERS_CHANNEL.to_string(),
+            };
+            match serde_json::to_vec(envelope) {
+                Ok(payload) => {
+                    pipe.publish(channel, payload).ignore();
+                }
+                Err(err) => tracing::error!(%err, "cannot encode event for Redis"),
+            }
+        }
+        let conn = connection.as_mut().expect("connected above");
+        let sent = tokio::time::timeout(Duration::from_secs(5), pipe.query_async::<()>(conn)).await;
+        match sent {
+            Ok(Ok(())) => {
+                batch.clear();
+            }
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!("Redis publish failed; reconnecting");
+                relay.publisher_up.store(false, Ordering::Relaxed);
+                for envelope in batch.drain(..) {
+                    mark_dropped(&relay, &envelope);
+                }
+                connection = None;
+            }
+        }
+    }
+}
+
+fn mark_dropped(relay: &RedisRelay, envelope: &Envelope) {
+    metrics::counter!("causerie_fanout_dropped_total").increment(1);
+    if let Some(chat) = envelope.event.chat() {
+        relay.dropped.lock().insert(chat);
+    }
+}
+
+/// After an outage, tells every instance's followers of the affected chats to catch up.
+fn announce_dropped(relay: &RedisRelay) {
+    let chats: Vec<Uuid> = relay.dropped.lock().drain().collect();
+    for chat in chats {
+        let _ = relay.outbox.try_send(Envelope { origin: Uuid::nil(), event: Event::Resync { chat }, users: Vec::new() });
+    }
+}
+
+async fn subscribe_loop(
+    client: redis::Client,
+    relay: Arc<RedisRelay>,
+    hub: Arc<Hub>,
+    mut commands: mpsc::UnboundedReceiver<(Uuid, bool)>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut connected_before = false;
+    loop {
+        let pubsub = match client.get_async_pubsub().await {
+            Ok(pubsub) => pubsub,
+            Err(err) => {
+                relay.subscriber_up.store(false, Ordering::Relaxed);
+                tracing::warn!(%err, "Redis subscriber cannot connect; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = next_backoff(backoff);
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        // Rooms opened or closed while disconnected are covered by subscribing to what is
+        // active now.
+        while commands.try_recv().is_ok() {}
+        let mut subscribed = sink.subscribe(USERS_CHANNEL).await.is_ok();
+        for chat in hub.active_chats() {
+            subscribed &= sink.subscribe(chat_channel(chat)).await.is_ok();
+        }
+        if !subscribed {
+            tokio::time::sleep(backoff).await;
+            backoff = next_backoff(backoff);
+            continue;
+        }
+        relay.subscriber_up.store(true, Ordering::Relaxed);
+        backoff = Duration::from_millis(100);
+        if connected_before {
+            // Events published while we were away never reached us: catch up from storage.
+            for chat in hub.active_chats() {
+                deliver_locally(&hub, Arc::new(Delivery::new(Event::Resync { chat })), &[]);
+            }
+        }
+        connected_before = true;
+        loop {
+            tokio::select! {
+                message = stream.next() => {
+                    let Some(message) = message else { break };
+                    match serde_json::from_slice::<Envelope>(message.get_payload_bytes()) {
+                        Ok(envelope) if envelope.origin != relay.instance => {
+                            deliver_locally(&hub, Arc::new(Delivery::new(envelope.event)), &envelope.users);
+                        }
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(%err, "undecodable event from Redis"),
+                    }
+                }
+                command = commands.recv() => {
+                    let Some((chat, active)) = command else { return };
+                    let done = if active {
+                        sink.subscribe(chat_channel(chat)).await
+                    } else {
+                        sink.unsubscribe(chat_channel(chat)).await
+                    };
+                    if done.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        relay.subscriber_up.store(false, Ordering::Relaxed);
+        tracing::warn!("Redis subscriber connection lost; reconnecting");
+        tokio::time::sleep(backoff).await;
     }
 }

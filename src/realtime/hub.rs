@@ -17,6 +17,8 @@ struct Listener {
     conn: u64,
     tx: mpsc::Sender<Arc<Delivery>>,
     kick: Arc<Notify>,
+    /// The chats this socket has joined (shared with its `Connection`).
+    chats: Arc<Mutex<Vec<Uuid>>>,
 }
 
 #[derive(Default)]
@@ -52,28 +54,19 @@ impl Hub {
 
     /// Registers a socket of `user`; it receives that user's events at once and chat events
     /// after [`Connection::join`].
-    pub fn connect(
-        self: &Arc<Hub>,
-        user: Uuid,
-        queue: usize,
-    ) -> (Connection, mpsc::Receiver<Arc<Delivery>>) {
+    pub fn connect(self: &Arc<Hub>, user: Uuid, queue: usize) -> (Connection, mpsc::Receiver<Arc<Delivery>>) {
         let (tx, rx) = mpsc::channel(queue);
         let listener = Listener {
             conn: self.next_conn.fetch_add(1, Ordering::Relaxed),
             tx,
             kick: Arc::new(Notify::new()),
+            chats: Arc::default(),
         };
-        self.rooms
-            .write()
-            .users
-            .entry(user)
-            .or_default()
-            .push(listener.clone());
+        self.rooms.write().users.entry(user).or_default().push(listener.clone());
         let connection = Connection {
             hub: self.clone(),
             user,
             listener,
-            chats: Mutex::new(Vec::new()),
         };
         (connection, rx)
     }
@@ -105,15 +98,23 @@ impl Hub {
 
     /// True when `user` has at least one socket on this instance.
     pub fn is_connected(&self, user: Uuid) -> bool {
-        self.rooms
-            .read()
-            .users
-            .get(&user)
-            .is_some_and(|l| !l.is_empty())
+        self.rooms.read().users.get(&user).is_some_and(|l| !l.is_empty())
     }
 
     pub fn connection_count(&self) -> usize {
         self.rooms.read().users.values().map(Vec::len).sum()
+    }
+
+    /// Takes `user`'s sockets out of `chat`'s room (they were removed from the chat).
+    pub fn evict(&self, chat: Uuid, user: Uuid) {
+        let listeners: Vec<Listener> = self.rooms.read().users.get(&user).cloned().unwrap_or_default();
+        for listener in listeners {
+            let mut chats = listener.chats.lock();
+            if let Some(pos) = chats.iter().position(|c| *c == chat) {
+                chats.swap_remove(pos);
+                self.leave(chat, listener.conn);
+            }
+        }
     }
 
     fn kick_all(&self, slow: Vec<Arc<Notify>>) {
@@ -168,7 +169,6 @@ pub struct Connection {
     hub: Arc<Hub>,
     user: Uuid,
     listener: Listener,
-    chats: Mutex<Vec<Uuid>>,
 }
 
 impl Connection {
@@ -183,11 +183,12 @@ impl Connection {
 
     /// Starts receiving `chat`'s events (idempotent).
     pub fn join(&self, chat: Uuid) {
-        let mut chats = self.chats.lock();
+        let mut chats = self.listener.chats.lock();
         if chats.contains(&chat) {
             return;
         }
         chats.push(chat);
+        drop(chats);
         let created = {
             let mut rooms = self.hub.rooms.write();
             let listeners = rooms.chats.entry(chat).or_default();
@@ -200,21 +201,26 @@ impl Connection {
     }
 
     pub fn leave(&self, chat: Uuid) {
-        let mut chats = self.chats.lock();
+        let mut chats = self.listener.chats.lock();
         if let Some(pos) = chats.iter().position(|c| *c == chat) {
             chats.swap_remove(pos);
+            drop(chats);
             self.hub.leave(chat, self.listener.conn);
         }
     }
 
+    pub fn has_joined(&self, chat: Uuid) -> bool {
+        self.listener.chats.lock().contains(&chat)
+    }
+
     pub fn joined(&self) -> Vec<Uuid> {
-        self.chats.lock().clone()
+        self.listener.chats.lock().clone()
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        for chat in std::mem::take(&mut *self.chats.lock()) {
+        for chat in std::mem::take(&mut *self.listener.chats.lock()) {
             self.hub.leave(chat, self.listener.conn);
         }
         let mut rooms = self.hub.rooms.write();

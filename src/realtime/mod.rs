@@ -3,6 +3,8 @@
 pub mod event;
 pub mod fanout;
 pub mod hub;
+pub mod presence;
 pub mod protocol;
 pub mod routes;
 pub mod session;
+pub mod v2;

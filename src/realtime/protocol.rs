@@ -34,14 +34,8 @@ impl ErrorFrame {
 pub fn parse_object(text: &str) -> Result<Map<String, Value>, ErrorFrame> {
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ErrorFrame::new(
-            "invalid_frame",
-            "A frame must be a JSON object.",
-        )),
-        Err(err) => Err(ErrorFrame::new(
-            "invalid_json",
-            format!("JSON parse error - {err}"),
-        )),
+        Ok(_) => Err(ErrorFrame::new("invalid_frame", "A frame must be a JSON object.")),
+        Err(err) => Err(ErrorFrame::new("invalid_json", format!("JSON parse error - {err}"))),
     }
 }
 
@@ -93,6 +87,9 @@ pub fn field_errors_text(err: crate::error::ApiError) -> String {
     }
 }
 
+/// How long receivers should show "typing…" without a newer typing event.
+pub const TYPING_EXPIRES_MS: u64 = 5000;
+
 /// The v2 rendering of an event.
 pub fn v2_frame(event: &Event) -> Value {
     match event {
@@ -113,7 +110,9 @@ pub fn v2_frame(event: &Event) -> Value {
         } => {
             json!({ "type": "read", "chat": chat, "user": user, "uptoSeq": upto_seq, "ids": ids })
         }
-        Event::Typing { chat, user } => json!({ "type": "typing", "chat": chat, "user": user }),
+        Event::Typing { chat, user } => {
+            json!({ "type": "typing", "chat": chat, "user": user, "expiresInMs": TYPING_EXPIRES_MS })
+        }
         Event::Presence { user, online, at } => json!({
             "type": "presence",
             "user": user,
@@ -121,5 +120,8 @@ pub fn v2_frame(event: &Event) -> Value {
             "lastConnexionDate": crate::accounts::view::iso(*at),
         }),
         Event::ChatUpdated { chat } => json!({ "type": "chat_updated", "chat": chat }),
+        Event::MemberAdded { chat, user } => json!({ "type": "member_added", "chat": chat, "user": user }),
+        Event::MemberRemoved { chat, user } => json!({ "type": "member_removed", "chat": chat, "user": user }),
+        Event::Resync { chat } => json!({ "type": "resync", "chat": chat }),
     }
 }

@@ -13,14 +13,17 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::event::Format;
-use super::session;
+use super::{session, v2};
+
+/// The WebSocket subprotocol that selects the v2 protocol.
+pub const V2_PROTOCOL: &str = "causerie.v2";
 use crate::app::AppState;
 use crate::auth::extract::authenticate_access;
 use crate::error::ApiError;
 use crate::store::chats;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/ws/chat/{chat_id}/", get(chat_socket))
+    Router::new().route("/ws/chat/{chat_id}/", get(chat_socket)).route("/ws/", get(user_socket))
 }
 
 fn refuse(reason: &'static str) -> Response {
@@ -84,6 +87,16 @@ async fn chat_socket(
         Ok(None) => return refuse("not_a_member"),
         Err(err) => return ApiError::from(err).into_response(),
     }
+    let upgrade = upgrade.protocols([V2_PROTOCOL]);
+    if upgrade.selected_protocol().is_some() {
+        let after = match query.get("afterSeq").map(|s| s.parse::<i64>()) {
+            None => None,
+            Some(Ok(seq)) => Some(seq),
+            Some(Err(_)) => return (StatusCode::BAD_REQUEST, Json(json!({ "detail": "afterSeq must be an integer." }))).into_response(),
+        };
+        metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v2").increment(1);
+        return tune(upgrade, &state).on_upgrade(move |socket| v2::run(socket, state, user.id, Some((chat, after))));
+    }
     let format = match query.get("format").map(String::as_str) {
         None | Some("text") => Format::V1Text,
         Some("object") => Format::V1Object,
@@ -96,6 +109,21 @@ async fn chat_socket(
         }
     };
     metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v1").increment(1);
-    tune(upgrade, &state)
-        .on_upgrade(move |socket| session::run_v1(socket, state, user.id, chat, format))
+    tune(upgrade, &state).on_upgrade(move |socket| session::run_v1(socket, state, user.id, chat, format))
+}
+
+/// `/ws/`: one v2 socket for all of a user's chats (subscribe per chat).
+async fn user_socket(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let user = match authenticate_query(&state, &query).await {
+        Ok(user) => user,
+        Err("unavailable") => return ApiError::Unavailable.into_response(),
+        Err(reason) => return refuse(reason),
+    };
+    metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v2").increment(1);
+    let upgrade = upgrade.protocols([V2_PROTOCOL]);
+    tune(upgrade, &state).on_upgrade(move |socket| v2::run(socket, state, user.id, None))
 }

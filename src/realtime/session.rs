@@ -111,6 +111,7 @@ pub async fn run_v1(socket: WebSocket, state: AppState, user: Uuid, chat: Uuid, 
     let _gauge = OpenGauge::new();
     let (connection, mut rx) = state.fanout.hub().connect(user, state.config.ws_send_queue);
     connection.join(chat);
+    super::presence::connected(&state, user).await;
     let kicked = connection.kicked();
     let limiter = frame_limiter(&state);
     let ping_every = Duration::from_secs(state.config.ws_ping_interval_secs.max(1));
@@ -167,14 +168,10 @@ pub async fn run_v1(socket: WebSocket, state: AppState, user: Uuid, chat: Uuid, 
         let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(close)).await;
     }
     drop(connection);
+    super::presence::disconnected(&state, user).await;
 }
 
-async fn handle_v1_frame(
-    state: &AppState,
-    user: Uuid,
-    chat: Uuid,
-    text: &str,
-) -> Result<(), ErrorFrame> {
+async fn handle_v1_frame(state: &AppState, user: Uuid, chat: Uuid, text: &str) -> Result<(), ErrorFrame> {
     let map = protocol::parse_object(text)?;
     let draft = protocol::parse_v1_message(&map, chat, user, state.config.ws_max_frame_bytes)?;
     if let Err(refusal) = service::check_draft(&draft, state.config.ws_max_frame_bytes) {
@@ -189,25 +186,16 @@ async fn handle_v1_frame(
 /// Maps a service failure to an error frame; internal details stay in the log.
 pub fn api_error_frame(err: ApiError) -> ErrorFrame {
     match err {
-        ApiError::NotFound => ErrorFrame::new(
-            "not_found",
-            "No such chat, or you are not one of its members.",
-        ),
-        ApiError::PermissionDenied => ErrorFrame::new(
-            "forbidden",
-            "You do not have permission to perform this action.",
-        ),
+        ApiError::NotFound => ErrorFrame::new("not_found", "No such chat, or you are not one of its members."),
+        ApiError::PermissionDenied => {
+            ErrorFrame::new("forbidden", "You do not have permission to perform this action.")
+        }
         ApiError::Unavailable => ErrorFrame::new(
             "unavailable",
             "Storage is unavailable; the message was not stored. Retry.",
         ),
-        ApiError::Validation(_) => {
-            ErrorFrame::new("invalid_frame", protocol::field_errors_text(err))
-        }
-        ApiError::Internal(_) => ErrorFrame::new(
-            "internal",
-            "Internal server error; the message was not stored.",
-        ),
+        ApiError::Validation(_) => ErrorFrame::new("invalid_frame", protocol::field_errors_text(err)),
+        ApiError::Internal(_) => ErrorFrame::new("internal", "Internal server error; the message was not stored."),
         other => ErrorFrame::new("invalid_frame", other.to_string()),
     }
 }

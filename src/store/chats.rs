@@ -26,8 +26,7 @@ pub struct MemberRow {
     pub joined_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
-    "c.id, c.from_user, c.to_user, c.is_group, c.title, c.last_seq, c.created_at, c.updated_at";
+const COLUMNS: &str = "c.id, c.from_user, c.to_user, c.is_group, c.title, c.last_seq, c.created_at, c.updated_at";
 
 /// The key that makes a pair's chat unique whichever of the two created it.
 fn pair_key(a: Uuid, b: Uuid) -> String {
@@ -47,11 +46,7 @@ pub async fn pair(db: &Db, a: Uuid, b: Uuid) -> Result<Option<ChatRow>, sqlx::Er
 
 /// Finds the pair's chat or creates it; `true` when it was created now. Two concurrent creators
 /// race on the unique pair key and the loser reads the winner's chat.
-pub async fn find_or_create_pair(
-    db: &Db,
-    from: Uuid,
-    to: Uuid,
-) -> Result<(ChatRow, bool), sqlx::Error> {
+pub async fn find_or_create_pair(db: &Db, from: Uuid, to: Uuid) -> Result<(ChatRow, bool), sqlx::Error> {
     if let Some(chat) = pair(db, from, to).await? {
         return Ok((chat, false));
     }
@@ -87,12 +82,7 @@ pub async fn find_or_create_pair(
 }
 
 /// Creates a group chat with `admin` as its first admin and the given members.
-pub async fn create_group(
-    db: &Db,
-    title: &str,
-    admin: Uuid,
-    members: &[Uuid],
-) -> Result<ChatRow, sqlx::Error> {
+pub async fn create_group(db: &Db, title: &str, admin: Uuid, members: &[Uuid]) -> Result<ChatRow, sqlx::Error> {
     let id = Uuid::now_v7();
     let at = now();
     with_db!(db, pool => {
@@ -168,9 +158,7 @@ pub async fn list_for_user(
     offset: i64,
 ) -> Result<(i64, Vec<ChatRow>), sqlx::Error> {
     let filter = "m.user_id = $1 AND ($2 IS NULL OR c.id = $2)";
-    let count_sql = format!(
-        "SELECT COUNT(*) FROM chats c JOIN chat_members m ON m.chat_id = c.id WHERE {filter}"
-    );
+    let count_sql = format!("SELECT COUNT(*) FROM chats c JOIN chat_members m ON m.chat_id = c.id WHERE {filter}");
     let page_sql = format!(
         "SELECT {COLUMNS} FROM chats c JOIN chat_members m ON m.chat_id = c.id WHERE {filter} \
          ORDER BY c.updated_at DESC, c.id DESC LIMIT $3 OFFSET $4"

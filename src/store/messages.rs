@@ -51,9 +51,7 @@ pub struct Stored {
 /// Stores a batch in one transaction (group commit). Results come back in input order.
 pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, sqlx::Error> {
     let at = now();
-    let select_client = format!(
-        "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND author = $2 AND client_id = $3"
-    );
+    let select_client = format!("SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND author = $2 AND client_id = $3");
     let insert = format!(
         "INSERT INTO messages (id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, FALSE, $9, $9) RETURNING {COLUMNS}"
@@ -127,9 +125,7 @@ pub async fn history(
     } else {
         "DESC"
     };
-    let page_sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE {condition} ORDER BY seq {order} LIMIT $7 OFFSET $8"
-    );
+    let page_sql = format!("SELECT {COLUMNS} FROM messages WHERE {condition} ORDER BY seq {order} LIMIT $7 OFFSET $8");
     with_db!(db, pool => {
         let total: i64 = sqlx::query_scalar(&count_sql)
             .bind(chat).bind(filter.id).bind(filter.kind).bind(filter.is_read).bind(filter.before_seq).bind(filter.after_seq)
@@ -146,20 +142,14 @@ pub async fn history(
 }
 
 /// Everything after `seq` in chat order, deleted messages included (as tombstones), for catch-up.
-pub async fn since(
-    db: &Db,
-    chat: Uuid,
-    seq: i64,
-    limit: i64,
-) -> Result<Vec<MessageRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3"
-    );
+pub async fn since(db: &Db, chat: Uuid, seq: i64, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3");
     with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(chat).bind(seq).bind(limit).fetch_all(pool).await)
 }
 
 pub async fn last_in_chat(db: &Db, chat: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND deleted = FALSE ORDER BY seq DESC LIMIT 1");
+    let sql =
+        format!("SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND deleted = FALSE ORDER BY seq DESC LIMIT 1");
     with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(chat).fetch_optional(pool).await)
 }
 
@@ -173,12 +163,15 @@ pub async fn unread_count(db: &Db, chat: Uuid, user: Uuid) -> Result<i64, sqlx::
 }
 
 pub async fn edit_body(db: &Db, id: Uuid, body: &str) -> Result<Option<MessageRow>, sqlx::Error> {
-    let sql = format!("UPDATE messages SET body = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}");
+    let sql =
+        format!("UPDATE messages SET body = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}");
     with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(body).bind(now()).fetch_optional(pool).await)
 }
 
 pub async fn set_read(db: &Db, id: Uuid, read: bool) -> Result<Option<MessageRow>, sqlx::Error> {
-    let sql = format!("UPDATE messages SET is_read = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}");
+    let sql = format!(
+        "UPDATE messages SET is_read = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}"
+    );
     with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(read).bind(now()).fetch_optional(pool).await)
 }
 
@@ -192,11 +185,7 @@ pub async fn delete(db: &Db, id: Uuid) -> Result<Option<MessageRow>, sqlx::Error
 
 /// Marks as read the given messages that sit in `reader`'s chats and were written by someone
 /// else; returns the rows that changed.
-pub async fn mark_read_by_ids(
-    db: &Db,
-    reader: Uuid,
-    ids: &[Uuid],
-) -> Result<Vec<MessageRow>, sqlx::Error> {
+pub async fn mark_read_by_ids(db: &Db, reader: Uuid, ids: &[Uuid]) -> Result<Vec<MessageRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE messages SET is_read = TRUE, updated_at = $3 WHERE id = $1 AND deleted = FALSE AND is_read = FALSE \
          AND author IS NOT NULL AND author <> $2 \

@@ -7,12 +7,7 @@ use super::{now, Db};
 use crate::with_db;
 
 /// Blacklists a token; returns false when it already was (so a rotated token is used once).
-pub async fn blacklist(
-    db: &Db,
-    jti: &str,
-    user_id: Uuid,
-    expires_at: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
+pub async fn blacklist(db: &Db, jti: &str, user_id: Uuid, expires_at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
     let done = with_db!(db, pool => sqlx::query(
         "INSERT INTO token_blacklist (jti, user_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
         .bind(jti)

@@ -25,8 +25,7 @@ pub struct UserRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
-    "id, email, password, first_name, last_name, is_active, is_staff, is_superuser, \
+const COLUMNS: &str = "id, email, password, first_name, last_name, is_active, is_staff, is_superuser, \
     date_joined, last_login, last_connexion_date, online, avatar, created_at, updated_at";
 
 pub struct NewUser<'a> {
@@ -102,11 +101,7 @@ pub async fn many_by_id(db: &Db, ids: &[Uuid]) -> Result<Vec<UserRow>, sqlx::Err
     Ok(rows)
 }
 
-pub async fn update_profile(
-    db: &Db,
-    id: Uuid,
-    change: &ProfileChange,
-) -> Result<Option<UserRow>, sqlx::Error> {
+pub async fn update_profile(db: &Db, id: Uuid, change: &ProfileChange) -> Result<Option<UserRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE users SET \
            first_name = COALESCE($2, first_name), \

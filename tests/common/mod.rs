@@ -34,6 +34,8 @@ use uuid::Uuid;
 
 pub use causerie::store::users::UserRow;
 
+pub mod ws;
+
 /// The variable that turns the PostgreSQL runs on.
 pub const POSTGRES_ENV: &str = "CAUSERIE_TEST_POSTGRES_URL";
 
@@ -89,9 +91,7 @@ impl Backend {
 }
 
 fn postgres_admin_url() -> Option<String> {
-    std::env::var(POSTGRES_ENV)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
+    std::env::var(POSTGRES_ENV).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// Runs `body` on a fresh default server for each available backend, one after the other.
@@ -190,9 +190,7 @@ impl Drop for PgDatabase {
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
         // Drop may run inside the test's runtime (or while unwinding): use a thread of our own.
         let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
             match runtime {
                 Ok(rt) => {
                     if let Err(e) = rt.block_on(PgDatabase::drop_database(&admin_url, &name)) {
@@ -236,8 +234,7 @@ impl TestServer {
                 None
             }
             Backend::Postgres => {
-                let admin =
-                    postgres_admin_url().unwrap_or_else(|| panic!("{POSTGRES_ENV} is not set"));
+                let admin = postgres_admin_url().unwrap_or_else(|| panic!("{POSTGRES_ENV} is not set"));
                 let db = PgDatabase::create(&admin).await;
                 config.database_url = db.url.clone();
                 Some(db)
@@ -257,15 +254,15 @@ impl TestServer {
         Self::launch(self.backend, config, None, None).await
     }
 
-    async fn launch(
-        backend: Backend,
-        config: Config,
-        pg: Option<PgDatabase>,
-        dir: Option<TempDir>,
-    ) -> TestServer {
+    async fn launch(backend: Backend, config: Config, pg: Option<PgDatabase>, dir: Option<TempDir>) -> TestServer {
         config.validate().expect("test configuration is valid");
         let database_url = config.database_url.clone();
         let server = Server::start(config).await.expect("server starts");
+        assert_eq!(
+            server.state.db.is_postgres(),
+            backend == Backend::Postgres,
+            "server runs on {backend:?}"
+        );
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())
@@ -317,13 +314,7 @@ impl TestServer {
     // ---- HTTP ------------------------------------------------------------------------------
 
     /// Any request; `body` is sent as JSON when given.
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> Reply {
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
         let mut req = self.client.request(method, self.url(path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -366,18 +357,15 @@ impl TestServer {
     }
 
     pub async fn post_json_auth(&self, path: &str, token: &str, body: &Value) -> Reply {
-        self.request(Method::POST, path, Some(token), Some(body))
-            .await
+        self.request(Method::POST, path, Some(token), Some(body)).await
     }
 
     pub async fn put_json_auth(&self, path: &str, token: &str, body: &Value) -> Reply {
-        self.request(Method::PUT, path, Some(token), Some(body))
-            .await
+        self.request(Method::PUT, path, Some(token), Some(body)).await
     }
 
     pub async fn patch_json_auth(&self, path: &str, token: &str, body: &Value) -> Reply {
-        self.request(Method::PATCH, path, Some(token), Some(body))
-            .await
+        self.request(Method::PATCH, path, Some(token), Some(body)).await
     }
 
     pub async fn delete_auth(&self, path: &str, token: &str, body: Option<&Value>) -> Reply {
@@ -389,45 +377,20 @@ impl TestServer {
     /// Registers through the API; returns the new user's id.
     pub async fn register(&self, email: &str, password: &str) -> String {
         let reply = self
-            .post_json(
-                "/auth/users/",
-                &json!({ "email": email, "password": password }),
-            )
+            .post_json("/auth/users/", &json!({ "email": email, "password": password }))
             .await;
-        assert_eq!(
-            reply.status,
-            StatusCode::CREATED,
-            "registering {email}: {}",
-            reply.text
-        );
-        reply.body["id"]
-            .as_str()
-            .expect("id in registration reply")
-            .to_string()
+        assert_eq!(reply.status, StatusCode::CREATED, "registering {email}: {}", reply.text);
+        reply.body["id"].as_str().expect("id in registration reply").to_string()
     }
 
     /// Logs in through the API; returns `(access, refresh)`.
     pub async fn login(&self, email: &str, password: &str) -> (String, String) {
         let reply = self
-            .post_json(
-                "/auth/jwt/create/",
-                &json!({ "email": email, "password": password }),
-            )
+            .post_json("/auth/jwt/create/", &json!({ "email": email, "password": password }))
             .await;
-        assert_eq!(
-            reply.status,
-            StatusCode::OK,
-            "logging in {email}: {}",
-            reply.text
-        );
-        let access = reply.body["access"]
-            .as_str()
-            .expect("access token")
-            .to_string();
-        let refresh = reply.body["refresh"]
-            .as_str()
-            .expect("refresh token")
-            .to_string();
+        assert_eq!(reply.status, StatusCode::OK, "logging in {email}: {}", reply.text);
+        let access = reply.body["access"].as_str().expect("access token").to_string();
+        let refresh = reply.body["refresh"].as_str().expect("refresh token").to_string();
         (access, refresh)
     }
 
@@ -450,13 +413,7 @@ impl TestServer {
         self.quick_user_named(email, password, "", "").await
     }
 
-    pub async fn quick_user_named(
-        &self,
-        email: &str,
-        password: &str,
-        first_name: &str,
-        last_name: &str,
-    ) -> TestUser {
+    pub async fn quick_user_named(&self, email: &str, password: &str, first_name: &str, last_name: &str) -> TestUser {
         let hash = cached_hash(password);
         let email = email.trim().to_lowercase();
         let row = causerie::store::users::insert(
@@ -485,10 +442,7 @@ impl TestServer {
     pub async fn quick_users(&self, n: usize) -> Vec<TestUser> {
         let mut users = Vec::with_capacity(n);
         for i in 0..n {
-            users.push(
-                self.quick_user(&format!("user{i}@example.com"), PASSWORD)
-                    .await,
-            );
+            users.push(self.quick_user(&format!("user{i}@example.com"), PASSWORD).await);
         }
         users
     }
@@ -510,10 +464,7 @@ fn cached_hash(password: &str) -> String {
         return hash.clone();
     }
     let hash = causerie::auth::password::hash_now(password).expect("argon2 hash");
-    cache
-        .lock()
-        .unwrap()
-        .insert(password.to_string(), hash.clone());
+    cache.lock().unwrap().insert(password.to_string(), hash.clone());
     hash
 }
 
@@ -567,12 +518,7 @@ impl Reply {
     /// Asserts the status and the exact JSON body.
     #[track_caller]
     pub fn expect(&self, status: u16, body: Value) -> &Reply {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.text
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
         assert_eq!(self.body, body, "unexpected body (status {})", self.status);
         self
     }
@@ -580,12 +526,7 @@ impl Reply {
     /// Asserts the status only.
     #[track_caller]
     pub fn expect_status(&self, status: u16) -> &Reply {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.text
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
         self
     }
 

@@ -1,0 +1,432 @@
+//! The `causerie.v2` session: acknowledged, idempotent sends; per-chat ordered, gap-free and
+//! duplicate-free message streams with `resume`; receipts, typing, presence, edits, deletes and
+//! group membership. Every frame and error code is described in docs/protocol.md.
+//!
+//! Gap-free delivery rests on one rule: for each chat a socket follows, it remembers the last
+//! sequence it sent. A live message at or below it is a duplicate and is skipped; one beyond
+//! the next expected sequence means an earlier message is still in flight (another instance,
+//! another commit), so the missing ones are read from storage first. Storage commits sequences
+//! in order, so whatever is missing is already there.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::event::{Delivery, Event, Format};
+use super::hub::Connection;
+use super::presence;
+use super::protocol::{self, ErrorFrame};
+use super::session::{self, close, close_message, OpenGauge};
+use crate::app::AppState;
+use crate::chats::routes::read_draft;
+use crate::chats::service::{self, MessageChange, CLIENT_ID_MAX};
+use crate::chats::view::MessageView;
+use crate::chats::groups;
+use crate::error::ApiError;
+use crate::http::Fields;
+use crate::store::{chats, messages};
+
+type Sink = SplitSink<WebSocket, Message>;
+
+/// Messages replayed per storage read while catching a socket up.
+const REPLAY_PAGE: i64 = 500;
+/// Shortest interval between two typing events from one socket for one chat.
+const TYPING_INTERVAL: Duration = Duration::from_secs(2);
+
+struct Session {
+    state: AppState,
+    user: Uuid,
+    connection: Connection,
+    /// Last sequence sent, per followed chat.
+    sent_seq: HashMap<Uuid, i64>,
+    last_typing: HashMap<Uuid, Instant>,
+}
+
+/// Runs a v2 socket. `initial` is the chat of a `/ws/chat/{id}/` URL, followed from `after`
+/// (or from now).
+pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option<(Uuid, Option<i64>)>) {
+    let _gauge = OpenGauge::new();
+    let (connection, mut rx) = state.fanout.hub().connect(user, state.config.ws_send_queue);
+    presence::connected(&state, user).await;
+    let kicked = connection.kicked();
+    let limiter = session::frame_limiter(&state);
+    let ping_every = Duration::from_secs(state.config.ws_ping_interval_secs.max(1));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
+    let mut shutdown = state.shutdown.clone();
+    let (mut sink, mut stream) = socket.split();
+    let mut session =
+        Session { state: state.clone(), user, connection, sent_seq: HashMap::new(), last_typing: HashMap::new() };
+
+    if let Some((chat, after)) = initial {
+        if let Err(error) = session.subscribe(&mut sink, chat, after, None).await {
+            let _ = send_error(&mut sink, &error, None).await;
+        }
+    }
+    let close = loop {
+            tokio::select! {
+                inbound = stream.next() => {
+                    let frame = match inbound {
+                        None => break None,
+                        Some(Err(err)) if session::is_too_big(&err) => break Some(close_message(close::TOO_BIG, "frame too large")),
+                        Some(Err(_)) => break None,
+                        Some(Ok(frame)) => frame,
+                    };
+                    last_heard = Instant::now();
+                    let text = match frame {
+                        Message::Text(text) => text,
+                        Message::Binary(_) => {
+                            let error = ErrorFrame::new("invalid_frame", "Binary frames are not supported; send JSON text.");
+                            if send_error(&mut sink, &error, None).await.is_err() { break None }
+                            continue;
+                        }
+                        Message::Close(_) => break None,
+                        Message::Ping(_) | Message::Pong(_) => continue,
+                    };
+                    if limiter.check().is_err() {
+                        let error = ErrorFrame::new("rate_limited", "Too many frames; slow down.");
+                        if send_error(&mut sink, &error, None).await.is_err() { break None }
+                        continue;
+                    }
+                    if session.handle(&mut sink, &text).await.is_err() { break None }
+                }
+                queued = rx.recv() => match queued {
+                    Some(delivery) => if session.forward(&mut sink, delivery, &mut rx).await.is_err() { break None },
+                    None => break None,
+                },
+                _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > ping_every * 3 {
+                        break Some(close_message(close::POLICY, "no answer to pings"));
+                    }
+                    if sink.send(Message::Ping(Default::default())).await.is_err() { break None }
+                }
+                _ = session::stopping(&mut shutdown) => break Some(close_message(close::RESTARTING, "server restarting")),
+            }
+    };
+    if let Some(close) = close {
+        let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(close)).await;
+    }
+    let Session { connection, .. } = session;
+    drop(connection);
+    presence::disconnected(&state, user).await;
+}
+
+/// Sends an error frame; `Err` carries nothing useful but means the socket is gone.
+async fn send_error(sink: &mut Sink, error: &ErrorFrame, reference: Option<&Value>) -> Result<(), axum::Error> {
+    let mut frame = json!({ "type": "error", "code": error.code, "detail": error.detail });
+    if let Some(reference) = reference {
+        frame["ref"] = reference.clone();
+    }
+    send_json(sink, frame).await
+}
+
+async fn send_json(sink: &mut Sink, frame: Value) -> Result<(), axum::Error> {
+    sink.send(Message::Text(frame.to_string().into())).await
+}
+
+fn required_uuid(map: &Map<String, Value>, field: &'static str) -> Result<Uuid, ErrorFrame> {
+    match map.get(field) {
+        None | Some(Value::Null) => Err(ErrorFrame::new("missing_field", format!("\"{field}\" is required."))),
+        Some(v) => v
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| ErrorFrame::new("invalid_field", format!("\"{field}\" must be a uuid."))),
+    }
+}
+
+fn optional_seq(map: &Map<String, Value>, field: &'static str) -> Result<Option<i64>, ErrorFrame> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| ErrorFrame::new("invalid_field", format!("\"{field}\" must be an integer."))),
+    }
+}
+
+impl Session {
+    /// Handles one inbound frame; `Err` only when the socket is gone.
+    async fn handle(&mut self, sink: &mut Sink, text: &str) -> Result<(), ()> {
+        let map = match protocol::parse_object(text) {
+            Ok(map) => map,
+            Err(error) => return send_error(sink, &error, None).await.map_err(|_| ()),
+        };
+        let reference = map.get("ref").cloned();
+        let outcome = self.dispatch(sink, &map, reference.as_ref()).await;
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
+                send_error(sink, &error, reference.as_ref()).await.map_err(|_| ())
+            }
+        }
+    }
+
+    async fn dispatch(&mut self, sink: &mut Sink, map: &Map<String, Value>, reference: Option<&Value>) -> Result<(), ErrorFrame> {
+        let kind = map.get("type").and_then(Value::as_str).unwrap_or("");
+        match kind {
+            "send" => self.send_message(sink, map, reference).await,
+            "subscribe" => {
+                let chat = required_uuid(map, "chat")?;
+                let after = optional_seq(map, "afterSeq")?;
+                self.subscribe(sink, chat, after, reference).await
+            }
+            "resume" => self.resume(sink, map, reference).await,
+            "unsubscribe" => {
+                let chat = required_uuid(map, "chat")?;
+                self.connection.leave(chat);
+                self.sent_seq.remove(&chat);
+                self.reply(sink, json!({ "type": "unsubscribed", "chat": chat }), reference).await
+            }
+            "read" => self.read(map).await,
+            "typing" => self.typing(map).await,
+            "edit" => {
+                let id = required_uuid(map, "id")?;
+                let mut f = Fields::new(map);
+                let text = f.required_raw_str("message", service::MESSAGE_MAX_CHARS);
+                f.finish().map_err(|e| ErrorFrame::new("invalid_frame", protocol::field_errors_text(e)))?;
+                let change = MessageChange { text, is_read: None };
+                service::change_message(&self.state, self.user, id, change).await.map_err(session::api_error_frame)?;
+                Ok(())
+            }
+            "delete" => {
+                let id = required_uuid(map, "id")?;
+                service::delete_message(&self.state, self.user, id).await.map_err(session::api_error_frame)
+            }
+            "add_member" | "remove_member" => {
+                let chat = required_uuid(map, "chat")?;
+                let member = required_uuid(map, "user")?;
+                let result = if kind == "add_member" {
+                    groups::add_member(&self.state, self.user, chat, member, false).await.map(|_| ())
+                } else {
+                    groups::remove_member(&self.state, self.user, chat, member).await
+                };
+                result.map_err(session::api_error_frame)
+            }
+            "ping" => self.reply(sink, json!({ "type": "pong" }), reference).await,
+            "" => Err(ErrorFrame::new("missing_field", "\"type\" is required.")),
+            _ => Err(ErrorFrame::new("unknown_type", format!("Unknown frame type \"{kind}\"."))),
+        }
+    }
+
+    async fn reply(&self, sink: &mut Sink, mut frame: Value, reference: Option<&Value>) -> Result<(), ErrorFrame> {
+        if let Some(reference) = reference {
+            frame["ref"] = reference.clone();
+        }
+        // A failed write means the peer left; the loop notices on its next read.
+        let _ = send_json(sink, frame).await;
+        Ok(())
+    }
+
+    async fn send_message(&mut self, sink: &mut Sink, map: &Map<String, Value>, reference: Option<&Value>) -> Result<(), ErrorFrame> {
+        let chat = required_uuid(map, "chat")?;
+        let client_id = match map.get("clientId") {
+            None | Some(Value::Null) => return Err(ErrorFrame::new("missing_field", "\"clientId\" is required.")),
+            Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= CLIENT_ID_MAX => id.clone(),
+            Some(_) => {
+                return Err(ErrorFrame::new(
+                    "invalid_client_id",
+                    format!("\"clientId\" must be a string of 1 to {CLIENT_ID_MAX} characters."),
+                ))
+            }
+        };
+        if !map.contains_key("message") {
+            return Err(ErrorFrame::new("missing_message", "\"message\" is required."));
+        }
+        // The message's own type travels as "messageType" (the frame's "type" is "send").
+        let mut fields = map.clone();
+        fields.remove("type");
+        if let Some(kind) = map.get("messageType") {
+            fields.insert("type".into(), kind.clone());
+        }
+        let mut f = Fields::new(&fields);
+        let mut draft = read_draft(&mut f, self.state.config.ws_max_frame_bytes);
+        f.finish().map_err(|e| ErrorFrame::new("invalid_frame", protocol::field_errors_text(e)))?;
+        draft.client_id = Some(client_id.clone());
+        service::check_draft(&draft, self.state.config.ws_max_frame_bytes)
+            .map_err(|r| ErrorFrame::new(r.code, r.detail))?;
+        let stored = if self.connection.has_joined(chat) {
+            service::post_as_member(&self.state, self.user, chat, draft).await
+        } else {
+            service::post(&self.state, self.user, chat, draft).await
+        }
+        .map_err(session::api_error_frame)?;
+        let ack = json!({
+            "type": "ack",
+            "clientId": client_id,
+            "chat": chat,
+            "duplicate": !stored.created,
+            "message": MessageView::full(&stored.row),
+        });
+        self.reply(sink, ack, reference).await
+    }
+
+    /// Follows `chat` from `after` (replaying what is stored beyond it) or from now.
+    async fn subscribe(&mut self, sink: &mut Sink, chat: Uuid, after: Option<i64>, reference: Option<&Value>) -> Result<(), ErrorFrame> {
+        let row = service::chat_for_member(&self.state, chat, self.user).await.map_err(session::api_error_frame)?;
+        if let Some(after) = after {
+            if after < 0 || after > row.last_seq {
+                return Err(ErrorFrame::new(
+                    "invalid_seq",
+                    format!("afterSeq {after} does not exist in this chat (last is {}).", row.last_seq),
+                ));
+            }
+        }
+        // Join first: whatever commits from here on is queued for this socket, and the replay
+        // below covers what committed before, so the two overlap rather than leave a gap.
+        self.connection.join(chat);
+        let start = match after {
+            Some(after) => after,
+            None => chats::by_id(&self.state.db, chat).await.map_err(db_error)?.map(|c| c.last_seq).unwrap_or(row.last_seq),
+        };
+        self.sent_seq.insert(chat, start);
+        self.catch_up(sink, chat, i64::MAX).await?;
+        let last = self.sent_seq.get(&chat).copied().unwrap_or(start);
+        self.reply(sink, json!({ "type": "subscribed", "chat": chat, "lastSeq": last }), reference).await
+    }
+
+    /// `{"type":"resume","chats":{"<chat id>": lastSeq, …}}` or `{"type":"resume","chat","lastSeq"}`.
+    async fn resume(&mut self, sink: &mut Sink, map: &Map<String, Value>, reference: Option<&Value>) -> Result<(), ErrorFrame> {
+        let mut wanted: Vec<(Uuid, i64)> = Vec::new();
+        if let Some(Value::Object(chats)) = map.get("chats") {
+            for (chat, seq) in chats {
+                let chat = Uuid::parse_str(chat).map_err(|_| ErrorFrame::new("invalid_field", "chat ids must be uuids."))?;
+                let seq = seq.as_i64().ok_or_else(|| ErrorFrame::new("invalid_field", "sequences must be integers."))?;
+                wanted.push((chat, seq));
+            }
+        } else {
+            let chat = required_uuid(map, "chat")?;
+            let seq = optional_seq(map, "lastSeq")?
+                .ok_or_else(|| ErrorFrame::new("missing_field", "\"lastSeq\" is required."))?;
+            wanted.push((chat, seq));
+        }
+        if wanted.is_empty() || wanted.len() > 1000 {
+            return Err(ErrorFrame::new("invalid_field", "resume needs 1 to 1000 chats."));
+        }
+        for (chat, seq) in wanted {
+            if let Err(error) = self.subscribe(sink, chat, Some(seq), None).await {
+                // One bad entry does not stop the others; it is reported with its chat.
+                let mut frame = json!({ "type": "error", "code": error.code, "detail": error.detail, "chat": chat });
+                if let Some(reference) = reference {
+                    frame["ref"] = reference.clone();
+                }
+                let _ = send_json(sink, frame).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends stored messages of `chat` after the last one sent, up to (not including) `before`.
+    async fn catch_up(&mut self, sink: &mut Sink, chat: Uuid, before: i64) -> Result<(), ErrorFrame> {
+        loop {
+            let from = self.sent_seq.get(&chat).copied().unwrap_or(0);
+            if from + 1 >= before {
+                return Ok(());
+            }
+            let limit = REPLAY_PAGE.min(before.saturating_sub(from + 1));
+            let rows = messages::since(&self.state.db, chat, from, limit).await.map_err(db_error)?;
+            let count = rows.len() as i64;
+            for row in rows {
+                let frame = protocol::v2_frame(&Event::Message { message: MessageView::full(&row) });
+                self.sent_seq.insert(chat, row.seq);
+                if send_json(sink, frame).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if count < limit {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Forwards queued deliveries (several per flush), keeping each chat's stream gap-free.
+    async fn forward(&mut self, sink: &mut Sink, first: Arc<Delivery>, rx: &mut mpsc::Receiver<Arc<Delivery>>) -> Result<(), ()> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(delivery) = next.take() {
+            if let Event::Resync { chat } = delivery.event {
+                if self.sent_seq.contains_key(&chat) {
+                    sink.flush().await.map_err(|_| ())?;
+                    self.catch_up(sink, chat, i64::MAX).await.map_err(|_| ())?;
+                }
+                next = rx.try_recv().ok();
+                continue;
+            }
+            if let Event::Message { message } = &delivery.event {
+                let chat = message.ref_chat;
+                let seq = message.seq.unwrap_or(0);
+                let Some(&sent) = self.sent_seq.get(&chat) else {
+                    next = rx.try_recv().ok();
+                    continue;
+                };
+                if seq <= sent {
+                    next = rx.try_recv().ok();
+                    continue;
+                }
+                if seq > sent + 1 {
+                    sink.flush().await.map_err(|_| ())?;
+                    if self.catch_up(sink, chat, seq).await.is_err() {
+                        return Err(());
+                    }
+                }
+                self.sent_seq.insert(chat, seq);
+            }
+            if let Some(frame) = delivery.frame(Format::V2) {
+                sink.feed(Message::Text(frame)).await.map_err(|_| ())?;
+                written += 1;
+            }
+            if written < 64 {
+                next = rx.try_recv().ok();
+            }
+        }
+        sink.flush().await.map_err(|_| ())
+    }
+
+    async fn read(&mut self, map: &Map<String, Value>) -> Result<(), ErrorFrame> {
+        let chat = required_uuid(map, "chat")?;
+        let seq = match (optional_seq(map, "seq")?, map.get("messageId")) {
+            (Some(seq), _) => seq,
+            (None, Some(_)) => {
+                let id = required_uuid(map, "messageId")?;
+                let message = service::message_for_member(&self.state, id, self.user).await.map_err(session::api_error_frame)?;
+                if message.chat_id != chat {
+                    return Err(ErrorFrame::new("wrong_chat", "That message belongs to another chat."));
+                }
+                message.seq
+            }
+            (None, None) => return Err(ErrorFrame::new("missing_field", "\"seq\" or \"messageId\" is required.")),
+        };
+        match service::read_upto(&self.state, self.user, chat, seq).await {
+            Ok(_) => Ok(()),
+            Err(ApiError::Validation(_)) => Err(ErrorFrame::new("invalid_seq", format!("No message {seq} in this chat."))),
+            Err(err) => Err(session::api_error_frame(err)),
+        }
+    }
+
+    async fn typing(&mut self, map: &Map<String, Value>) -> Result<(), ErrorFrame> {
+        let chat = required_uuid(map, "chat")?;
+        if !self.connection.has_joined(chat) {
+            service::chat_for_member(&self.state, chat, self.user).await.map_err(session::api_error_frame)?;
+        }
+        let now = Instant::now();
+        if self.last_typing.get(&chat).is_some_and(|at| now.duration_since(*at) < TYPING_INTERVAL) {
+            return Err(ErrorFrame::new("typing_rate_limited", "At most one typing event every 2 seconds per chat."));
+        }
+        self.last_typing.insert(chat, now);
+        self.state.fanout.to_chat(Event::Typing { chat, user: self.user });
+        Ok(())
+    }
+}
+
+fn db_error(err: sqlx::Error) -> ErrorFrame {
+    session::api_error_frame(ApiError::from(err))
+}
+

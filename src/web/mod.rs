@@ -1,0 +1,128 @@
+//! The web side: the chat client page (`/chat/`, `/chat/{chat_id}/`), the OpenAPI document
+//! (`/api/schema/`) and its docs page (`/documentation/`, `/api/docs/`). Every asset is embedded
+//! in the binary; nothing is fetched from the network.
+
+pub mod openapi;
+
+use std::sync::Arc;
+
+use axum::extract::Path;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+const CHAT_HTML: &str = include_str!("assets/chat.html");
+const CHAT_JS: &str = include_str!("assets/chat.js");
+const CHAT_CSS: &str = include_str!("assets/chat.css");
+
+/// Where the page's script and style live. Outside the prefixes whose paths get a trailing
+/// slash added before routing (see `app::add_trailing_slash`).
+pub const CHAT_JS_PATH: &str = "/static/web/chat.js";
+pub const CHAT_CSS_PATH: &str = "/static/web/chat.css";
+
+/// The page runs only its own script and style and talks only to this origin (HTTP and its
+/// WebSocket: CSP 3 `'self'` covers `ws:`/`wss:` to the same host).
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/chat/", get(chat_page))
+        .route("/chat/{chat_id}/", get(chat_page_for))
+        .route(CHAT_JS_PATH, get(chat_js))
+        .route(CHAT_CSS_PATH, get(chat_css))
+        .route("/api/schema/", get(schema))
+        .route("/documentation/", get(docs_index))
+        .route("/documentation/{*rest}", get(docs_file))
+        .route("/api/docs/", get(docs_index))
+        .route("/api/docs/{*rest}", get(docs_file))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn chat_page() -> Response {
+    let mut response = asset("text/html; charset=utf-8", CHAT_HTML);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_CSP),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// The same page; its script reads the chat id from the location. Ids that are not uuids are
+/// "not found" here rather than a page that cannot work.
+async fn chat_page_for(Path(chat_id): Path<String>) -> Response {
+    if uuid::Uuid::parse_str(&chat_id).is_err() {
+        return ApiError::NotFound.into_response();
+    }
+    chat_page().await
+}
+
+async fn chat_js() -> Response {
+    asset("text/javascript; charset=utf-8", CHAT_JS)
+}
+
+async fn chat_css() -> Response {
+    asset("text/css; charset=utf-8", CHAT_CSS)
+}
+
+async fn schema() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(openapi::document())
+}
+
+fn swagger_config() -> Arc<utoipa_swagger_ui::Config<'static>> {
+    Arc::new(
+        utoipa_swagger_ui::Config::new(["/api/schema/"])
+            .persist_authorization(true)
+            .try_it_out_enabled(true),
+    )
+}
+
+/// Serves one file of the vendored Swagger UI. Paths reach here with the trailing slash the
+/// router adds (`swagger-ui.css/`), so it is trimmed before the lookup.
+fn swagger_file(path: &str) -> Response {
+    let path = path.trim_matches('/');
+    match utoipa_swagger_ui::serve(path, swagger_config()) {
+        Ok(Some(file)) => (
+            [
+                (header::CONTENT_TYPE, file.content_type),
+                (header::CACHE_CONTROL, "no-cache".to_string()),
+            ],
+            file.bytes.into_owned(),
+        )
+            .into_response(),
+        Ok(None) => ApiError::NotFound.into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "serving the API docs page");
+            (StatusCode::INTERNAL_SERVER_ERROR, "docs unavailable").into_response()
+        }
+    }
+}
+
+async fn docs_index() -> Response {
+    swagger_file("")
+}
+
+async fn docs_file(Path(rest): Path<String>) -> Response {
+    swagger_file(&rest)
+}
