@@ -41,8 +41,10 @@ pub struct Shared {
     pub mailer: Mailer,
     pub metrics: PrometheusHandle,
     pub fanout: Fanout,
-    pub presence: PresenceCounter,
+    pub presence: Arc<PresenceCounter>,
     pub writer: MessageWriter,
+    /// Open WebSocket sessions (graceful shutdown waits for them to close).
+    pub open_sockets: Arc<std::sync::atomic::AtomicUsize>,
     /// Flips to true when the server starts shutting down.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -131,15 +133,16 @@ pub async fn build_state(config: Config, shutdown: watch::Receiver<bool>) -> any
         Duration::from_secs(config.access_token_lifetime_secs),
         Duration::from_secs(config.refresh_token_lifetime_secs),
     );
-    let fanout = match &config.redis_url {
-        Some(url) => Fanout::redis(Hub::new(), url)?,
-        None => Fanout::in_process(Hub::new()),
+    let (fanout, presence) = match &config.redis_url {
+        Some(url) => (Fanout::redis(Hub::new(), url)?, PresenceCounter::redis(url)?),
+        None => (Fanout::in_process(Hub::new()), Arc::new(PresenceCounter::in_process())),
     };
     let writer = MessageWriter::spawn(db.clone(), fanout.clone(), config.group_commit_max);
     let shared = Shared {
         fanout,
         writer,
-        presence: PresenceCounter::default(),
+        presence,
+        open_sockets: Arc::default(),
         limits: RateLimits::new(&config),
         mailer: Mailer::from_config(&config)?,
         metrics: metrics_handle(),

@@ -155,9 +155,15 @@ impl Config {
         let file = file
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("causerie.toml"));
+        // CAUSERIE_* also names things that are not settings (CAUSERIE_CONFIG, the tests'
+        // CAUSERIE_TEST_*, the CLI's CAUSERIE_NEW_PASSWORD): only settings' names are read.
+        let known = Config::setting_names();
+        let env = Env::prefixed("CAUSERIE_")
+            .map(|key| key.as_str().to_ascii_lowercase().into())
+            .filter(move |key| known.iter().any(|k| k == key.as_str()));
         let config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("CAUSERIE_").map(|key| key.as_str().to_ascii_lowercase().into()))
+            .merge(env)
             .extract()
             .map_err(|e| ConfigError::Parse(e.to_string()))?;
         config.validate()?;
@@ -239,6 +245,14 @@ impl Config {
             return invalid("log_level", "must not be empty");
         }
         Ok(())
+    }
+
+    /// The names of every setting (the keys of the serialized defaults).
+    pub fn setting_names() -> Vec<String> {
+        match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn is_postgres(&self) -> bool {

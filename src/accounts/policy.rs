@@ -125,8 +125,18 @@ mod tests {
         let numeric = check("12345678", &attrs());
         assert!(numeric.contains(&"This password is entirely numeric.".to_string()));
         assert!(numeric.contains(&"This password is too common.".to_string()));
+        // Django checks first name, last name, then email: "dupont" matches first.
         assert_eq!(
             check("jeandupont", &attrs())[0],
+            "The password is too similar to the last name."
+        );
+        let no_names = Attributes {
+            first_name: "",
+            last_name: "",
+            ..attrs()
+        };
+        assert_eq!(
+            check("jeandupont", &no_names)[0],
             "The password is too similar to the email address."
         );
     }

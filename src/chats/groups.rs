@@ -18,7 +18,10 @@ fn check_title(title: &str) -> ApiResult<String> {
         return Err(ApiError::field("title", "This field may not be blank."));
     }
     if title.chars().count() > TITLE_MAX {
-        return Err(ApiError::field("title", format!("Ensure this field has no more than {TITLE_MAX} characters.")));
+        return Err(ApiError::field(
+            "title",
+            format!("Ensure this field has no more than {TITLE_MAX} characters."),
+        ));
     }
     Ok(title.to_string())
 }
@@ -28,7 +31,12 @@ async fn check_users(state: &AppState, ids: &[Uuid]) -> ApiResult<()> {
     for id in ids {
         match users::by_id(&state.db, *id).await? {
             Some(u) if u.is_active => {}
-            _ => return Err(ApiError::field("members", format!("Invalid pk \"{id}\" - object does not exist."))),
+            _ => {
+                return Err(ApiError::field(
+                    "members",
+                    format!("Invalid pk \"{id}\" - object does not exist."),
+                ))
+            }
         }
     }
     Ok(())
@@ -40,12 +48,21 @@ pub async fn create(state: &AppState, creator: Uuid, title: &str, members: &[Uui
     members.sort();
     members.dedup();
     if members.len() + 1 > MEMBERS_MAX {
-        return Err(ApiError::field("members", format!("A group has at most {MEMBERS_MAX} members.")));
+        return Err(ApiError::field(
+            "members",
+            format!("A group has at most {MEMBERS_MAX} members."),
+        ));
     }
     check_users(state, &members).await?;
     let chat = chats::create_group(&state.db, &title, creator, &members).await?;
     for member in &members {
-        state.fanout.to_users(&[*member], Event::MemberAdded { chat: chat.id, user: *member });
+        state.fanout.to_users(
+            &[*member],
+            Event::MemberAdded {
+                chat: chat.id,
+                user: *member,
+            },
+        );
     }
     Ok(chat)
 }
@@ -54,7 +71,9 @@ pub async fn create(state: &AppState, creator: Uuid, title: &str, members: &[Uui
 async fn group_for_admin(state: &AppState, chat: Uuid, user: Uuid) -> ApiResult<ChatRow> {
     let row = chat_for_member(state, chat, user).await?;
     if !row.is_group {
-        return Err(ApiError::BadRequest("Members of a two-person chat cannot change.".into()));
+        return Err(ApiError::BadRequest(
+            "Members of a two-person chat cannot change.".into(),
+        ));
     }
     let member = chats::member(&state.db, chat, user).await?.ok_or(ApiError::NotFound)?;
     if !member.is_admin {
@@ -76,11 +95,16 @@ pub async fn add_member(state: &AppState, admin: Uuid, chat: Uuid, user: Uuid, a
     group_for_admin(state, chat, admin).await?;
     check_users(state, &[user]).await?;
     if chats::members(&state.db, chat).await?.len() >= MEMBERS_MAX {
-        return Err(ApiError::field("members", format!("A group has at most {MEMBERS_MAX} members.")));
+        return Err(ApiError::field(
+            "members",
+            format!("A group has at most {MEMBERS_MAX} members."),
+        ));
     }
     let added = chats::add_member(&state.db, chat, user, as_admin).await?;
     if added {
-        state.fanout.to_chat_and_users(Event::MemberAdded { chat, user }, &[user]);
+        state
+            .fanout
+            .to_chat_and_users(Event::MemberAdded { chat, user }, &[user]);
     }
     Ok(added)
 }
@@ -90,11 +114,15 @@ pub async fn remove_member(state: &AppState, caller: Uuid, chat: Uuid, user: Uui
     if caller != user {
         group_for_admin(state, chat, caller).await?;
     } else if !chat_for_member(state, chat, caller).await?.is_group {
-        return Err(ApiError::BadRequest("Members of a two-person chat cannot change.".into()));
+        return Err(ApiError::BadRequest(
+            "Members of a two-person chat cannot change.".into(),
+        ));
     }
     if !chats::remove_member(&state.db, chat, user).await? {
         return Err(ApiError::NotFound);
     }
-    state.fanout.to_chat_and_users(Event::MemberRemoved { chat, user }, &[user]);
+    state
+        .fanout
+        .to_chat_and_users(Event::MemberRemoved { chat, user }, &[user]);
     Ok(())
 }

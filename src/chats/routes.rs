@@ -41,9 +41,15 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/updateMessagesStatus/", post(update_messages_status))
         .route("/api/groups/", post(group_create))
-        .route("/api/groups/{id}/", axum::routing::patch(group_rename).put(group_rename))
+        .route(
+            "/api/groups/{id}/",
+            axum::routing::patch(group_rename).put(group_rename),
+        )
         .route("/api/groups/{id}/members/", post(group_add_member))
-        .route("/api/groups/{id}/members/{user}/", axum::routing::delete(group_remove_member))
+        .route(
+            "/api/groups/{id}/members/{user}/",
+            axum::routing::delete(group_remove_member),
+        )
 }
 
 type Params = Query<HashMap<String, String>>;

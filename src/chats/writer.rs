@@ -37,6 +37,13 @@ impl MessageWriter {
         MessageWriter { queue }
     }
 
+    /// Waits until nothing is queued for storage (or the deadline passes).
+    pub async fn drain(&self, deadline: tokio::time::Instant) {
+        while self.queue.capacity() < self.queue.max_capacity() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Stores a message and resolves once it is committed and published.
     pub async fn write(&self, message: NewMessage) -> Result<Stored, WriteError> {
         let (reply, answer) = oneshot::channel();

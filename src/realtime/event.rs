@@ -59,7 +59,9 @@ pub enum Event {
     },
     /// Local only: events for this chat may have been missed (Redis was away); followers
     /// re-read what they are missing from storage. Never sent to clients as such.
-    Resync { chat: Uuid },
+    Resync {
+        chat: Uuid,
+    },
 }
 
 impl Event {

@@ -79,7 +79,10 @@ impl Fanout {
         }));
         tokio::spawn(publish_loop(client.clone(), relay.clone(), queue));
         tokio::spawn(subscribe_loop(client, relay.clone(), hub.clone(), command_rx));
-        Ok(Fanout { hub, redis: Some(relay) })
+        Ok(Fanout {
+            hub,
+            redis: Some(relay),
+        })
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
@@ -120,7 +123,11 @@ impl Fanout {
         let delivery = Arc::new(Delivery::new(event));
         deliver_locally(&self.hub, delivery.clone(), &users);
         if let Some(relay) = &self.redis {
-            let envelope = Envelope { origin: relay.instance, event: delivery.event.clone(), users };
+            let envelope = Envelope {
+                origin: relay.instance,
+                event: delivery.event.clone(),
+                users,
+            };
             if relay.outbox.try_send(envelope).is_err() {
                 metrics::counter!("causerie_fanout_dropped_total").increment(1);
                 if let Some(chat) = delivery.event.chat() {
@@ -220,7 +227,11 @@ fn mark_dropped(relay: &RedisRelay, envelope: &Envelope) {
 fn announce_dropped(relay: &RedisRelay) {
     let chats: Vec<Uuid> = relay.dropped.lock().drain().collect();
     for chat in chats {
-        let _ = relay.outbox.try_send(Envelope { origin: Uuid::nil(), event: Event::Resync { chat }, users: Vec::new() });
+        let _ = relay.outbox.try_send(Envelope {
+            origin: Uuid::nil(),
+            event: Event::Resync { chat },
+            users: Vec::new(),
+        });
     }
 }
 

@@ -33,34 +33,169 @@ async fn announce(state: &AppState, user: Uuid, online: bool) {
     state.fanout.to_users(&audience, Event::Presence { user, online, at });
 }
 
-/// Counts each user's open sockets; reports the transitions between none and some.
-#[derive(Default)]
+/// Counts each user's open sockets and reports the transitions between none and some. With
+/// Redis, "some" spans every instance: each instance keeps, per user, an entry in the sorted set
+/// `causerie:presence:{user}` whose score is an expiry time it refreshes while the user has a
+/// socket there, so an instance that dies stops counting within [`ENTRY_TTL`].
 pub struct PresenceCounter {
     local: parking_lot::Mutex<std::collections::HashMap<Uuid, usize>>,
+    redis: Option<RedisPresence>,
+}
+
+struct RedisPresence {
+    client: redis::Client,
+    instance: String,
+    connection: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+}
+
+/// How long an instance's presence entry lives without a refresh.
+pub const ENTRY_TTL: std::time::Duration = std::time::Duration::from_secs(90);
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn presence_key(user: Uuid) -> String {
+    format!("causerie:presence:{user}")
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 impl PresenceCounter {
-    /// True when this socket made the user go from offline to online.
-    pub async fn connected(&self, user: Uuid) -> bool {
-        let mut local = self.local.lock();
-        let count = local.entry(user).or_insert(0);
-        *count += 1;
-        *count == 1
+    pub fn in_process() -> PresenceCounter {
+        PresenceCounter {
+            local: Default::default(),
+            redis: None,
+        }
     }
 
-    /// True when this was the user's last socket.
-    pub async fn disconnected(&self, user: Uuid) -> bool {
-        let mut local = self.local.lock();
-        match local.get_mut(&user) {
-            Some(count) if *count > 1 => {
-                *count -= 1;
-                false
+    pub fn redis(url: &str) -> anyhow::Result<std::sync::Arc<PresenceCounter>> {
+        let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid setting `redis_url`: {e}"))?;
+        let counter = std::sync::Arc::new(PresenceCounter {
+            local: Default::default(),
+            redis: Some(RedisPresence {
+                client,
+                instance: Uuid::new_v4().to_string(),
+                connection: tokio::sync::Mutex::new(None),
+            }),
+        });
+        let weak = std::sync::Arc::downgrade(&counter);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REFRESH_EVERY);
+            loop {
+                tick.tick().await;
+                let Some(counter) = weak.upgrade() else { return };
+                counter.refresh().await;
             }
-            Some(_) => {
-                local.remove(&user);
-                true
-            }
-            None => false,
+        });
+        Ok(counter)
+    }
+
+    /// True when this socket made the user go from offline to online.
+    pub async fn connected(&self, user: Uuid) -> bool {
+        let first_here = {
+            let mut local = self.local.lock();
+            let count = local.entry(user).or_insert(0);
+            *count += 1;
+            *count == 1
+        };
+        if !first_here {
+            return false;
         }
+        match &self.redis {
+            None => true,
+            // Online for everyone only if no other live instance had the user.
+            Some(redis) => redis.join(user).await.map(|others| others == 0).unwrap_or(true),
+        }
+    }
+
+    /// True when this was the user's last socket (on every instance).
+    pub async fn disconnected(&self, user: Uuid) -> bool {
+        let last_here = {
+            let mut local = self.local.lock();
+            match local.get_mut(&user) {
+                Some(count) if *count > 1 => {
+                    *count -= 1;
+                    false
+                }
+                Some(_) => {
+                    local.remove(&user);
+                    true
+                }
+                None => false,
+            }
+        };
+        if !last_here {
+            return false;
+        }
+        match &self.redis {
+            None => true,
+            Some(redis) => redis.leave(user).await.map(|left| left == 0).unwrap_or(true),
+        }
+    }
+
+    async fn refresh(&self) {
+        let users: Vec<Uuid> = self.local.lock().keys().copied().collect();
+        if let Some(redis) = &self.redis {
+            for user in users {
+                let _ = redis.join(user).await;
+            }
+        }
+    }
+}
+
+impl RedisPresence {
+    async fn run<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> redis::RedisResult<T> {
+        let mut guard = self.connection.lock().await;
+        if guard.is_none() {
+            *guard = Some(self.client.get_multiplexed_async_connection().await?);
+        }
+        let conn = guard.as_mut().expect("connected above");
+        let result = tokio::time::timeout(std::time::Duration::from_secs(2), pipe.query_async(conn)).await;
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => {
+                *guard = None;
+                Err(err)
+            }
+            Err(_) => {
+                *guard = None;
+                Err(redis::RedisError::from(std::io::Error::from(
+                    std::io::ErrorKind::TimedOut,
+                )))
+            }
+        }
+    }
+
+    /// Adds or refreshes this instance's entry; returns how many other live instances have the user.
+    async fn join(&self, user: Uuid) -> redis::RedisResult<i64> {
+        let key = presence_key(user);
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREMRANGEBYSCORE").arg(&key).arg("-inf").arg(now).ignore();
+        pipe.cmd("ZCOUNT").arg(&key).arg("-inf").arg("+inf");
+        pipe.cmd("ZSCORE").arg(&key).arg(&self.instance);
+        pipe.cmd("ZADD")
+            .arg(&key)
+            .arg(now + ENTRY_TTL.as_millis() as i64)
+            .arg(&self.instance)
+            .ignore();
+        pipe.cmd("PEXPIRE").arg(&key).arg(ENTRY_TTL.as_millis() as i64).ignore();
+        let (count, mine): (i64, Option<f64>) = self.run(&pipe).await?;
+        Ok(count - i64::from(mine.is_some()))
+    }
+
+    /// Removes this instance's entry; returns how many live instances still have the user.
+    async fn leave(&self, user: Uuid) -> redis::RedisResult<i64> {
+        let key = presence_key(user);
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREM").arg(&key).arg(&self.instance).ignore();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(now_ms())
+            .ignore();
+        pipe.cmd("ZCOUNT").arg(&key).arg("-inf").arg("+inf");
+        let (count,): (i64,) = self.run(&pipe).await?;
+        Ok(count)
     }
 }

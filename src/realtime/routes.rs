@@ -23,7 +23,9 @@ use crate::error::ApiError;
 use crate::store::chats;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/ws/chat/{chat_id}/", get(chat_socket)).route("/ws/", get(user_socket))
+    Router::new()
+        .route("/ws/chat/{chat_id}/", get(chat_socket))
+        .route("/ws/", get(user_socket))
 }
 
 fn refuse(reason: &'static str) -> Response {
@@ -92,7 +94,13 @@ async fn chat_socket(
         let after = match query.get("afterSeq").map(|s| s.parse::<i64>()) {
             None => None,
             Some(Ok(seq)) => Some(seq),
-            Some(Err(_)) => return (StatusCode::BAD_REQUEST, Json(json!({ "detail": "afterSeq must be an integer." }))).into_response(),
+            Some(Err(_)) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({ "detail": "afterSeq must be an integer." })),
+                )
+                    .into_response()
+            }
         };
         metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v2").increment(1);
         return tune(upgrade, &state).on_upgrade(move |socket| v2::run(socket, state, user.id, Some((chat, after))));

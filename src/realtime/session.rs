@@ -38,19 +38,22 @@ pub fn frame_limiter(state: &AppState) -> DefaultDirectRateLimiter {
     DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
 }
 
-/// Counts open sockets in the `causerie_ws_connections` gauge for as long as it lives.
-pub struct OpenGauge;
+/// Counts an open socket, in the `causerie_ws_connections` gauge and in the count that
+/// graceful shutdown waits on, for as long as it lives.
+pub struct OpenGauge(Arc<std::sync::atomic::AtomicUsize>);
 
 impl OpenGauge {
-    pub fn new() -> OpenGauge {
+    pub fn new(state: &AppState) -> OpenGauge {
         metrics::gauge!("causerie_ws_connections").increment(1.0);
-        OpenGauge
+        state.open_sockets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        OpenGauge(state.open_sockets.clone())
     }
 }
 
 impl Drop for OpenGauge {
     fn drop(&mut self) {
         metrics::gauge!("causerie_ws_connections").decrement(1.0);
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -108,7 +111,7 @@ where
 
 /// Runs a seed (v1) socket for `user` in `chat` until either side closes.
 pub async fn run_v1(socket: WebSocket, state: AppState, user: Uuid, chat: Uuid, format: Format) {
-    let _gauge = OpenGauge::new();
+    let _gauge = OpenGauge::new(&state);
     let (connection, mut rx) = state.fanout.hub().connect(user, state.config.ws_send_queue);
     connection.join(chat);
     super::presence::connected(&state, user).await;

@@ -25,10 +25,10 @@ use super::presence;
 use super::protocol::{self, ErrorFrame};
 use super::session::{self, close, close_message, OpenGauge};
 use crate::app::AppState;
+use crate::chats::groups;
 use crate::chats::routes::read_draft;
 use crate::chats::service::{self, MessageChange, CLIENT_ID_MAX};
 use crate::chats::view::MessageView;
-use crate::chats::groups;
 use crate::error::ApiError;
 use crate::http::Fields;
 use crate::store::{chats, messages};
@@ -52,7 +52,7 @@ struct Session {
 /// Runs a v2 socket. `initial` is the chat of a `/ws/chat/{id}/` URL, followed from `after`
 /// (or from now).
 pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option<(Uuid, Option<i64>)>) {
-    let _gauge = OpenGauge::new();
+    let _gauge = OpenGauge::new(&state);
     let (connection, mut rx) = state.fanout.hub().connect(user, state.config.ws_send_queue);
     presence::connected(&state, user).await;
     let kicked = connection.kicked();
@@ -62,8 +62,13 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
     let mut last_heard = Instant::now();
     let mut shutdown = state.shutdown.clone();
     let (mut sink, mut stream) = socket.split();
-    let mut session =
-        Session { state: state.clone(), user, connection, sent_seq: HashMap::new(), last_typing: HashMap::new() };
+    let mut session = Session {
+        state: state.clone(),
+        user,
+        connection,
+        sent_seq: HashMap::new(),
+        last_typing: HashMap::new(),
+    };
 
     if let Some((chat, after)) = initial {
         if let Err(error) = session.subscribe(&mut sink, chat, after, None).await {
@@ -71,45 +76,45 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
         }
     }
     let close = loop {
-            tokio::select! {
-                inbound = stream.next() => {
-                    let frame = match inbound {
-                        None => break None,
-                        Some(Err(err)) if session::is_too_big(&err) => break Some(close_message(close::TOO_BIG, "frame too large")),
-                        Some(Err(_)) => break None,
-                        Some(Ok(frame)) => frame,
-                    };
-                    last_heard = Instant::now();
-                    let text = match frame {
-                        Message::Text(text) => text,
-                        Message::Binary(_) => {
-                            let error = ErrorFrame::new("invalid_frame", "Binary frames are not supported; send JSON text.");
-                            if send_error(&mut sink, &error, None).await.is_err() { break None }
-                            continue;
-                        }
-                        Message::Close(_) => break None,
-                        Message::Ping(_) | Message::Pong(_) => continue,
-                    };
-                    if limiter.check().is_err() {
-                        let error = ErrorFrame::new("rate_limited", "Too many frames; slow down.");
+        tokio::select! {
+            inbound = stream.next() => {
+                let frame = match inbound {
+                    None => break None,
+                    Some(Err(err)) if session::is_too_big(&err) => break Some(close_message(close::TOO_BIG, "frame too large")),
+                    Some(Err(_)) => break None,
+                    Some(Ok(frame)) => frame,
+                };
+                last_heard = Instant::now();
+                let text = match frame {
+                    Message::Text(text) => text,
+                    Message::Binary(_) => {
+                        let error = ErrorFrame::new("invalid_frame", "Binary frames are not supported; send JSON text.");
                         if send_error(&mut sink, &error, None).await.is_err() { break None }
                         continue;
                     }
-                    if session.handle(&mut sink, &text).await.is_err() { break None }
+                    Message::Close(_) => break None,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                if limiter.check().is_err() {
+                    let error = ErrorFrame::new("rate_limited", "Too many frames; slow down.");
+                    if send_error(&mut sink, &error, None).await.is_err() { break None }
+                    continue;
                 }
-                queued = rx.recv() => match queued {
-                    Some(delivery) => if session.forward(&mut sink, delivery, &mut rx).await.is_err() { break None },
-                    None => break None,
-                },
-                _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
-                _ = ping.tick() => {
-                    if last_heard.elapsed() > ping_every * 3 {
-                        break Some(close_message(close::POLICY, "no answer to pings"));
-                    }
-                    if sink.send(Message::Ping(Default::default())).await.is_err() { break None }
-                }
-                _ = session::stopping(&mut shutdown) => break Some(close_message(close::RESTARTING, "server restarting")),
+                if session.handle(&mut sink, &text).await.is_err() { break None }
             }
+            queued = rx.recv() => match queued {
+                Some(delivery) => if session.forward(&mut sink, delivery, &mut rx).await.is_err() { break None },
+                None => break None,
+            },
+            _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_every * 3 {
+                    break Some(close_message(close::POLICY, "no answer to pings"));
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() { break None }
+            }
+            _ = session::stopping(&mut shutdown) => break Some(close_message(close::RESTARTING, "server restarting")),
+        }
     };
     if let Some(close) = close {
         let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(close)).await;
@@ -170,7 +175,12 @@ impl Session {
         }
     }
 
-    async fn dispatch(&mut self, sink: &mut Sink, map: &Map<String, Value>, reference: Option<&Value>) -> Result<(), ErrorFrame> {
+    async fn dispatch(
+        &mut self,
+        sink: &mut Sink,
+        map: &Map<String, Value>,
+        reference: Option<&Value>,
+    ) -> Result<(), ErrorFrame> {
         let kind = map.get("type").and_then(Value::as_str).unwrap_or("");
         match kind {
             "send" => self.send_message(sink, map, reference).await,
@@ -184,7 +194,8 @@ impl Session {
                 let chat = required_uuid(map, "chat")?;
                 self.connection.leave(chat);
                 self.sent_seq.remove(&chat);
-                self.reply(sink, json!({ "type": "unsubscribed", "chat": chat }), reference).await
+                self.reply(sink, json!({ "type": "unsubscribed", "chat": chat }), reference)
+                    .await
             }
             "read" => self.read(map).await,
             "typing" => self.typing(map).await,
@@ -192,20 +203,27 @@ impl Session {
                 let id = required_uuid(map, "id")?;
                 let mut f = Fields::new(map);
                 let text = f.required_raw_str("message", service::MESSAGE_MAX_CHARS);
-                f.finish().map_err(|e| ErrorFrame::new("invalid_frame", protocol::field_errors_text(e)))?;
+                f.finish()
+                    .map_err(|e| ErrorFrame::new("invalid_frame", protocol::field_errors_text(e)))?;
                 let change = MessageChange { text, is_read: None };
-                service::change_message(&self.state, self.user, id, change).await.map_err(session::api_error_frame)?;
+                service::change_message(&self.state, self.user, id, change)
+                    .await
+                    .map_err(session::api_error_frame)?;
                 Ok(())
             }
             "delete" => {
                 let id = required_uuid(map, "id")?;
-                service::delete_message(&self.state, self.user, id).await.map_err(session::api_error_frame)
+                service::delete_message(&self.state, self.user, id)
+                    .await
+                    .map_err(session::api_error_frame)
             }
             "add_member" | "remove_member" => {
                 let chat = required_uuid(map, "chat")?;
                 let member = required_uuid(map, "user")?;
                 let result = if kind == "add_member" {
-                    groups::add_member(&self.state, self.user, chat, member, false).await.map(|_| ())
+                    groups::add_member(&self.state, self.user, chat, member, false)
+                        .await
+                        .map(|_| ())
                 } else {
                     groups::remove_member(&self.state, self.user, chat, member).await
                 };
@@ -213,7 +231,10 @@ impl Session {
             }
             "ping" => self.reply(sink, json!({ "type": "pong" }), reference).await,
             "" => Err(ErrorFrame::new("missing_field", "\"type\" is required.")),
-            _ => Err(ErrorFrame::new("unknown_type", format!("Unknown frame type \"{kind}\"."))),
+            _ => Err(ErrorFrame::new(
+                "unknown_type",
+                format!("Unknown frame type \"{kind}\"."),
+            )),
         }
     }
 
@@ -226,7 +247,12 @@ impl Session {
         Ok(())
     }
 
-    async fn send_message(&mut self, sink: &mut Sink, map: &Map<String, Value>, reference: Option<&Value>) -> Result<(), ErrorFrame> {
+    async fn send_message(
+        &mut self,
+        sink: &mut Sink,
+        map: &Map<String, Value>,
+        reference: Option<&Value>,
+    ) -> Result<(), ErrorFrame> {
         let chat = required_uuid(map, "chat")?;
         let client_id = match map.get("clientId") {
             None | Some(Value::Null) => return Err(ErrorFrame::new("missing_field", "\"clientId\" is required.")),
@@ -249,7 +275,8 @@ impl Session {
         }
         let mut f = Fields::new(&fields);
         let mut draft = read_draft(&mut f, self.state.config.ws_max_frame_bytes);
-        f.finish().map_err(|e| ErrorFrame::new("invalid_frame", protocol::field_errors_text(e)))?;
+        f.finish()
+            .map_err(|e| ErrorFrame::new("invalid_frame", protocol::field_errors_text(e)))?;
         draft.client_id = Some(client_id.clone());
         service::check_draft(&draft, self.state.config.ws_max_frame_bytes)
             .map_err(|r| ErrorFrame::new(r.code, r.detail))?;
@@ -270,13 +297,24 @@ impl Session {
     }
 
     /// Follows `chat` from `after` (replaying what is stored beyond it) or from now.
-    async fn subscribe(&mut self, sink: &mut Sink, chat: Uuid, after: Option<i64>, reference: Option<&Value>) -> Result<(), ErrorFrame> {
-        let row = service::chat_for_member(&self.state, chat, self.user).await.map_err(session::api_error_frame)?;
+    async fn subscribe(
+        &mut self,
+        sink: &mut Sink,
+        chat: Uuid,
+        after: Option<i64>,
+        reference: Option<&Value>,
+    ) -> Result<(), ErrorFrame> {
+        let row = service::chat_for_member(&self.state, chat, self.user)
+            .await
+            .map_err(session::api_error_frame)?;
         if let Some(after) = after {
             if after < 0 || after > row.last_seq {
                 return Err(ErrorFrame::new(
                     "invalid_seq",
-                    format!("afterSeq {after} does not exist in this chat (last is {}).", row.last_seq),
+                    format!(
+                        "afterSeq {after} does not exist in this chat (last is {}).",
+                        row.last_seq
+                    ),
                 ));
             }
         }
@@ -285,21 +323,38 @@ impl Session {
         self.connection.join(chat);
         let start = match after {
             Some(after) => after,
-            None => chats::by_id(&self.state.db, chat).await.map_err(db_error)?.map(|c| c.last_seq).unwrap_or(row.last_seq),
+            None => chats::by_id(&self.state.db, chat)
+                .await
+                .map_err(db_error)?
+                .map(|c| c.last_seq)
+                .unwrap_or(row.last_seq),
         };
         self.sent_seq.insert(chat, start);
         self.catch_up(sink, chat, i64::MAX).await?;
         let last = self.sent_seq.get(&chat).copied().unwrap_or(start);
-        self.reply(sink, json!({ "type": "subscribed", "chat": chat, "lastSeq": last }), reference).await
+        self.reply(
+            sink,
+            json!({ "type": "subscribed", "chat": chat, "lastSeq": last }),
+            reference,
+        )
+        .await
     }
 
     /// `{"type":"resume","chats":{"<chat id>": lastSeq, …}}` or `{"type":"resume","chat","lastSeq"}`.
-    async fn resume(&mut self, sink: &mut Sink, map: &Map<String, Value>, reference: Option<&Value>) -> Result<(), ErrorFrame> {
+    async fn resume(
+        &mut self,
+        sink: &mut Sink,
+        map: &Map<String, Value>,
+        reference: Option<&Value>,
+    ) -> Result<(), ErrorFrame> {
         let mut wanted: Vec<(Uuid, i64)> = Vec::new();
         if let Some(Value::Object(chats)) = map.get("chats") {
             for (chat, seq) in chats {
-                let chat = Uuid::parse_str(chat).map_err(|_| ErrorFrame::new("invalid_field", "chat ids must be uuids."))?;
-                let seq = seq.as_i64().ok_or_else(|| ErrorFrame::new("invalid_field", "sequences must be integers."))?;
+                let chat =
+                    Uuid::parse_str(chat).map_err(|_| ErrorFrame::new("invalid_field", "chat ids must be uuids."))?;
+                let seq = seq
+                    .as_i64()
+                    .ok_or_else(|| ErrorFrame::new("invalid_field", "sequences must be integers."))?;
                 wanted.push((chat, seq));
             }
         } else {
@@ -332,10 +387,14 @@ impl Session {
                 return Ok(());
             }
             let limit = REPLAY_PAGE.min(before.saturating_sub(from + 1));
-            let rows = messages::since(&self.state.db, chat, from, limit).await.map_err(db_error)?;
+            let rows = messages::since(&self.state.db, chat, from, limit)
+                .await
+                .map_err(db_error)?;
             let count = rows.len() as i64;
             for row in rows {
-                let frame = protocol::v2_frame(&Event::Message { message: MessageView::full(&row) });
+                let frame = protocol::v2_frame(&Event::Message {
+                    message: MessageView::full(&row),
+                });
                 self.sent_seq.insert(chat, row.seq);
                 if send_json(sink, frame).await.is_err() {
                     return Ok(());
@@ -348,7 +407,12 @@ impl Session {
     }
 
     /// Forwards queued deliveries (several per flush), keeping each chat's stream gap-free.
-    async fn forward(&mut self, sink: &mut Sink, first: Arc<Delivery>, rx: &mut mpsc::Receiver<Arc<Delivery>>) -> Result<(), ()> {
+    async fn forward(
+        &mut self,
+        sink: &mut Sink,
+        first: Arc<Delivery>,
+        rx: &mut mpsc::Receiver<Arc<Delivery>>,
+    ) -> Result<(), ()> {
         let mut next = Some(first);
         let mut written = 0;
         while let Some(delivery) = next.take() {
@@ -396,17 +460,27 @@ impl Session {
             (Some(seq), _) => seq,
             (None, Some(_)) => {
                 let id = required_uuid(map, "messageId")?;
-                let message = service::message_for_member(&self.state, id, self.user).await.map_err(session::api_error_frame)?;
+                let message = service::message_for_member(&self.state, id, self.user)
+                    .await
+                    .map_err(session::api_error_frame)?;
                 if message.chat_id != chat {
                     return Err(ErrorFrame::new("wrong_chat", "That message belongs to another chat."));
                 }
                 message.seq
             }
-            (None, None) => return Err(ErrorFrame::new("missing_field", "\"seq\" or \"messageId\" is required.")),
+            (None, None) => {
+                return Err(ErrorFrame::new(
+                    "missing_field",
+                    "\"seq\" or \"messageId\" is required.",
+                ))
+            }
         };
         match service::read_upto(&self.state, self.user, chat, seq).await {
             Ok(_) => Ok(()),
-            Err(ApiError::Validation(_)) => Err(ErrorFrame::new("invalid_seq", format!("No message {seq} in this chat."))),
+            Err(ApiError::Validation(_)) => Err(ErrorFrame::new(
+                "invalid_seq",
+                format!("No message {seq} in this chat."),
+            )),
             Err(err) => Err(session::api_error_frame(err)),
         }
     }
@@ -414,11 +488,20 @@ impl Session {
     async fn typing(&mut self, map: &Map<String, Value>) -> Result<(), ErrorFrame> {
         let chat = required_uuid(map, "chat")?;
         if !self.connection.has_joined(chat) {
-            service::chat_for_member(&self.state, chat, self.user).await.map_err(session::api_error_frame)?;
+            service::chat_for_member(&self.state, chat, self.user)
+                .await
+                .map_err(session::api_error_frame)?;
         }
         let now = Instant::now();
-        if self.last_typing.get(&chat).is_some_and(|at| now.duration_since(*at) < TYPING_INTERVAL) {
-            return Err(ErrorFrame::new("typing_rate_limited", "At most one typing event every 2 seconds per chat."));
+        if self
+            .last_typing
+            .get(&chat)
+            .is_some_and(|at| now.duration_since(*at) < TYPING_INTERVAL)
+        {
+            return Err(ErrorFrame::new(
+                "typing_rate_limited",
+                "At most one typing event every 2 seconds per chat.",
+            ));
         }
         self.last_typing.insert(chat, now);
         self.state.fanout.to_chat(Event::Typing { chat, user: self.user });
@@ -429,4 +512,3 @@ impl Session {
 fn db_error(err: sqlx::Error) -> ErrorFrame {
     session::api_error_frame(ApiError::from(err))
 }
-

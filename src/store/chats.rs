@@ -53,7 +53,9 @@ pub async fn find_or_create_pair(db: &Db, from: Uuid, to: Uuid) -> Result<(ChatR
     let id = Uuid::now_v7();
     let at = now();
     let key = pair_key(from, to);
-    let created: Result<(), sqlx::Error> = with_db!(db, pool => {
+    // An async block, so that `?` lands in `created` (a lost race is handled below) instead of
+    // returning the unique violation from this function.
+    let created: Result<(), sqlx::Error> = with_db!(db, pool => async {
         let mut tx = pool.begin().await?;
         sqlx::query(
             "INSERT INTO chats (id, from_user, to_user, pair_key, is_group, title, last_seq, created_at, updated_at) \
@@ -66,7 +68,8 @@ pub async fn find_or_create_pair(db: &Db, from: Uuid, to: Uuid) -> Result<(ChatR
                 .execute(&mut *tx).await?;
         }
         tx.commit().await
-    });
+    }
+    .await);
     match created {
         Ok(()) => {}
         Err(err) if is_unique_violation(&err) => {}

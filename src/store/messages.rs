@@ -56,8 +56,12 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, 
         "INSERT INTO messages (id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, FALSE, $9, $9) RETURNING {COLUMNS}"
     );
+    // SQLite: take the write lock up front. A deferred transaction starts as a reader (the
+    // clientId lookup) and cannot upgrade once another connection has written meanwhile
+    // (SQLITE_BUSY at once, the busy timeout does not apply), failing the whole batch.
+    let begin = if db.is_postgres() { "BEGIN" } else { "BEGIN IMMEDIATE" };
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_with(begin).await?;
         let mut out: Vec<Stored> = Vec::with_capacity(batch.len());
         for new in batch {
             if let Some(client_id) = &new.client_id {

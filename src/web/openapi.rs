@@ -8,19 +8,16 @@
 use std::sync::OnceLock;
 
 use serde_json::json;
-use utoipa::openapi::path::{
-    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
-};
+use utoipa::openapi::path::{HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
-    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat,
-    SchemaType, Type,
+    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder,
-    PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema,
+    ComponentsBuilder, ContentBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr,
+    Required, ResponseBuilder, Schema,
 };
 
 /// The name of the bearer scheme in `components.securitySchemes`.
@@ -96,10 +93,7 @@ fn reference(name: &str) -> S {
 }
 
 fn nullable_ref(name: &str) -> S {
-    OneOfBuilder::new()
-        .item(reference(name))
-        .item(typed(Type::Null))
-        .into()
+    OneOfBuilder::new().item(reference(name)).item(typed(Type::Null)).into()
 }
 
 fn array(items: S) -> S {
@@ -187,10 +181,7 @@ fn schemas() -> Vec<(&'static str, S)> {
                     ("first_name", string()),
                     ("last_name", string()),
                     ("online", boolean()),
-                    (
-                        "lastConnexionDate",
-                        nullable(Type::String, Some(KnownFormat::DateTime)),
-                    ),
+                    ("lastConnexionDate", nullable(Type::String, Some(KnownFormat::DateTime))),
                     ("avatar", nullable(Type::String, None)),
                     ("is_active", boolean()),
                     ("date_joined", datetime()),
@@ -226,10 +217,7 @@ fn schemas() -> Vec<(&'static str, S)> {
                 &["id", "first_name", "last_name", "online"],
             ),
         ),
-        (
-            "Message",
-            obj(message_props(), message_required),
-        ),
+        ("Message", obj(message_props(), message_required)),
         (
             "Chat",
             object(
@@ -251,9 +239,7 @@ fn schemas() -> Vec<(&'static str, S)> {
                         "members",
                         ArrayBuilder::new()
                             .items(reference("UserBrief"))
-                            .description(Some(
-                                "Group chats only; each member also carries `isAdmin`.",
-                            ))
+                            .description(Some("Group chats only; each member also carries `isAdmin`."))
                             .into(),
                     ),
                     ("createdAt", datetime()),
@@ -293,10 +279,7 @@ fn schemas() -> Vec<(&'static str, S)> {
             obj(
                 vec![
                     ("access", string()),
-                    (
-                        "refresh",
-                        described("A new refresh token, when rotation is on."),
-                    ),
+                    ("refresh", described("A new refresh token, when rotation is on.")),
                 ],
                 &["access"],
             ),
@@ -424,11 +407,7 @@ impl Op {
             ParameterBuilder::new()
                 .name(name)
                 .parameter_in(place)
-                .required(if required {
-                    Required::True
-                } else {
-                    Required::False
-                })
+                .required(if required { Required::True } else { Required::False })
                 .schema(Some(schema))
                 .description(Some(doc)),
         );
@@ -468,21 +447,13 @@ impl Op {
         );
         self.builder = self
             .builder
-            .response(
-                "413",
-                json_response("Request body is too large", reference("Detail")),
-            )
-            .response(
-                "415",
-                json_response("Unsupported media type", reference("Detail")),
-            );
+            .response("413", json_response("Request body is too large", reference("Detail")))
+            .response("415", json_response("Unsupported media type", reference("Detail")));
         self
     }
 
     fn respond(mut self, status: &str, description: &str, schema: S) -> Op {
-        self.builder = self
-            .builder
-            .response(status, json_response(description, schema));
+        self.builder = self.builder.response(status, json_response(description, schema));
         self
     }
 
@@ -529,18 +500,12 @@ fn item(ops: Vec<(HttpMethod, Operation)>) -> PathItem {
 // ---- request bodies ---------------------------------------------------------------------
 
 fn credentials() -> S {
-    obj(
-        vec![("email", email()), ("password", string())],
-        &["email", "password"],
-    )
+    obj(vec![("email", email()), ("password", string())], &["email", "password"])
 }
 
 fn names_body() -> S {
     obj(
-        vec![
-            ("first_name", string_max(150)),
-            ("last_name", string_max(150)),
-        ],
+        vec![("first_name", string_max(150)), ("last_name", string_max(150))],
         &[],
     )
 }
@@ -585,10 +550,11 @@ fn account_paths(paths: PathsBuilder) -> PathsBuilder {
     use HttpMethod::*;
     let user_id = "The user's id";
     let update_user = |id: &str, summary: &str| {
-        Op::new("accounts", id, summary)
-            .authed()
-            .body(names_body())
-            .respond("200", "The updated user", reference("DjoserUser"))
+        Op::new("accounts", id, summary).authed().body(names_body()).respond(
+            "200",
+            "The updated user",
+            reference("DjoserUser"),
+        )
     };
     let delete_account = |id: &str, summary: &str| {
         Op::new("accounts", id, summary)
@@ -642,10 +608,7 @@ fn account_paths(paths: PathsBuilder) -> PathsBuilder {
                         .respond("200", "The caller", reference("DjoserUser"))
                         .build(),
                 ),
-                (
-                    Put,
-                    update_user("users_me_update", "Change the caller's names").build(),
-                ),
+                (Put, update_user("users_me_update", "Change the caller's names").build()),
                 (
                     Patch,
                     update_user("users_me_partial_update", "Change the caller's names").build(),
@@ -728,11 +691,7 @@ fn account_paths(paths: PathsBuilder) -> PathsBuilder {
                     "Set a new password with a reset link's uid and token",
                 )
                 .body(obj(
-                    vec![
-                        ("uid", string()),
-                        ("token", string()),
-                        ("new_password", string()),
-                    ],
+                    vec![("uid", string()), ("token", string()), ("new_password", string())],
                     &["uid", "token", "new_password"],
                 ))
                 .empty("204", "Changed")
@@ -763,11 +722,7 @@ fn account_paths(paths: PathsBuilder) -> PathsBuilder {
                 Op::new("tokens", "jwt_refresh", "A new access token from a refresh token")
                     .body(token_body("refresh"))
                     .respond("200", "The new access token", reference("AccessToken"))
-                    .respond(
-                        "401",
-                        "Token is invalid, expired or blacklisted",
-                        reference("Detail"),
-                    )
+                    .respond("401", "Token is invalid, expired or blacklisted", reference("Detail"))
                     .build(),
             )]),
         )
@@ -778,11 +733,7 @@ fn account_paths(paths: PathsBuilder) -> PathsBuilder {
                 Op::new("tokens", "jwt_verify", "Check a token")
                     .body(token_body("token"))
                     .respond("200", "Valid", obj(vec![], &[]))
-                    .respond(
-                        "401",
-                        "Token is invalid, expired or blacklisted",
-                        reference("Detail"),
-                    )
+                    .respond("401", "Token is invalid, expired or blacklisted", reference("Detail"))
                     .build(),
             )]),
         )
@@ -793,11 +744,7 @@ fn account_paths(paths: PathsBuilder) -> PathsBuilder {
                 Op::new("tokens", "jwt_blacklist", "Revoke a refresh token (log out)")
                     .body(token_body("refresh"))
                     .respond("200", "Revoked", obj(vec![], &[]))
-                    .respond(
-                        "401",
-                        "Token is invalid, expired or blacklisted",
-                        reference("Detail"),
-                    )
+                    .respond("401", "Token is invalid, expired or blacklisted", reference("Detail"))
                     .build(),
             )]),
         )
@@ -819,7 +766,13 @@ fn api_paths(paths: PathsBuilder) -> PathsBuilder {
                     ("last_name", string_max(150)),
                     ("online", boolean()),
                     ("lastConnexionDate", datetime()),
-                    ("avatar", nullable(Type::String, None)),
+                    (
+                        "avatar",
+                        ObjectBuilder::new()
+                            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                            .max_length(Some(2048))
+                            .into(),
+                    ),
                 ],
                 &[],
             ))
@@ -866,6 +819,7 @@ fn api_paths(paths: PathsBuilder) -> PathsBuilder {
                     .query("valid", boolean(), "Filter by active state")
                     .paged()
                     .respond("200", "A page holding the caller or nothing", reference("ProfilePage"))
+                    .respond("400", "A malformed `id` or `valid` filter", reference("FieldErrors"))
                     .build(),
             )]),
         )
@@ -910,6 +864,7 @@ fn api_paths(paths: PathsBuilder) -> PathsBuilder {
                     .query("id", uuid(), "Only this chat")
                     .paged()
                     .respond("200", "A page of chats", reference("ChatPage"))
+                    .respond("400", "A malformed `id` filter", reference("FieldErrors"))
                     .build(),
             )]),
         )
@@ -945,18 +900,11 @@ fn api_paths(paths: PathsBuilder) -> PathsBuilder {
                     .describe("Answers 201 whether the chat was created or already existed.")
                     .authed()
                     .body(obj(
-                        vec![
-                            ("refUser", uuid()),
-                            ("chatWithUser", uuid()),
-                        ],
+                        vec![("refUser", uuid()), ("chatWithUser", uuid())],
                         &["refUser", "chatWithUser"],
                     ))
                     .respond("201", "The chat", reference("Chat"))
-                    .respond(
-                        "403",
-                        "`refUser` is not the caller",
-                        reference("Detail"),
-                    )
+                    .respond("403", "`refUser` is not the caller", reference("Detail"))
                     .build(),
             )]),
         )
@@ -1035,18 +983,12 @@ fn api_paths(paths: PathsBuilder) -> PathsBuilder {
                          the rest are ignored. Input it cannot use answers `{\"status\":\"KO\"}`.",
                     )
                     .authed()
-                    .body(obj(
-                        vec![("messageIds", array(uuid()))],
-                        &["messageIds"],
-                    ))
+                    .body(obj(vec![("messageIds", array(uuid()))], &["messageIds"]))
                     .respond(
                         "200",
                         "OK, or KO for unusable input",
                         obj(
-                            vec![(
-                                "status",
-                                typed(Type::String).enum_values(Some(["OK", "KO"])).into(),
-                            )],
+                            vec![("status", typed(Type::String).enum_values(Some(["OK", "KO"])).into())],
                             &["status"],
                         ),
                     )
@@ -1061,10 +1003,7 @@ fn api_paths(paths: PathsBuilder) -> PathsBuilder {
                     .describe("The caller becomes its admin; `members` must be active users.")
                     .authed()
                     .body(obj(
-                        vec![
-                            ("title", string_max(128)),
-                            ("members", array(uuid())),
-                        ],
+                        vec![("title", string_max(128)), ("members", array(uuid()))],
                         &["title"],
                     ))
                     .respond("201", "The group", reference("Chat"))
@@ -1085,10 +1024,7 @@ fn api_paths(paths: PathsBuilder) -> PathsBuilder {
                 Op::new("groups", "group_add_member", "Add a member (admins only)")
                     .path_id("id", "The group's id")
                     .authed()
-                    .body(obj(
-                        vec![("user", uuid()), ("isAdmin", boolean())],
-                        &["user"],
-                    ))
+                    .body(obj(vec![("user", uuid()), ("isAdmin", boolean())], &["user"]))
                     .respond("201", "Added; the group", reference("Chat"))
                     .respond("200", "Already a member; the group", reference("Chat"))
                     .forbidden()
@@ -1106,11 +1042,7 @@ fn api_paths(paths: PathsBuilder) -> PathsBuilder {
                     .path_id("user", "The member's user id")
                     .authed()
                     .empty("204", "Removed")
-                    .respond(
-                        "400",
-                        "Members of a two-person chat cannot change",
-                        reference("Detail"),
-                    )
+                    .respond("400", "Members of a two-person chat cannot change", reference("Detail"))
                     .forbidden()
                     .not_found()
                     .build(),
@@ -1187,11 +1119,7 @@ fn socket_and_ops_paths(paths: PathsBuilder) -> PathsBuilder {
                          participant",
                         reference("WsRefusal"),
                     )
-                    .respond(
-                        "503",
-                        "The database is unavailable",
-                        reference("Detail"),
-                    )
+                    .respond("503", "The database is unavailable", reference("Detail"))
                     .build(),
             )]),
         )
@@ -1199,28 +1127,26 @@ fn socket_and_ops_paths(paths: PathsBuilder) -> PathsBuilder {
             "/ws/",
             item(vec![(
                 Get,
-                Op::new("realtime", "user_socket", "Open a v2 WebSocket for all the caller's chats")
-                    .describe(
-                        "A WebSocket upgrade speaking the `causerie.v2` subprotocol \
+                Op::new(
+                    "realtime",
+                    "user_socket",
+                    "Open a v2 WebSocket for all the caller's chats",
+                )
+                .describe(
+                    "A WebSocket upgrade speaking the `causerie.v2` subprotocol \
                          (`Sec-WebSocket-Protocol: causerie.v2`); the client subscribes to its \
                          chats over the socket. The access token travels in `?token=`.",
-                    )
-                    .param(
-                        "token",
-                        ParameterIn::Query,
-                        string(),
-                        true,
-                        "An access JWT",
-                    )
-                    .empty("101", "Switching Protocols: the socket is open")
-                    .respond(
-                        "403",
-                        "Refused before any upgrade: a missing, invalid, expired or refresh \
+                )
+                .param("token", ParameterIn::Query, string(), true, "An access JWT")
+                .empty("101", "Switching Protocols: the socket is open")
+                .respond(
+                    "403",
+                    "Refused before any upgrade: a missing, invalid, expired or refresh \
                          token, or an inactive user",
-                        reference("WsRefusal"),
-                    )
-                    .respond("503", "The database is unavailable", reference("Detail"))
-                    .build(),
+                    reference("WsRefusal"),
+                )
+                .respond("503", "The database is unavailable", reference("Detail"))
+                .build(),
             )]),
         )
         .path(
@@ -1228,11 +1154,7 @@ fn socket_and_ops_paths(paths: PathsBuilder) -> PathsBuilder {
             item(vec![(
                 Get,
                 Op::new("operations", "healthz", "Liveness: 200 as soon as the server listens")
-                    .respond(
-                        "200",
-                        "Up",
-                        obj(vec![("status", string())], &["status"]),
-                    )
+                    .respond("200", "Up", obj(vec![("status", string())], &["status"]))
                     .build(),
             )]),
         )
@@ -1264,10 +1186,9 @@ fn socket_and_ops_paths(paths: PathsBuilder) -> PathsBuilder {
             "/metrics",
             item(vec![(Get, {
                 let mut op = Op::new("operations", "metrics", "Prometheus metrics");
-                op.builder = op.builder.response(
-                    "200",
-                    text_response("Prometheus text exposition format"),
-                );
+                op.builder = op
+                    .builder
+                    .response("200", text_response("Prometheus text exposition format"));
                 op.build()
             })]),
         )
@@ -1328,10 +1249,7 @@ mod tests {
     fn is_openapi_31_with_bearer_scheme() {
         let value = serde_json::to_value(document()).expect("serializes");
         assert!(value["openapi"].as_str().unwrap().starts_with("3.1"));
-        assert_eq!(
-            value["components"]["securitySchemes"][BEARER]["scheme"],
-            "bearer"
-        );
+        assert_eq!(value["components"]["securitySchemes"][BEARER]["scheme"], "bearer");
         assert!(value["paths"]["/ws/chat/{chat_id}/"]["get"]["responses"]["101"].is_object());
     }
 

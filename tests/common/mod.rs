@@ -41,6 +41,7 @@ pub const POSTGRES_ENV: &str = "CAUSERIE_TEST_POSTGRES_URL";
 
 /// Generates, for each `async fn name(backend: Backend)`, a module `name` with the tests
 /// `sqlite` and `postgres`.
+#[allow(unused_macros)]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
         $(

@@ -33,7 +33,9 @@ pub struct Refused {
 pub async fn try_connect(url: &str, protocol: Option<&str>) -> Result<WsClient, Refused> {
     let mut request = url.into_client_request().expect("valid ws url");
     if let Some(protocol) = protocol {
-        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).unwrap());
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).unwrap());
     }
     match tokio_tungstenite::connect_async(request).await {
         Ok((socket, response)) => {
@@ -45,8 +47,15 @@ pub async fn try_connect(url: &str, protocol: Option<&str>) -> Result<WsClient, 
             Ok(WsClient { socket, protocol })
         }
         Err(tungstenite::Error::Http(response)) => {
-            let body = response.body().as_ref().map(|b| String::from_utf8_lossy(b).to_string()).unwrap_or_default();
-            Err(Refused { status: response.status().as_u16(), body })
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).to_string())
+                .unwrap_or_default();
+            Err(Refused {
+                status: response.status().as_u16(),
+                body,
+            })
         }
         Err(other) => panic!("WebSocket connection to {url} failed: {other}"),
     }
@@ -61,11 +70,17 @@ pub async fn connect(url: &str, protocol: Option<&str>) -> WsClient {
 
 impl WsClient {
     pub async fn send_json(&mut self, value: &Value) {
-        self.socket.send(Message::Text(value.to_string().into())).await.expect("send frame");
+        self.socket
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .expect("send frame");
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.socket.send(Message::Text(text.to_string().into())).await.expect("send frame");
+        self.socket
+            .send(Message::Text(text.to_string().into()))
+            .await
+            .expect("send frame");
     }
 
     /// The next JSON text frame (pings and pongs skipped); panics on close or timeout.
@@ -129,7 +144,10 @@ impl WsClient {
     pub async fn close(mut self) {
         let _ = self
             .socket
-            .close(Some(tungstenite::protocol::CloseFrame { code: CloseCode::Normal, reason: "bye".into() }))
+            .close(Some(tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
             .await;
     }
 }

@@ -1,0 +1,518 @@
+//! Several Causerie processes sharing one PostgreSQL database and one Redis: delivery, order and
+//! presence across instances; Redis dying mid-conversation; an instance dying; SIGTERM.
+//!
+//! Runs when both CAUSERIE_TEST_POSTGRES_URL and CAUSERIE_TEST_REDIS_URL are set (CI sets them).
+//! The Redis fault test starts and kills a `redis-server` of its own on a free port, never the
+//! shared one.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::ws::{self, WsClient};
+use common::{PgDatabase, POSTGRES_ENV};
+use serde_json::{json, Value};
+
+const REDIS_ENV: &str = "CAUSERIE_TEST_REDIS_URL";
+const PASSWORD: &str = "Vintage-Lantern-42";
+const V2: Option<&str> = Some("causerie.v2");
+
+fn cluster_env() -> Option<(String, String)> {
+    let pg = std::env::var(POSTGRES_ENV).ok().filter(|v| !v.is_empty())?;
+    let redis = std::env::var(REDIS_ENV).ok().filter(|v| !v.is_empty())?;
+    Some((pg, redis))
+}
+
+macro_rules! require_cluster {
+    () => {
+        match cluster_env() {
+            Some(env) => env,
+            None => {
+                eprintln!("note: {POSTGRES_ENV} and {REDIS_ENV} not both set; skipping");
+                return;
+            }
+        }
+    };
+}
+
+/// One `causerie serve` process.
+struct Instance {
+    child: Child,
+    addr: String,
+    client: reqwest::Client,
+}
+
+impl Instance {
+    fn start(database_url: &str, redis_url: &str, secret: &str) -> Instance {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_causerie"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("CAUSERIE_DATABASE_URL", database_url)
+            .env("CAUSERIE_REDIS_URL", redis_url)
+            .env("CAUSERIE_SECRET_KEY", secret)
+            .env("CAUSERIE_RATE_LOGIN_PER_MINUTE", "10000")
+            .env("CAUSERIE_RATE_REGISTER_PER_HOUR", "10000")
+            .env("CAUSERIE_SHUTDOWN_GRACE_SECS", "5")
+            .env(
+                "CAUSERIE_LOG_LEVEL",
+                std::env::var("CLUSTER_LOG").unwrap_or("warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning causerie serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("Causerie listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_string();
+        Instance {
+            child,
+            addr,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    fn ws(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let res = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ready(&self) -> bool {
+        match self.client.get(self.url("/readyz")).send().await {
+            Ok(res) => res.status() == 200,
+            Err(_) => false,
+        }
+    }
+
+    /// Waits until `/readyz` says `want`.
+    async fn wait_ready(&self, want: bool) {
+        for _ in 0..200 {
+            if self.ready().await == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("instance {} never became ready={want}", self.addr);
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct User {
+    id: String,
+    access: String,
+}
+
+async fn user(on: &Instance, email: &str, name: &str) -> User {
+    let (status, body) = on
+        .post(
+            "/auth/users/",
+            None,
+            &json!({ "email": email, "password": PASSWORD, "first_name": name }),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, tokens) = on
+        .post(
+            "/auth/jwt/create/",
+            None,
+            &json!({ "email": email, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    User {
+        id: body["id"].as_str().unwrap().to_string(),
+        access: tokens["access"].as_str().unwrap().to_string(),
+    }
+}
+
+async fn pair_chat(on: &Instance, a: &User, b: &User) -> String {
+    let (status, chat) = on
+        .post(
+            "/api/createChat/",
+            Some(&a.access),
+            &json!({ "refUser": a.id, "chatWithUser": b.id }),
+        )
+        .await;
+    assert_eq!(status, 201, "{chat}");
+    chat["id"].as_str().unwrap().to_string()
+}
+
+/// A v2 socket that keeps the frames a wait skipped, so no message frame is lost to the test.
+struct Peer {
+    ws: WsClient,
+    inbox: std::collections::VecDeque<Value>,
+}
+
+impl Peer {
+    async fn connect(url: &str) -> Peer {
+        Peer {
+            ws: ws::connect(url, V2).await,
+            inbox: Default::default(),
+        }
+    }
+
+    /// The first frame (kept or new) that satisfies `want`; the others stay kept.
+    async fn take(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+        if let Some(pos) = self.inbox.iter().position(&want) {
+            return self.inbox.remove(pos).unwrap();
+        }
+        loop {
+            let frame = self.ws.recv_json().await;
+            if want(&frame) {
+                return frame;
+            }
+            self.inbox.push_back(frame);
+        }
+    }
+
+    async fn subscribe(&mut self, chat: &str, after: Option<i64>) -> i64 {
+        let mut frame = json!({ "type": "subscribe", "chat": chat });
+        if let Some(after) = after {
+            frame["afterSeq"] = json!(after);
+        }
+        self.ws.send_json(&frame).await;
+        let done = self.take(|f| f["type"] == "subscribed" && f["chat"] == chat).await;
+        done["lastSeq"].as_i64().unwrap()
+    }
+
+    async fn send(&mut self, chat: &str, client_id: &str, text: &str) -> Value {
+        self.ws
+            .send_json(&json!({ "type": "send", "chat": chat, "clientId": client_id, "message": text }))
+            .await;
+        self.take(|f| f["type"] == "ack" && f["clientId"] == client_id).await
+    }
+
+    /// The next `count` message frames of `chat`: their seqs and texts.
+    async fn messages(&mut self, chat: &str, count: usize) -> Vec<(i64, String)> {
+        let mut got = Vec::new();
+        while got.len() < count {
+            let frame = self.take(|f| f["type"] == "message" && f["chat"] == chat).await;
+            got.push((
+                frame["message"]["seq"].as_i64().unwrap(),
+                frame["message"]["message"].as_str().unwrap().to_string(),
+            ));
+        }
+        got
+    }
+
+    /// Asserts that no message frame for `chat` is kept or arrives for a while.
+    async fn no_more_messages(&mut self, chat: &str) {
+        assert!(
+            !self.inbox.iter().any(|f| f["type"] == "message" && f["chat"] == chat),
+            "{:?}",
+            self.inbox
+        );
+        while let Some(frame) = self.ws.next_json(ws::QUIET_WAIT).await {
+            assert!(
+                !(frame["type"] == "message" && frame["chat"] == chat),
+                "unexpected {frame}"
+            );
+        }
+    }
+}
+
+fn random_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut key);
+    hex::encode(key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_order_and_presence_cross_instances() {
+    let (pg, redis) = require_cluster!();
+    let db = PgDatabase::create(&pg).await;
+    let secret = random_secret();
+    let a = Instance::start(&db.url, &redis, &secret);
+    let b = Instance::start(&db.url, &redis, &secret);
+    let c = Instance::start(&db.url, &redis, &secret);
+    a.wait_ready(true).await;
+    b.wait_ready(true).await;
+    c.wait_ready(true).await;
+
+    let alice = user(&a, "alice@example.com", "Alice").await;
+    let bob = user(&b, "bob@example.com", "Bob").await;
+    let carol = user(&c, "carol@example.com", "Carol").await;
+    let chat = pair_chat(&a, &alice, &bob).await;
+
+    // Alice on A, Bob on B (v2), and a seed (v1) client of Bob's on C.
+    let mut alice_ws = Peer::connect(&a.ws(&format!("/ws/?token={}", alice.access))).await;
+    let mut bob_ws = Peer::connect(&b.ws(&format!("/ws/?token={}", bob.access))).await;
+    let presence = alice_ws.take(|f| f["type"] == "presence").await;
+    assert_eq!(presence["user"], json!(bob.id));
+    assert_eq!(
+        presence["online"],
+        json!(true),
+        "Bob online on B is online for Alice on A"
+    );
+    alice_ws.subscribe(&chat, None).await;
+    bob_ws.subscribe(&chat, None).await;
+    let mut bob_v1 = ws::connect(&c.ws(&format!("/ws/chat/{chat}/?token={}", bob.access)), None).await;
+
+    for i in 0..5 {
+        alice_ws.send(&chat, &format!("a{i}"), &format!("from alice {i}")).await;
+        bob_ws.send(&chat, &format!("b{i}"), &format!("from bob {i}")).await;
+    }
+    let seen_by_alice = alice_ws.messages(&chat, 10).await;
+    let seen_by_bob = bob_ws.messages(&chat, 10).await;
+    assert_eq!(seen_by_alice, seen_by_bob, "both instances deliver the same stream");
+    let seqs: Vec<i64> = seen_by_alice.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<i64>>(), "in order, no gap, no duplicate");
+    let mut v1_texts = Vec::new();
+    for _ in 0..10 {
+        let frame = bob_v1.recv_json().await;
+        v1_texts.push(frame["message"].as_str().unwrap().to_string());
+    }
+    let mut expected: Vec<String> = seen_by_alice.iter().map(|(_, t)| t.clone()).collect();
+    expected.sort();
+    v1_texts.sort();
+    assert_eq!(
+        v1_texts, expected,
+        "the v1 client on a third instance got every message"
+    );
+
+    // A group spread over three instances sees one order.
+    let (status, group) = a
+        .post(
+            "/api/groups/",
+            Some(&alice.access),
+            &json!({ "title": "trio", "members": [bob.id, carol.id] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let group = group["id"].as_str().unwrap().to_string();
+    let mut carol_ws = Peer::connect(&c.ws(&format!("/ws/?token={}", carol.access))).await;
+    alice_ws.subscribe(&group, None).await;
+    bob_ws.subscribe(&group, None).await;
+    carol_ws.subscribe(&group, None).await;
+    for i in 0..4 {
+        alice_ws.send(&group, &format!("ga{i}"), &format!("alice {i}")).await;
+        carol_ws.send(&group, &format!("gc{i}"), &format!("carol {i}")).await;
+        bob_ws.send(&group, &format!("gb{i}"), &format!("bob {i}")).await;
+    }
+    let ga = alice_ws.messages(&group, 12).await;
+    let gb = bob_ws.messages(&group, 12).await;
+    let gc = carol_ws.messages(&group, 12).await;
+    assert_eq!(ga, gb);
+    assert_eq!(gb, gc);
+    assert_eq!(
+        ga.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        (1..=12).collect::<Vec<i64>>()
+    );
+
+    // Bob leaves B entirely: Alice hears he is offline.
+    drop(bob_ws);
+    drop(bob_v1);
+    let offline = alice_ws
+        .take(|f| f["type"] == "presence" && f["user"] == json!(bob.id) && f["online"] == json!(false))
+        .await;
+    assert_eq!(offline["online"], json!(false));
+    drop((a, b, c));
+    let mut db = db;
+    db.drop_now().await;
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A throwaway `redis-server` of this test's own.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> OwnRedis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on the PATH");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        OwnRedis {
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_loses_nothing_and_repeats_nothing() {
+    let (pg, _) = require_cluster!();
+    let db = PgDatabase::create(&pg).await;
+    let secret = random_secret();
+    let port = free_port();
+    let mut redis = OwnRedis::start(port);
+    let a = Instance::start(&db.url, &redis.url(), &secret);
+    let b = Instance::start(&db.url, &redis.url(), &secret);
+    a.wait_ready(true).await;
+    b.wait_ready(true).await;
+    let alice = user(&a, "alice@example.com", "Alice").await;
+    let bob = user(&b, "bob@example.com", "Bob").await;
+    let chat = pair_chat(&a, &alice, &bob).await;
+    let mut alice_ws = Peer::connect(&a.ws(&format!("/ws/?token={}", alice.access))).await;
+    let mut bob_ws = Peer::connect(&b.ws(&format!("/ws/?token={}", bob.access))).await;
+    alice_ws.subscribe(&chat, None).await;
+    bob_ws.subscribe(&chat, None).await;
+    alice_ws.send(&chat, "before-1", "before the outage").await;
+    assert_eq!(bob_ws.messages(&chat, 1).await[0].0, 1);
+
+    // Redis goes away mid-conversation: A keeps storing and acknowledging, and says not ready.
+    redis.kill();
+    a.wait_ready(false).await;
+    for i in 0..5 {
+        let ack = alice_ws
+            .send(&chat, &format!("during-{i}"), &format!("during {i}"))
+            .await;
+        assert_eq!(
+            ack["message"]["seq"],
+            json!(i + 2),
+            "stored and acknowledged while Redis is down"
+        );
+    }
+
+    // Redis comes back on the same port: both instances reconnect by themselves, and Bob's
+    // socket catches up from storage with every missed message once, in order.
+    let _redis_again = OwnRedis::start(port);
+    a.wait_ready(true).await;
+    b.wait_ready(true).await;
+    let caught_up = bob_ws.messages(&chat, 5).await;
+    assert_eq!(
+        caught_up.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![2, 3, 4, 5, 6]
+    );
+    alice_ws.send(&chat, "after-1", "after the outage").await;
+    let next = bob_ws.messages(&chat, 1).await;
+    assert_eq!(next[0].0, 7, "live delivery resumes with no duplicate");
+    bob_ws.no_more_messages(&chat).await;
+
+    // A client whose instance dies reconnects to the other and resumes without a gap.
+    drop(a);
+    let mut alice_on_b = Peer::connect(&b.ws(&format!("/ws/?token={}", alice.access))).await;
+    alice_on_b
+        .ws
+        .send_json(&json!({ "type": "resume", "chats": { chat.clone(): 3 } }))
+        .await;
+    let replay = alice_on_b.messages(&chat, 4).await;
+    assert_eq!(replay.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![4, 5, 6, 7]);
+    let done = alice_on_b.take(|f| f["type"] == "subscribed").await;
+    assert_eq!(done["lastSeq"], json!(7));
+    let mut db = db;
+    drop(b);
+    db.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_sockets_with_1012_and_exits() {
+    let (pg, redis) = require_cluster!();
+    let db = PgDatabase::create(&pg).await;
+    let secret = random_secret();
+    let mut a = Instance::start(&db.url, &redis, &secret);
+    a.wait_ready(true).await;
+    let alice = user(&a, "alice@example.com", "Alice").await;
+    let bob = user(&a, "bob@example.com", "Bob").await;
+    let chat = pair_chat(&a, &alice, &bob).await;
+    let mut socket = ws::connect(&a.ws(&format!("/ws/chat/{chat}/?token={}", alice.access)), None).await;
+    // The session is running once it echoes a message.
+    socket.send_json(&json!({ "message": "last words" })).await;
+    assert_eq!(socket.recv_json().await["message"], json!("last words"));
+    a.signal("-TERM");
+    assert_eq!(socket.expect_close().await, Some(1012), "told to reconnect elsewhere");
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(s) = a.child.try_wait().expect("wait") {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = status.expect("exited within the grace period");
+    assert!(status.success(), "clean exit: {status:?}");
+    // What was stored before the signal is there for the next instance.
+    let b = Instance::start(&db.url, &redis, &secret);
+    b.wait_ready(true).await;
+    let (code, history) = b.get(&format!("/api/message/?refChat={chat}"), &alice.access).await;
+    assert_eq!(code, 200);
+    assert_eq!(history["count"], json!(1), "{history}");
+    drop(b);
+    let mut db = db;
+    db.drop_now().await;
+}
