@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,7 +16,7 @@ use super::view;
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Body, Fields, PageRequest};
+use crate::http::{Body, Fields, PageLink, PageRequest};
 use crate::limits::{ClientIp, Scope};
 use crate::store::users::{self, ProfileChange, UserRow};
 
@@ -128,7 +128,7 @@ async fn list_users(
     State(state): State<AppState>,
     user: CurrentUser,
     Query(query): Query<HashMap<String, String>>,
-    uri: Uri,
+    link: PageLink,
 ) -> ApiResult<Json<Value>> {
     let page = PageRequest::from_query(&query)?;
     let (total, rows) = if user.0.is_staff {
@@ -140,7 +140,7 @@ async fn list_users(
     };
     let page = page.resolve(total);
     let results: Vec<Value> = rows.iter().map(view::djoser).collect();
-    Ok(Json(page.render(total, results, &state.config.public_url, &uri)?))
+    Ok(Json(page.render(total, results, &link)?))
 }
 
 /// Self, or anyone for staff; everyone else is "not found" so ids cannot be probed.

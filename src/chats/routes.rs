@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,7 +18,7 @@ use crate::accounts::view;
 use crate::app::AppState;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{Body, Fields, PageRequest};
+use crate::http::{Body, Fields, PageLink, PageRequest};
 use crate::store::chats::{self, ChatRow};
 use crate::store::messages::{self, HistoryFilter};
 use crate::store::users::{self, ProfileChange};
@@ -81,10 +81,9 @@ fn bool_param(params: &HashMap<String, String>, name: &str) -> ApiResult<Option<
 // ---- users ------------------------------------------------------------------------------
 
 async fn user_list(
-    State(state): State<AppState>,
     user: CurrentUser,
     Query(q): Params,
-    uri: Uri,
+    link: PageLink,
 ) -> ApiResult<Json<Value>> {
     let page = PageRequest::from_query(&q)?;
     let me = &user.0;
@@ -98,12 +97,7 @@ async fn user_list(
         && text_matches("last_name", &me.last_name);
     let results: Vec<Value> = if matches { vec![view::profile(me)] } else { Vec::new() };
     let total = results.len() as i64;
-    Ok(Json(page.resolve(total).render(
-        total,
-        results,
-        &state.config.public_url,
-        &uri,
-    )?))
+    Ok(Json(page.resolve(total).render(total, results, &link)?))
 }
 
 async fn user_detail(user: CurrentUser, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -146,7 +140,7 @@ async fn search_users(
     State(state): State<AppState>,
     user: CurrentUser,
     Query(q): Params,
-    uri: Uri,
+    link: PageLink,
 ) -> ApiResult<Json<Value>> {
     let page = PageRequest::from_query(&q)?;
     let terms: Vec<String> = q
@@ -167,7 +161,7 @@ async fn search_users(
     let page = page.resolve(total);
     let (total, rows) = users::search(&state.db, user.id(), &terms, page.limit(), page.offset()).await?;
     let results: Vec<Value> = rows.iter().map(view::brief).collect();
-    Ok(Json(page.render(total, results, &state.config.public_url, &uri)?))
+    Ok(Json(page.render(total, results, &link)?))
 }
 
 // ---- chats ------------------------------------------------------------------------------
@@ -224,7 +218,7 @@ async fn chat_list(
     State(state): State<AppState>,
     user: CurrentUser,
     Query(q): Params,
-    uri: Uri,
+    link: PageLink,
 ) -> ApiResult<Json<Value>> {
     let page = PageRequest::from_query(&q)?;
     let only = uuid_param(&q, "id")?;
@@ -235,7 +229,7 @@ async fn chat_list(
     for chat in &rows {
         results.push(chat_json(&state, chat, user.id()).await?);
     }
-    Ok(Json(page.render(total, results, &state.config.public_url, &uri)?))
+    Ok(Json(page.render(total, results, &link)?))
 }
 
 async fn chat_detail(
@@ -289,7 +283,7 @@ async fn message_list(
     State(state): State<AppState>,
     user: CurrentUser,
     Query(q): Params,
-    uri: Uri,
+    link: PageLink,
 ) -> ApiResult<Json<Value>> {
     let page = PageRequest::from_query(&q)?;
     let Some(chat) = uuid_param(&q, "refChat")? else {
@@ -314,14 +308,14 @@ async fn message_list(
     let page = page.resolve(total);
     let (total, rows) = messages::history(&state.db, chat, &filter, page.limit(), page.offset()).await?;
     let results: Vec<MessageView> = rows.iter().map(MessageView::rest).collect();
-    Ok(Json(page.render(total, results, &state.config.public_url, &uri)?))
+    Ok(Json(page.render(total, results, &link)?))
 }
 
 /// Reads a message draft from a body (REST and v1 frames share the field names).
 pub fn read_draft(f: &mut Fields<'_>, max_extra: usize) -> Draft {
-    let text = f
-        .optional_raw_str("message", service::MESSAGE_MAX_CHARS)
-        .unwrap_or_default();
+    // The length is checked by `service::check_draft`, whose refusal carries the stable code
+    // `message_too_long` that socket clients get (a cap here would turn it into `invalid_frame`).
+    let text = f.optional_raw_str("message", usize::MAX).unwrap_or_default();
     let kind = f.optional_int("type").unwrap_or(0);
     // Absent means "" as in the seed; an explicit null stays null.
     let extra_data = match f.optional_nullable_str("extraData", max_extra) {

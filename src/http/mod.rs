@@ -6,4 +6,4 @@ pub mod page;
 
 pub use body::Body;
 pub use fields::Fields;
-pub use page::PageRequest;
+pub use page::{PageLink, PageRequest};

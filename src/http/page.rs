@@ -54,8 +54,9 @@ impl PageRequest {
         self.size
     }
 
-    /// The paginated body; `uri` gives the absolute links for `next` and `previous`.
-    pub fn render<T: Serialize>(self, total: i64, results: Vec<T>, base: &str, uri: &Uri) -> Result<Value, ApiError> {
+    /// The paginated body, with absolute `next` and `previous` links.
+    pub fn render<T: Serialize>(self, total: i64, results: Vec<T>, here: &PageLink) -> Result<Value, ApiError> {
+        let (base, uri) = (here.base.as_str(), &here.uri);
         let last = ((total + self.size - 1) / self.size).max(1);
         if self.page > last {
             return Err(ApiError::InvalidPage);
@@ -90,5 +91,23 @@ impl PageRequest {
             "previous": if self.page > 1 { link(self.page - 1) } else { Value::Null },
             "results": results,
         }))
+    }
+}
+
+/// Where the request was sent, for absolute pagination links (DRF builds them from the request's
+/// host, so they work behind any address the client used).
+pub struct PageLink {
+    base: String,
+    uri: Uri,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageLink {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let host = header("x-forwarded-host").or_else(|| header("host")).unwrap_or_else(|| "localhost".into());
+        let scheme = header("x-forwarded-proto").filter(|p| p == "https").unwrap_or_else(|| "http".into());
+        Ok(PageLink { base: format!("{scheme}://{host}"), uri: parts.uri.clone() })
     }
 }
