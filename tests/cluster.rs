@@ -516,3 +516,123 @@ async fn sigterm_closes_sockets_with_1012_and_exits() {
     let mut db = db;
     db.drop_now().await;
 }
+
+/// A PostgreSQL server of this test's own (initdb in a temp dir, run as the `postgres` user),
+/// so stopping it disturbs no other test.
+struct OwnPostgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl OwnPostgres {
+    fn bin_dir() -> Option<std::path::PathBuf> {
+        let mut dirs: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .collect();
+        dirs.sort();
+        dirs.pop().filter(|d| d.join("initdb").exists())
+    }
+
+    fn as_postgres(&self, program: &str, args: &[&str]) -> bool {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join(program))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    fn create() -> Option<OwnPostgres> {
+        let bin = Self::bin_dir()?;
+        let dir = tempfile::tempdir().ok()?;
+        let chown = Command::new("chown")
+            .args(["postgres:postgres", dir.path().to_str()?])
+            .status()
+            .ok()?;
+        if !chown.success() {
+            return None;
+        }
+        let own = OwnPostgres {
+            dir,
+            bin,
+            port: free_port(),
+        };
+        let data = own.data();
+        own.as_postgres("initdb", &["-D", &data, "-A", "trust", "-U", "postgres"])
+            .then_some(())?;
+        own.start().then_some(own)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn start(&self) -> bool {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        self.as_postgres(
+            "pg_ctl",
+            &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "start"],
+        )
+    }
+
+    fn stop(&self) {
+        self.as_postgres("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_gives_503_then_recovers_without_restart() {
+    let (_, redis) = require_cluster!();
+    let Some(pg) = OwnPostgres::create() else {
+        eprintln!("note: cannot run a private PostgreSQL here (initdb/runuser); skipping");
+        return;
+    };
+    let a = Instance::start(&pg.url(), &redis, &random_secret());
+    a.wait_ready(true).await;
+    let alice = user(&a, "alice@example.com", "Alice").await;
+    let (status, _) = a.get("/api/chat/", &alice.access).await;
+    assert_eq!(status, 200);
+
+    pg.stop();
+    let (status, body) = a.get("/api/chat/", &alice.access).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body,
+        json!({ "detail": "Service temporarily unavailable, try again later." })
+    );
+    a.wait_ready(false).await;
+
+    assert!(pg.start(), "PostgreSQL restarts");
+    a.wait_ready(true).await;
+    let (status, body) = a.get("/api/chat/", &alice.access).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, tokens) = a
+        .post(
+            "/auth/jwt/create/",
+            None,
+            &json!({ "email": "alice@example.com", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+}
