@@ -146,7 +146,7 @@ async fn search_users(
     let terms: Vec<String> = q
         .get("search")
         .map(|s| {
-            s.split(|c: char| c.is_whitespace() || c == ',')
+            s.split(|c: char| c.is_whitespace() || c == ',' || c == '\0')
                 .filter(|t| !t.is_empty())
                 .map(str::to_string)
                 .collect()

@@ -76,6 +76,11 @@ impl<'a> Fields<'a> {
                 return None;
             }
         };
+        // DRF's ProhibitNullCharactersValidator; PostgreSQL cannot store NUL in text either.
+        if value.contains('\0') {
+            self.error(field, "Null characters are not allowed.");
+            return None;
+        }
         let value = if trim { value.trim().to_string() } else { value };
         if value.chars().count() > max {
             self.error(field, format!("Ensure this field has no more than {max} characters."));
