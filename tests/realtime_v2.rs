@@ -12,6 +12,7 @@ use std::time::Duration;
 use causerie::{Config, Server};
 use common::ws::{self, WsClient, QUIET_WAIT};
 use common::{Backend, Reply, TestServer, TestUser};
+use futures_util::SinkExt;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -356,8 +357,18 @@ async fn send_is_acknowledged_and_idempotent(backend: Backend) {
         "the delivered message is the stored one"
     );
 
-    // Retry on the same socket: same ack, marked duplicate.
+    // The sender's socket follows the chat: its own copy comes as a `message` frame too, once.
+    // The ack is written as soon as the message is stored, before that copy.
+    assert!(!frames.iter().any(|f| kind(f) == "message"), "ack first: {frames:?}");
+    let own = a_ws.recv_until(|f| kind(f) == "message").await;
+    assert_eq!(own["message"], *message);
+
+    // Retry on the same socket: same ack, marked duplicate, and no new message frame.
     let retry = send_v2(&mut a_ws, &chat, "c-1", "hello").await;
+    assert!(
+        !retry.iter().any(|f| kind(f) == "message"),
+        "a retry is not delivered again: {retry:?}"
+    );
     let second = ack_of(&retry);
     assert_eq!(second["duplicate"], true, "{second}");
     assert_eq!(
@@ -630,11 +641,12 @@ async fn resume_replays_exactly_the_missed_messages(backend: Backend) {
     }
 
     let mut b_ws = user_socket(&api, b).await;
-    b_ws.send_json(&json!({ "type": "resume", "chats": { chat.clone(): last_seen } }))
+    b_ws.send_json(&json!({ "type": "resume", "chats": { chat.clone(): last_seen }, "ref": "res" }))
         .await;
     let frames = frames_until(&mut b_ws, |f| kind(f) == "subscribed" || kind(f) == "error").await;
     let subscribed = frames.last().unwrap();
     assert_eq!(kind(subscribed), "subscribed", "{subscribed}");
+    assert_eq!(subscribed["ref"], "res", "the reply to resume carries its ref");
     assert_eq!(subscribed["chat"], chat.as_str());
     assert_eq!(subscribed["lastSeq"], 7);
     let replay = messages_in(&frames, &chat);
@@ -1094,6 +1106,28 @@ async fn bad_input_gets_error_codes_and_socket_survives(backend: Backend) {
             json!({ "type": "subscribe", "chat": chat, "afterSeq": 1, "ref": 6 }),
             "invalid_seq",
         ),
+        (json!({ "type": 5, "ref": 7 }), "invalid_frame"),
+        (
+            json!({ "type": "subscribe", "chat": "not-a-uuid", "ref": 8 }),
+            "invalid_field",
+        ),
+        (
+            json!({ "type": "send", "chat": chat, "clientId": "m", "ref": 9 }),
+            "missing_message",
+        ),
+        (
+            json!({ "type": "send", "chat": chat, "clientId": "m", "message": " ", "ref": 10 }),
+            "empty_message",
+        ),
+        (
+            json!({ "type": "send", "chat": chat, "clientId": "m", "message": "x", "messageType": 7, "ref": 11 }),
+            "invalid_type",
+        ),
+        (
+            json!({ "type": "edit", "id": Uuid::new_v4(), "ref": 12 }),
+            "missing_field",
+        ),
+        (json!({ "type": "read", "chat": chat, "ref": 13 }), "missing_field"),
     ];
     for (frame, code) in cases {
         let error = expect_error(&mut ws, &frame, code).await;
@@ -1108,6 +1142,23 @@ async fn bad_input_gets_error_codes_and_socket_survives(backend: Backend) {
     assert_eq!(error["code"], "invalid_seq", "{error}");
     assert_eq!(error["chat"], chat.as_str());
     sync(&mut ws).await;
+
+    // A binary frame.
+    ws.socket
+        .send(tokio_tungstenite::tungstenite::Message::Binary(vec![1u8, 2, 3].into()))
+        .await
+        .expect("send binary");
+    let error = ws.recv_until(|f| kind(f) == "error").await;
+    assert_eq!(error["code"], "invalid_frame", "{error}");
+    sync(&mut ws).await;
+
+    // /ws/chat/{id}/?afterSeq= beyond the last: an error naming the chat; the socket stays.
+    let url = api.ws(&format!("/ws/chat/{chat}/?token={}&afterSeq=3", a.access));
+    let mut resumed = ws::connect(&url, Some(V2)).await;
+    let error = resumed.recv_until(|f| kind(f) == "error").await;
+    assert_eq!(error["code"], "invalid_seq", "{error}");
+    assert_eq!(error["chat"], chat.as_str());
+    sync(&mut resumed).await;
 
     // Nothing was stored; a valid frame still works.
     assert_eq!(api.message_count(&a.access, &chat).await, 0);

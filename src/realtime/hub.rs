@@ -83,14 +83,21 @@ impl Hub {
         self.kick_all(slow);
     }
 
-    /// Delivers to every local socket of these users.
+    /// Delivers to every local socket of these users. For a chat event, sockets in that chat's
+    /// room are skipped: [`Hub::deliver_to_chat`] has served them (a member removed from a
+    /// group would otherwise get `member_removed` twice on a socket following the group).
     pub fn deliver_to_users(&self, users: &[Uuid], delivery: &Arc<Delivery>) {
         let slow = {
             let rooms = self.rooms.read();
+            let room = delivery.event.chat().and_then(|chat| rooms.chats.get(&chat));
+            let in_room = |listener: &Listener| room.is_some_and(|r| r.iter().any(|l| l.conn == listener.conn));
             users
                 .iter()
                 .filter_map(|u| rooms.users.get(u))
-                .flat_map(|listeners| offer(listeners, delivery))
+                .flat_map(|listeners| {
+                    let outside: Vec<Listener> = listeners.iter().filter(|l| !in_room(l)).cloned().collect();
+                    offer(&outside, delivery)
+                })
                 .collect()
         };
         self.kick_all(slow);

@@ -22,6 +22,13 @@ pub async fn disconnected(state: &AppState, user: Uuid) {
 }
 
 async fn announce(state: &AppState, user: Uuid, online: bool) {
+    // Announcements for one user run one at a time, and each re-checks the local state first:
+    // a fast close-and-reopen cannot leave "offline" stored after "online".
+    let lock = state.presence.announce_lock(user);
+    let _turn = lock.lock().await;
+    if state.presence.has_local(user) != online {
+        return;
+    }
     let at = match users::set_presence(&state.db, user, online).await {
         Ok(at) => at,
         Err(err) => return tracing::warn!(%err, %user, "could not store presence"),
@@ -40,6 +47,8 @@ async fn announce(state: &AppState, user: Uuid, online: bool) {
 pub struct PresenceCounter {
     local: parking_lot::Mutex<std::collections::HashMap<Uuid, usize>>,
     redis: Option<RedisPresence>,
+    /// One lock per user with an announcement in flight.
+    announcing: parking_lot::Mutex<std::collections::HashMap<Uuid, std::sync::Weak<tokio::sync::Mutex<()>>>>,
 }
 
 struct RedisPresence {
@@ -62,16 +71,14 @@ fn now_ms() -> i64 {
 
 impl PresenceCounter {
     pub fn in_process() -> PresenceCounter {
-        PresenceCounter {
-            local: Default::default(),
-            redis: None,
-        }
+        PresenceCounter { local: Default::default(), redis: None, announcing: Default::default() }
     }
 
     pub fn redis(url: &str) -> anyhow::Result<std::sync::Arc<PresenceCounter>> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid setting `redis_url`: {e}"))?;
         let counter = std::sync::Arc::new(PresenceCounter {
             local: Default::default(),
+            announcing: Default::default(),
             redis: Some(RedisPresence {
                 client,
                 instance: Uuid::new_v4().to_string(),
@@ -131,6 +138,23 @@ impl PresenceCounter {
             None => true,
             Some(redis) => redis.leave(user).await.map(|left| left == 0).unwrap_or(true),
         }
+    }
+
+    /// True while this instance has a socket of `user`.
+    pub fn has_local(&self, user: Uuid) -> bool {
+        self.local.lock().contains_key(&user)
+    }
+
+    /// The lock that orders `user`'s announcements (dropped once nobody holds it).
+    fn announce_lock(&self, user: Uuid) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.announcing.lock();
+        if let Some(lock) = map.get(&user).and_then(std::sync::Weak::upgrade) {
+            return lock;
+        }
+        map.retain(|_, weak| weak.strong_count() > 0);
+        let lock = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        map.insert(user, std::sync::Arc::downgrade(&lock));
+        lock
     }
 
     async fn refresh(&self) {

@@ -154,7 +154,12 @@ pub async fn run_v1(socket: WebSocket, state: AppState, user: Uuid, chat: Uuid, 
                 }
             }
             queued = rx.recv() => match queued {
-                Some(delivery) => if !write_batch(&mut sink, delivery, &mut rx, format).await { break None },
+                // A peer that does not read blocks the write once the kernel's buffers are full;
+                // the kick must still end it (and free its queue), so race the two.
+                Some(delivery) => tokio::select! {
+                    written = write_batch(&mut sink, delivery, &mut rx, format) => if !written { break None },
+                    _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
+                },
                 None => break None,
             },
             _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),

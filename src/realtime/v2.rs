@@ -72,7 +72,9 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
 
     if let Some((chat, after)) = initial {
         if let Err(error) = session.subscribe(&mut sink, chat, after, None).await {
-            let _ = send_error(&mut sink, &error, None).await;
+            // As for `resume`, the error names the chat it is about.
+            let frame = json!({ "type": "error", "code": error.code, "detail": error.detail, "chat": chat });
+            let _ = send_json(&mut sink, frame).await;
         }
     }
     let close = loop {
@@ -181,7 +183,11 @@ impl Session {
         map: &Map<String, Value>,
         reference: Option<&Value>,
     ) -> Result<(), ErrorFrame> {
-        let kind = map.get("type").and_then(Value::as_str).unwrap_or("");
+        let kind = match map.get("type") {
+            None | Some(Value::Null) => "",
+            Some(Value::String(kind)) => kind.as_str(),
+            Some(_) => return Err(ErrorFrame::new("invalid_frame", "\"type\" must be a string.")),
+        };
         match kind {
             "send" => self.send_message(sink, map, reference).await,
             "subscribe" => {
@@ -201,6 +207,9 @@ impl Session {
             "typing" => self.typing(map).await,
             "edit" => {
                 let id = required_uuid(map, "id")?;
+                if map.get("message").is_none_or(Value::is_null) {
+                    return Err(ErrorFrame::new("missing_field", "\"message\" is required."));
+                }
                 let mut f = Fields::new(map);
                 let text = f.required_raw_str("message", service::MESSAGE_MAX_CHARS);
                 f.finish()
@@ -367,7 +376,7 @@ impl Session {
             return Err(ErrorFrame::new("invalid_field", "resume needs 1 to 1000 chats."));
         }
         for (chat, seq) in wanted {
-            if let Err(error) = self.subscribe(sink, chat, Some(seq), None).await {
+            if let Err(error) = self.subscribe(sink, chat, Some(seq), reference).await {
                 // One bad entry does not stop the others; it is reported with its chat.
                 let mut frame = json!({ "type": "error", "code": error.code, "detail": error.detail, "chat": chat });
                 if let Some(reference) = reference {
