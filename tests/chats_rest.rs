@@ -14,8 +14,6 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 const REQUIRED: &str = "This field is required.";
-/// `next`/`previous` links are absolute, built on the configured `public_url`.
-const PUBLIC_URL: &str = "http://127.0.0.1:8000";
 
 fn not_found() -> Value {
     json!({ "detail": "Not found." })
@@ -70,6 +68,7 @@ backend_tests!(
     unread_count_drops_after_reads,
     group_chats,
     deleted_user_shows_as_null,
+    post_message_retry_with_client_id,
     concurrent_create_chat_makes_one_chat,
     paths_without_trailing_slash,
 );
@@ -101,12 +100,14 @@ fn assert_iso(value: &Value) {
     assert!(shape_ok, "not an ISO 8601 UTC timestamp with microseconds: {text}");
 }
 
-/// The path and query of an absolute `next`/`previous` link.
+/// The path and query of an absolute `next`/`previous` link, which DRF builds from the host the
+/// request was sent to.
 #[track_caller]
-fn link_path(link: &Value) -> String {
+fn link_path(srv: &TestServer, link: &Value) -> String {
     let link = link.as_str().unwrap_or_else(|| panic!("not a link: {link}"));
-    link.strip_prefix(PUBLIC_URL)
-        .unwrap_or_else(|| panic!("link {link} is not under {PUBLIC_URL}"))
+    let base = srv.base_url();
+    link.strip_prefix(&base)
+        .unwrap_or_else(|| panic!("link {link} is not under {base}"))
         .to_string()
 }
 
@@ -527,7 +528,7 @@ async fn search_users_paginates(backend: Backend) {
     assert_eq!(reply.body["count"], json!(25));
     assert_eq!(reply.body["results"].as_array().unwrap().len(), 20);
     assert_eq!(reply.body["previous"], Value::Null);
-    let next = link_path(&reply.body["next"]);
+    let next = link_path(&srv, &reply.body["next"]);
     assert_eq!(next, "/api/searchUser/?search=zed&page=2");
     let mut seen = result_ids(&reply.body);
 
@@ -536,7 +537,7 @@ async fn search_users_paginates(backend: Backend) {
     assert_eq!(page2.body["count"], json!(25));
     assert_eq!(page2.body["results"].as_array().unwrap().len(), 5);
     assert_eq!(page2.body["next"], Value::Null);
-    assert_eq!(link_path(&page2.body["previous"]), "/api/searchUser/?search=zed");
+    assert_eq!(link_path(&srv, &page2.body["previous"]), "/api/searchUser/?search=zed");
     seen.extend(result_ids(&page2.body));
     assert_eq!(seen, expected, "the two pages hold every match once");
 
@@ -808,21 +809,24 @@ async fn message_history_pages_and_cursors(backend: Backend) {
     assert_eq!(texts(&page1), names(25..=44));
     assert_eq!(page1["previous"], Value::Null);
     assert_eq!(
-        link_path(&page1["next"]),
+        link_path(&srv, &page1["next"]),
         format!("/api/message/?refChat={chat}&page=2")
     );
     // Each result is the stored message, exactly.
     assert_eq!(page1["results"][0], stored[44]);
     assert_eq!(page1["results"][19], stored[25]);
 
-    let page2 = history(&srv, &alice, &link_path(&page1["next"])["/api/message/?".len()..]).await;
+    let page2 = history(&srv, &alice, &link_path(&srv, &page1["next"])["/api/message/?".len()..]).await;
     assert_eq!(texts(&page2), names(5..=24));
-    assert_eq!(link_path(&page2["previous"]), format!("/api/message/?refChat={chat}"));
-    let page3 = history(&srv, &bob, &link_path(&page2["next"])["/api/message/?".len()..]).await;
+    assert_eq!(
+        link_path(&srv, &page2["previous"]),
+        format!("/api/message/?refChat={chat}")
+    );
+    let page3 = history(&srv, &bob, &link_path(&srv, &page2["next"])["/api/message/?".len()..]).await;
     assert_eq!(texts(&page3), names(0..=4));
     assert_eq!(page3["next"], Value::Null);
     assert_eq!(
-        link_path(&page3["previous"]),
+        link_path(&srv, &page3["previous"]),
         format!("/api/message/?refChat={chat}&page=2")
     );
     srv.get_auth(&format!("/api/message/?refChat={chat}&page=4"), &alice.access)
@@ -833,7 +837,7 @@ async fn message_history_pages_and_cursors(backend: Backend) {
     let before = history(&srv, &alice, &format!("refChat={chat}&before={}", id_of(&stored[25]))).await;
     assert_eq!(before["count"], json!(25));
     assert_eq!(texts(&before), names(5..=24));
-    let before_next = link_path(&before["next"]);
+    let before_next = link_path(&srv, &before["next"]);
     assert!(before_next.contains("page=2"), "{before_next}");
     let before2 = history(&srv, &alice, &before_next["/api/message/?".len()..]).await;
     assert_eq!(texts(&before2), names(0..=4));
@@ -1477,6 +1481,25 @@ async fn group_chats(backend: Backend) {
         .await
         .expect(404, not_found());
 
+    // Only an admin deletes a group; a member is refused, an outsider told it does not exist.
+    srv.delete_auth(&format!("/api/chat/{g}/"), &dave.access, None)
+        .await
+        .expect(403, forbidden());
+    srv.delete_auth(&format!("/api/chat/{g}/"), &carol.access, None)
+        .await
+        .expect(404, not_found());
+    srv.get_auth(&format!("/api/chat/{g}/"), &dave.access)
+        .await
+        .expect_status(200);
+    srv.delete_auth(&format!("/api/chat/{g}/"), &alice.access, None)
+        .await
+        .expect_status(204);
+    for user in [&alice, &dave] {
+        srv.get_auth(&format!("/api/chat/{g}/"), &user.access)
+            .await
+            .expect(404, not_found());
+    }
+
     // Creating a group: a title is required; members must be existing users.
     srv.post_json_auth("/api/groups/", &alice.access, &json!({ "members": [bob.id] }))
         .await
@@ -1536,6 +1559,29 @@ async fn deleted_user_shows_as_null(backend: Backend) {
     assert_eq!(page["results"], json!([orphan]));
     // The chat still works for the one who is left.
     post_message(&srv, &alice, &chat, "still here").await;
+    srv.finish().await;
+}
+
+async fn post_message_retry_with_client_id(backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
+    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
+    let chat = id_of(&open_chat(&srv, &alice, &bob).await);
+    let body = json!({ "refChat": chat, "message": "once", "clientId": "c-1" });
+    let first = srv.post_json_auth("/api/message/", &alice.access, &body).await;
+    first.expect_status(201);
+    assert_eq!(keys(&first.body), key_set(&MESSAGE_KEYS));
+    // A retry answers exactly as the first time did and stores nothing.
+    srv.post_json_auth("/api/message/", &alice.access, &body)
+        .await
+        .expect(201, first.body.clone());
+    // The same clientId from the other participant is another message.
+    let other = srv.post_json_auth("/api/message/", &bob.access, &body).await;
+    other.expect_status(201);
+    assert_ne!(id_of(&other.body), id_of(&first.body));
+    let page = history(&srv, &alice, &format!("refChat={chat}")).await;
+    assert_eq!(page["count"], json!(2));
+    assert_eq!(page["results"], json!([other.body, first.body]));
     srv.finish().await;
 }
 
@@ -1606,4 +1652,163 @@ async fn paths_without_trailing_slash(backend: Backend) {
     let reply = srv.get_auth("/api/searchUser?search=bob", &alice.access).await;
     assert_eq!(result_ids(&reply.body), BTreeSet::from([bob.id.clone()]));
     srv.finish().await;
+}
+
+// ---- command line ----------------------------------------------------------------------------
+
+/// Runs the built `causerie` binary on a SQLite file; returns (success, stdout, stderr).
+fn causerie_cli(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_causerie"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CAUSERIE_CONFIG")
+        .env_remove("CAUSERIE_NEW_PASSWORD")
+        .env_remove("CAUSERIE_REDIS_URL")
+        .env("CAUSERIE_DATABASE_URL", format!("sqlite://{}/cli.db", dir.display()))
+        .env("CAUSERIE_SECRET_KEY", "0123456789abcdef0123456789abcdef-cli")
+        .env("CAUSERIE_LOG_LEVEL", "warn")
+        .output()
+        .expect("running the causerie binary");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+#[track_caller]
+fn cli_ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = causerie_cli(dir, args);
+    assert!(ok, "causerie {args:?} failed:\nstdout: {stdout}\nstderr: {stderr}");
+    stdout
+}
+
+#[track_caller]
+fn cli_fails(dir: &std::path::Path, args: &[&str], wanted: &str) {
+    let (ok, stdout, stderr) = causerie_cli(dir, args);
+    assert!(!ok, "causerie {args:?} should fail; stdout: {stdout}");
+    assert!(
+        stderr.contains(wanted),
+        "causerie {args:?}: expected {wanted:?} in stderr: {stderr}"
+    );
+}
+
+#[track_caller]
+fn printed_uuid(stdout: &str) -> Uuid {
+    Uuid::parse_str(stdout.trim()).unwrap_or_else(|_| panic!("expected a uuid, got {stdout:?}"))
+}
+
+/// The admin commands, on SQLite only: users and chats from the command line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_users_and_chats() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    let a = printed_uuid(&cli_ok(
+        dir,
+        &[
+            "users",
+            "create",
+            "a@x.io",
+            "--password",
+            PASSWORD,
+            "--first-name",
+            "Ann",
+        ],
+    ));
+    let b = printed_uuid(&cli_ok(dir, &["users", "create", "b@x.io", "--password", PASSWORD]));
+    assert_ne!(a, b);
+    cli_fails(
+        dir,
+        &["users", "create", "A@X.io", "--password", PASSWORD],
+        "user with this email address already exists.",
+    );
+    cli_fails(
+        dir,
+        &["users", "create", "c@x.io", "--password", "password"],
+        "This password is too common.",
+    );
+
+    // The pair's chat: created once, found again from either side.
+    let chat = printed_uuid(&cli_ok(dir, &["chats", "create", "--from", "a@x.io", "--to", "b@x.io"]));
+    assert_eq!(
+        printed_uuid(&cli_ok(dir, &["chats", "create", "--from", "a@x.io", "--to", "b@x.io"])),
+        chat
+    );
+    assert_eq!(
+        printed_uuid(&cli_ok(dir, &["chats", "create", "--from", "B@x.io", "--to", "a@x.io"])),
+        chat
+    );
+    cli_fails(
+        dir,
+        &["chats", "create", "--from", "a@x.io", "--to", "a@x.io"],
+        "a chat needs two different users",
+    );
+    cli_fails(
+        dir,
+        &["chats", "create", "--from", "a@x.io", "--to", "nobody@x.io"],
+        "no user with email nobody@x.io",
+    );
+    let list = cli_ok(dir, &["chats", "list"]);
+    let rows: Vec<&str> = list.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "one chat listed:\n{list}");
+    let fields: Vec<&str> = rows[0].split_whitespace().collect();
+    assert_eq!(
+        fields[..4],
+        [chat.to_string().as_str(), &a.to_string(), &b.to_string(), "0"]
+    );
+
+    // Users: listed with their state; a deactivated user is shown so.
+    let users_of = |listing: &str| -> Vec<(String, String, String)> {
+        listing
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                (f[0].to_string(), f[1].to_string(), f[2].to_string())
+            })
+            .collect()
+    };
+    let listing = cli_ok(dir, &["users", "list"]);
+    assert_eq!(
+        users_of(&listing),
+        vec![
+            (a.to_string(), "a@x.io".into(), "true".into()),
+            (b.to_string(), "b@x.io".into(), "true".into()),
+        ],
+        "{listing}"
+    );
+    assert!(listing.contains("Ann"), "{listing}");
+    assert_eq!(
+        cli_ok(dir, &["users", "deactivate", "b@x.io"]).trim(),
+        "b@x.io deactivated."
+    );
+    let listing = cli_ok(dir, &["users", "list"]);
+    assert_eq!(
+        users_of(&listing),
+        vec![
+            (a.to_string(), "a@x.io".into(), "true".into()),
+            (b.to_string(), "b@x.io".into(), "false".into()),
+        ],
+        "{listing}"
+    );
+    cli_fails(dir, &["users", "deactivate", "zed@x.io"], "no user with email zed@x.io");
+
+    // What the commands wrote is what the server reads.
+    let db = causerie::store::Db::connect(&format!("sqlite://{}/cli.db", dir.display()), 1)
+        .await
+        .expect("opening the CLI's database");
+    let row = users::by_email(&db, "b@x.io").await.unwrap().expect("b@x.io stored");
+    assert_eq!(row.id, b);
+    assert!(!row.is_active);
+    let stored = causerie::store::chats::pair(&db, b, a)
+        .await
+        .unwrap()
+        .expect("the pair's chat");
+    assert_eq!(stored.id, chat);
+    assert_eq!((stored.from_user, stored.to_user), (Some(a), Some(b)));
+    let members = causerie::store::chats::members(&db, chat).await.unwrap();
+    assert_eq!(
+        members.iter().map(|m| m.user_id).collect::<BTreeSet<_>>(),
+        BTreeSet::from([a, b])
+    );
 }

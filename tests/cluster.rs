@@ -5,6 +5,7 @@
 //! The Redis fault test starts and kills a `redis-server` of its own on a free port, never the
 //! shared one.
 
+#[macro_use]
 mod common;
 
 use std::io::{BufRead, BufReader};

@@ -105,7 +105,12 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
                 if session.handle(&mut sink, &text).await.is_err() { break None }
             }
             queued = rx.recv() => match queued {
-                Some(delivery) => if session.forward(&mut sink, delivery, &mut rx).await.is_err() { break None },
+                // A peer that does not read blocks the write once the kernel's buffers are full;
+                // the kick must still end it, so race the two.
+                Some(delivery) => tokio::select! {
+                    forwarded = session.forward(&mut sink, delivery, &mut rx) => if forwarded.is_err() { break None },
+                    _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
+                },
                 None => break None,
             },
             _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
@@ -211,10 +216,14 @@ impl Session {
                     return Err(ErrorFrame::new("missing_field", "\"message\" is required."));
                 }
                 let mut f = Fields::new(map);
-                let text = f.required_raw_str("message", service::MESSAGE_MAX_CHARS);
+                let text = f.optional_raw_str("message", usize::MAX).unwrap_or_default();
                 f.finish()
                     .map_err(|e| ErrorFrame::new("invalid_frame", protocol::field_errors_text(e)))?;
-                let change = MessageChange { text, is_read: None };
+                // The same rules, and codes, as a new text message.
+                let draft = service::Draft { text, ..service::Draft::default() };
+                service::check_draft(&draft, self.state.config.ws_max_frame_bytes)
+                    .map_err(|r| ErrorFrame::new(r.code, r.detail))?;
+                let change = MessageChange { text: Some(draft.text), is_read: None };
                 service::change_message(&self.state, self.user, id, change)
                     .await
                     .map_err(session::api_error_frame)?;
