@@ -56,11 +56,19 @@ async fn garbage_never_breaks_anything(backend: Backend) {
     let me = srv.quick_user_named("me@example.com", PASSWORD, "Me", "Myself").await;
     let other = srv.quick_user("other@example.com", PASSWORD).await;
     let chat = srv
-        .post_json_auth("/api/createChat/", &me.access, &json!({ "refUser": me.id, "chatWithUser": other.id }))
+        .post_json_auth(
+            "/api/createChat/",
+            &me.access,
+            &json!({ "refUser": me.id, "chatWithUser": other.id }),
+        )
         .await;
     let chat_id = chat.body["id"].as_str().unwrap().to_string();
     let message = srv
-        .post_json_auth("/api/message/", &me.access, &json!({ "refChat": chat_id, "message": "keep me" }))
+        .post_json_auth(
+            "/api/message/",
+            &me.access,
+            &json!({ "refChat": chat_id, "message": "keep me" }),
+        )
         .await;
     let message_id = message.body["id"].as_str().unwrap().to_string();
 
@@ -75,8 +83,20 @@ async fn garbage_never_breaks_anything(backend: Backend) {
                 "{method} {path} with {body} answered {status}: {}",
                 reply.text
             );
-            for leak in ["sqlx", "SELECT", "INSERT", "panicked", "sqlite", "postgres", "RUST_BACKTRACE"] {
-                assert!(!reply.text.contains(leak), "{method} {path} leaked {leak:?}: {}", reply.text);
+            for leak in [
+                "sqlx",
+                "SELECT",
+                "INSERT",
+                "panicked",
+                "sqlite",
+                "postgres",
+                "RUST_BACKTRACE",
+            ] {
+                assert!(
+                    !reply.text.contains(leak),
+                    "{method} {path} leaked {leak:?}: {}",
+                    reply.text
+                );
             }
         }
         // Raw bytes that are not JSON at all, and JSON with a wrong content type.
@@ -87,20 +107,36 @@ async fn garbage_never_breaks_anything(backend: Backend) {
             (None, &b"{}"[..]),
         ] {
             let reply = srv
-                .request_raw(method.clone(), &path, content_type, raw.to_vec(), &[("authorization", &format!("Bearer {}", me.access))])
+                .request_raw(
+                    method.clone(),
+                    &path,
+                    content_type,
+                    raw.to_vec(),
+                    &[("authorization", &format!("Bearer {}", me.access))],
+                )
                 .await;
-            assert!((400..500).contains(&reply.status.as_u16()), "{method} {path} raw → {}", reply.status);
+            assert!(
+                (400..500).contains(&reply.status.as_u16()),
+                "{method} {path} raw → {}",
+                reply.status
+            );
         }
     }
 
     // Garbage created no message and moved none (valid PATCHes may have edited its text).
-    let history = srv.get_auth(&format!("/api/message/?refChat={chat_id}"), &me.access).await;
+    let history = srv
+        .get_auth(&format!("/api/message/?refChat={chat_id}"), &me.access)
+        .await;
     history.expect_status(200);
     assert_eq!(history.body["count"], json!(1), "{}", history.text);
     assert_eq!(history.body["results"][0]["id"], json!(message_id));
     assert_eq!(history.body["results"][0]["author"], json!(me.id));
     let me_now = srv.get_auth("/auth/users/me/", &me.access).await;
-    assert_eq!(me_now.body["first_name"], json!("Me"), "names unchanged by refused updates");
+    assert_eq!(
+        me_now.body["first_name"],
+        json!("Me"),
+        "names unchanged by refused updates"
+    );
     srv.finish().await;
 }
 
@@ -123,7 +159,11 @@ async fn hostile_query_strings_are_4xx(backend: Backend) {
     ] {
         let reply = srv.get_auth(path, &me.access).await;
         let status = reply.status.as_u16();
-        assert!((200..500).contains(&status), "GET {path} answered {status}: {}", reply.text);
+        assert!(
+            (200..500).contains(&status),
+            "GET {path} answered {status}: {}",
+            reply.text
+        );
     }
     // `%` and `_` in a search are literal characters, not wildcards.
     srv.quick_user_named("x@example.com", PASSWORD, "Zed", "Zorro").await;
@@ -187,10 +227,16 @@ async fn password_reset_mail_goes_out_over_smtp() {
     })
     .await;
     srv.quick_user("reset.me@example.com", PASSWORD).await;
-    srv.post_json("/auth/users/reset_password/", &json!({ "email": "Reset.Me@example.com" }))
+    srv.post_json(
+        "/auth/users/reset_password/",
+        &json!({ "email": "Reset.Me@example.com" }),
+    )
+    .await
+    .expect_status(204);
+    let data = tokio::time::timeout(std::time::Duration::from_secs(20), received)
         .await
-        .expect_status(204);
-    let data = tokio::time::timeout(std::time::Duration::from_secs(20), received).await.unwrap().unwrap();
+        .unwrap()
+        .unwrap();
     assert!(data.contains("To: reset.me@example.com"), "{data}");
     assert!(data.contains("password/reset/confirm/"), "{data}");
     srv.finish().await;

@@ -80,11 +80,7 @@ fn bool_param(params: &HashMap<String, String>, name: &str) -> ApiResult<Option<
 
 // ---- users ------------------------------------------------------------------------------
 
-async fn user_list(
-    user: CurrentUser,
-    Query(q): Params,
-    link: PageLink,
-) -> ApiResult<Json<Value>> {
+async fn user_list(user: CurrentUser, Query(q): Params, link: PageLink) -> ApiResult<Json<Value>> {
     let page = PageRequest::from_query(&q)?;
     let me = &user.0;
     let text_matches = |name: &str, value: &str| q.get(name).is_none_or(|want| want.trim().eq_ignore_ascii_case(value));

@@ -105,9 +105,22 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageLink {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let host = header("x-forwarded-host").or_else(|| header("host")).unwrap_or_else(|| "localhost".into());
-        let scheme = header("x-forwarded-proto").filter(|p| p == "https").unwrap_or_else(|| "http".into());
-        Ok(PageLink { base: format!("{scheme}://{host}"), uri: parts.uri.clone() })
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let host = header("x-forwarded-host")
+            .or_else(|| header("host"))
+            .unwrap_or_else(|| "localhost".into());
+        let scheme = header("x-forwarded-proto")
+            .filter(|p| p == "https")
+            .unwrap_or_else(|| "http".into());
+        Ok(PageLink {
+            base: format!("{scheme}://{host}"),
+            uri: parts.uri.clone(),
+        })
     }
 }

@@ -21,6 +21,7 @@ use crate::app::AppState;
 use crate::auth::extract::authenticate_access;
 use crate::error::ApiError;
 use crate::store::chats;
+use crate::store::users::UserRow;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,21 +49,18 @@ pub fn tune(upgrade: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
         .max_frame_size(limit)
 }
 
-/// The user behind `?token=`, or the refusal reason.
-pub async fn authenticate_query(
-    state: &AppState,
-    query: &HashMap<String, String>,
-) -> Result<crate::store::users::UserRow, &'static str> {
+/// The user behind `?token=`, or the refusal to answer with (403 and its reason; 503 when the
+/// database does not answer).
+pub async fn authenticate_query(state: &AppState, query: &HashMap<String, String>) -> Result<UserRow, Response> {
     let Some(token) = query.get("token").filter(|t| !t.is_empty()) else {
-        return Err("missing_token");
+        return Err(refuse("missing_token"));
     };
-    match authenticate_access(state, token).await {
-        Ok(user) => Ok(user),
-        Err(ApiError::UserInactive) => Err("inactive_user"),
-        Err(ApiError::UserNotFound) => Err("unknown_user"),
-        Err(ApiError::Unavailable) => Err("unavailable"),
-        Err(_) => Err("invalid_token"),
-    }
+    authenticate_access(state, token).await.map_err(|err| match err {
+        ApiError::UserInactive => refuse("inactive_user"),
+        ApiError::UserNotFound => refuse("unknown_user"),
+        ApiError::Unavailable => ApiError::Unavailable.into_response(),
+        _ => refuse("invalid_token"),
+    })
 }
 
 async fn chat_socket(
@@ -73,8 +71,7 @@ async fn chat_socket(
 ) -> Response {
     let user = match authenticate_query(&state, &query).await {
         Ok(user) => user,
-        Err("unavailable") => return ApiError::Unavailable.into_response(),
-        Err(reason) => return refuse(reason),
+        Err(refusal) => return refusal,
     };
     let Ok(chat) = Uuid::parse_str(&chat_id) else {
         return refuse("unknown_chat");
@@ -117,7 +114,8 @@ async fn chat_socket(
         }
     };
     metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v1").increment(1);
-    tune(upgrade, &state).on_upgrade(move |socket| session::run_v1(socket, state, user.id, chat, format))
+    let joined = session::join_v1(&state, user.id, chat);
+    tune(upgrade, &state).on_upgrade(move |socket| session::run_v1(socket, state, chat, format, joined))
 }
 
 /// `/ws/`: one v2 socket for all of a user's chats (subscribe per chat).
@@ -128,8 +126,7 @@ async fn user_socket(
 ) -> Response {
     let user = match authenticate_query(&state, &query).await {
         Ok(user) => user,
-        Err("unavailable") => return ApiError::Unavailable.into_response(),
-        Err(reason) => return refuse(reason),
+        Err(refusal) => return refusal,
     };
     metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v2").increment(1);
     let upgrade = upgrade.protocols([V2_PROTOCOL]);

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::event::{Delivery, Format};
+use super::hub::Connection;
 use super::protocol::{self, ErrorFrame};
 use crate::app::AppState;
 use crate::chats::service;
@@ -77,6 +78,44 @@ pub fn is_too_big(err: &axum::Error) -> bool {
     false
 }
 
+/// What one read from a socket means for its session loop.
+pub enum Inbound {
+    /// A text frame to handle.
+    Text(Utf8Bytes),
+    /// A frame refused before handling (binary, over the rate): answer with this error.
+    Refused(ErrorFrame),
+    /// A control frame: nothing to do.
+    Nothing,
+    /// The peer left or broke a limit: end the session, sending this close frame if any.
+    Closed(Option<Message>),
+}
+
+/// Classifies a read: the size limit (close 1009), the per-socket frame rate, control frames.
+pub fn read_inbound(
+    read: Option<Result<Message, axum::Error>>,
+    limiter: &DefaultDirectRateLimiter,
+    last_heard: &mut Instant,
+) -> Inbound {
+    let frame = match read {
+        None => return Inbound::Closed(None),
+        Some(Err(err)) if is_too_big(&err) => return Inbound::Closed(Some(close_message(close::TOO_BIG, "frame too large"))),
+        Some(Err(_)) => return Inbound::Closed(None),
+        Some(Ok(frame)) => frame,
+    };
+    *last_heard = Instant::now();
+    match frame {
+        Message::Close(_) => Inbound::Closed(None),
+        Message::Ping(_) | Message::Pong(_) => Inbound::Nothing,
+        Message::Binary(_) => {
+            Inbound::Refused(ErrorFrame::new("invalid_frame", "Binary frames are not supported; send JSON text."))
+        }
+        Message::Text(_) if limiter.check().is_err() => {
+            Inbound::Refused(ErrorFrame::new("rate_limited", "Too many frames; slow down."))
+        }
+        Message::Text(text) => Inbound::Text(text),
+    }
+}
+
 /// Resolves once the server starts shutting down.
 pub async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     // The guard that wait_for returns is not Send; drop it here, before any other await.
@@ -110,10 +149,25 @@ where
 }
 
 /// Runs a seed (v1) socket for `user` in `chat` until either side closes.
-pub async fn run_v1(socket: WebSocket, state: AppState, user: Uuid, chat: Uuid, format: Format) {
-    let _gauge = OpenGauge::new(&state);
-    let (connection, mut rx) = state.fanout.hub().connect(user, state.config.ws_send_queue);
+/// Joins `user`'s socket to `chat`'s room. Done before the handshake is answered, so a client
+/// that has its `101` gets every message stored from then on (they wait in the queue until the
+/// session runs); dropping the result (a failed upgrade) leaves the room.
+pub fn join_v1(state: &AppState, user: Uuid, chat: Uuid) -> (Connection, mpsc::Receiver<Arc<Delivery>>) {
+    let (connection, rx) = state.fanout.hub().connect(user, state.config.ws_send_queue);
     connection.join(chat);
+    (connection, rx)
+}
+
+/// Runs a seed (v1) socket for `user` in `chat`, joined by [`join_v1`], until either side closes.
+pub async fn run_v1(
+    socket: WebSocket,
+    state: AppState,
+    chat: Uuid,
+    format: Format,
+    (connection, mut rx): (Connection, mpsc::Receiver<Arc<Delivery>>),
+) {
+    let _gauge = OpenGauge::new(&state);
+    let user = connection.user();
     super::presence::connected(&state, user).await;
     let kicked = connection.kicked();
     let limiter = frame_limiter(&state);
@@ -125,34 +179,15 @@ pub async fn run_v1(socket: WebSocket, state: AppState, user: Uuid, chat: Uuid, 
 
     let close = loop {
         tokio::select! {
-            inbound = stream.next() => {
-                let frame = match inbound {
-                    None => break None,
-                    Some(Err(err)) if is_too_big(&err) => break Some(close_message(close::TOO_BIG, "frame too large")),
-                    Some(Err(_)) => break None,
-                    Some(Ok(frame)) => frame,
-                };
-                last_heard = Instant::now();
-                let text = match frame {
-                    Message::Text(text) => text,
-                    Message::Binary(_) => {
-                        let error = ErrorFrame::new("invalid_frame", "Binary frames are not supported; send JSON text.");
-                        if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
-                        continue;
-                    }
-                    Message::Close(_) => break None,
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                };
-                if limiter.check().is_err() {
-                    let error = ErrorFrame::new("rate_limited", "Too many frames; slow down.");
-                    if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
-                    continue;
-                }
-                if let Err(error) = handle_v1_frame(&state, user, chat, &text).await {
+            inbound = stream.next() => match read_inbound(inbound, &limiter, &mut last_heard) {
+                Inbound::Closed(close) => break close,
+                Inbound::Nothing => continue,
+                Inbound::Refused(error) => if sink.send(Message::Text(error.v1().into())).await.is_err() { break None },
+                Inbound::Text(text) => if let Err(error) = handle_v1_frame(&state, user, chat, &text).await {
                     metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
                     if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
-                }
-            }
+                },
+            },
             queued = rx.recv() => match queued {
                 // A peer that does not read blocks the write once the kernel's buffers are full;
                 // the kick must still end it (and free its queue), so race the two.

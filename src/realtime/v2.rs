@@ -23,7 +23,7 @@ use super::event::{Delivery, Event, Format};
 use super::hub::Connection;
 use super::presence;
 use super::protocol::{self, ErrorFrame};
-use super::session::{self, close, close_message, OpenGauge};
+use super::session::{self, close, close_message, Inbound, OpenGauge};
 use crate::app::AppState;
 use crate::chats::groups;
 use crate::chats::routes::read_draft;
@@ -79,31 +79,12 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
     }
     let close = loop {
         tokio::select! {
-            inbound = stream.next() => {
-                let frame = match inbound {
-                    None => break None,
-                    Some(Err(err)) if session::is_too_big(&err) => break Some(close_message(close::TOO_BIG, "frame too large")),
-                    Some(Err(_)) => break None,
-                    Some(Ok(frame)) => frame,
-                };
-                last_heard = Instant::now();
-                let text = match frame {
-                    Message::Text(text) => text,
-                    Message::Binary(_) => {
-                        let error = ErrorFrame::new("invalid_frame", "Binary frames are not supported; send JSON text.");
-                        if send_error(&mut sink, &error, None).await.is_err() { break None }
-                        continue;
-                    }
-                    Message::Close(_) => break None,
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                };
-                if limiter.check().is_err() {
-                    let error = ErrorFrame::new("rate_limited", "Too many frames; slow down.");
-                    if send_error(&mut sink, &error, None).await.is_err() { break None }
-                    continue;
-                }
-                if session.handle(&mut sink, &text).await.is_err() { break None }
-            }
+            inbound = stream.next() => match session::read_inbound(inbound, &limiter, &mut last_heard) {
+                Inbound::Closed(close) => break close,
+                Inbound::Nothing => continue,
+                Inbound::Refused(error) => if send_error(&mut sink, &error, None).await.is_err() { break None },
+                Inbound::Text(text) => if session.handle(&mut sink, &text).await.is_err() { break None },
+            },
             queued = rx.recv() => match queued {
                 // A peer that does not read blocks the write once the kernel's buffers are full;
                 // the kick must still end it, so race the two.
