@@ -48,50 +48,125 @@ pub struct Stored {
     pub created: bool,
 }
 
+/// Most rows in one multi-row INSERT (9 parameters each, well under both backends' limits).
+const INSERT_CHUNK: usize = 500;
+
 /// Stores a batch in one transaction (group commit). Results come back in input order.
+///
+/// A handful of statements per batch, not per message: one lookup of earlier `clientId`s, one
+/// sequence reservation per chat (`last_seq + k`, chats in id order so that concurrent batches
+/// on PostgreSQL lock them in the same order), and multi-row inserts.
 pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, sqlx::Error> {
     let at = now();
-    let select_client = format!("SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND author = $2 AND client_id = $3");
-    let insert = format!(
-        "INSERT INTO messages (id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, FALSE, $9, $9) RETURNING {COLUMNS}"
-    );
     // SQLite: take the write lock up front. A deferred transaction starts as a reader (the
     // clientId lookup) and cannot upgrade once another connection has written meanwhile
     // (SQLITE_BUSY at once, the busy timeout does not apply), failing the whole batch.
     let begin = if db.is_postgres() { "BEGIN" } else { "BEGIN IMMEDIATE" };
+    let client_ids: Vec<&str> = batch.iter().filter_map(|m| m.client_id.as_deref()).collect();
     with_db!(db, pool => {
         let mut tx = pool.begin_with(begin).await?;
-        let mut out: Vec<Stored> = Vec::with_capacity(batch.len());
-        for new in batch {
-            if let Some(client_id) = &new.client_id {
-                // A retry inside this same batch, or of a message stored before.
-                if let Some(earlier) = out.iter().find(|s| {
-                    s.row.chat_id == new.chat_id && s.row.author == Some(new.author) && s.row.client_id.as_ref() == Some(client_id)
-                }) {
-                    out.push(Stored { row: earlier.row.clone(), created: false });
-                    continue;
-                }
-                let existing = sqlx::query_as::<_, MessageRow>(&select_client)
-                    .bind(new.chat_id).bind(new.author).bind(client_id)
-                    .fetch_optional(&mut *tx).await?;
-                if let Some(row) = existing {
-                    out.push(Stored { row, created: false });
-                    continue;
-                }
+
+        // Messages already stored under the same (chat, author, clientId): retries.
+        let mut earlier: Vec<MessageRow> = Vec::new();
+        if !client_ids.is_empty() {
+            let placeholders: Vec<String> = (1..=client_ids.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("SELECT {COLUMNS} FROM messages WHERE client_id IN ({})", placeholders.join(", "));
+            let mut query = sqlx::query_as::<_, MessageRow>(&sql);
+            for id in &client_ids {
+                query = query.bind(*id);
             }
-            let seq: i64 = sqlx::query_scalar("UPDATE chats SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq")
-                .bind(new.chat_id).bind(at)
+            earlier = query.fetch_all(&mut *tx).await?;
+        }
+
+        // Decide, in input order, which messages are new; retries point at what they repeat.
+        enum Slot { Earlier(usize), New(usize) }
+        let key = |chat: Uuid, author: Uuid, client: &str| (chat, author, client.to_string());
+        let earlier_at: std::collections::HashMap<_, usize> = earlier.iter().enumerate()
+            .filter_map(|(i, r)| Some((key(r.chat_id, r.author?, r.client_id.as_deref()?), i)))
+            .collect();
+        let mut fresh_at = std::collections::HashMap::new();
+        let mut slots = Vec::with_capacity(batch.len());
+        let mut fresh: Vec<&NewMessage> = Vec::new();
+        for new in batch {
+            let Some(client) = new.client_id.as_deref() else {
+                slots.push(Slot::New(fresh.len()));
+                fresh.push(new);
+                continue;
+            };
+            let k = key(new.chat_id, new.author, client);
+            if let Some(&pos) = earlier_at.get(&k) {
+                slots.push(Slot::Earlier(pos));
+            } else if let Some(&pos) = fresh_at.get(&k) {
+                slots.push(Slot::New(pos));
+            } else {
+                fresh_at.insert(k, fresh.len());
+                slots.push(Slot::New(fresh.len()));
+                fresh.push(new);
+            }
+        }
+
+        // Reserve each chat's next sequences in one statement per chat.
+        let mut chats: Vec<Uuid> = fresh.iter().map(|m| m.chat_id).collect();
+        chats.sort();
+        chats.dedup();
+        let mut next_seq = std::collections::HashMap::with_capacity(chats.len());
+        for chat in chats {
+            let count = fresh.iter().filter(|m| m.chat_id == chat).count() as i64;
+            let last: i64 = sqlx::query_scalar(
+                "UPDATE chats SET last_seq = last_seq + $2, updated_at = $3 WHERE id = $1 RETURNING last_seq")
+                .bind(chat).bind(count).bind(at)
                 .fetch_one(&mut *tx).await?;
-            let row = sqlx::query_as::<_, MessageRow>(&insert)
-                .bind(Uuid::now_v7()).bind(new.chat_id).bind(seq).bind(new.author)
-                .bind(new.client_id.as_deref()).bind(&new.body).bind(new.kind)
-                .bind(new.extra_data.as_deref()).bind(at)
-                .fetch_one(&mut *tx).await?;
-            out.push(Stored { row, created: true });
+            next_seq.insert(chat, last - count + 1);
+        }
+        let rows: Vec<MessageRow> = fresh.iter().map(|m| {
+            let seq = next_seq.get_mut(&m.chat_id).expect("reserved above");
+            let row = MessageRow {
+                id: Uuid::now_v7(),
+                chat_id: m.chat_id,
+                seq: *seq,
+                author: Some(m.author),
+                client_id: m.client_id.clone(),
+                body: m.body.clone(),
+                kind: m.kind,
+                extra_data: m.extra_data.clone(),
+                is_read: false,
+                deleted: false,
+                created_at: at,
+                updated_at: at,
+            };
+            *seq += 1;
+            row
+        }).collect();
+
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let values: Vec<String> = (0..chunk.len()).map(|i| {
+                let p = i * 9;
+                format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, FALSE, FALSE, ${}, ${})",
+                    p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7, p + 8, p + 9, p + 9)
+            }).collect();
+            let sql = format!(
+                "INSERT INTO messages (id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at) VALUES {}",
+                values.join(", "));
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                query = query.bind(row.id).bind(row.chat_id).bind(row.seq).bind(row.author)
+                    .bind(row.client_id.as_deref()).bind(&row.body).bind(row.kind)
+                    .bind(row.extra_data.as_deref()).bind(row.created_at);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(out)
+
+        let out = slots.into_iter().map(|slot| match slot {
+            Slot::Earlier(pos) => Stored { row: earlier[pos].clone(), created: false },
+            Slot::New(pos) => Stored { row: rows[pos].clone(), created: true },
+        }).collect::<Vec<_>>();
+        // A message repeated inside the batch is created once: only its first slot says so.
+        let mut seen = std::collections::HashSet::new();
+        Ok(out.into_iter().map(|s| {
+            let first = seen.insert(s.row.id);
+            Stored { created: s.created && first, ..s }
+        }).collect())
     })
 }
 
