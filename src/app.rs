@@ -73,17 +73,23 @@ fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Where the generated signing key is kept when `secret_key` is unset: `secret_key_file`, or
+/// `causerie.secret` beside the SQLite file (the working directory for PostgreSQL).
+pub fn secret_key_path(config: &Config) -> PathBuf {
+    config.secret_key_file.clone().unwrap_or_else(|| {
+        crate::store::sqlite_path(&config.database_url)
+            .and_then(|db| db.parent())
+            .map(|dir| dir.join("causerie.secret"))
+            .unwrap_or_else(|| PathBuf::from("causerie.secret"))
+    })
+}
+
 /// The signing key: configured, or read from / generated into a file beside the database.
 fn load_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     if let Some(key) = &config.secret_key {
         return Ok(key.as_bytes().to_vec());
     }
-    let path = config.secret_key_file.clone().unwrap_or_else(|| {
-        crate::store::sqlite_path(&config.database_url)
-            .and_then(|db| db.parent())
-            .map(|dir| dir.join("causerie.secret"))
-            .unwrap_or_else(|| PathBuf::from("causerie.secret"))
-    });
+    let path = secret_key_path(config);
     match std::fs::read_to_string(&path) {
         Ok(existing) if existing.trim().len() >= 32 => return Ok(existing.trim().as_bytes().to_vec()),
         Ok(_) => anyhow::bail!(

@@ -49,6 +49,8 @@ enum Command {
         #[command(subcommand)]
         action: ChatsAction,
     },
+    /// Load generator against a running server on this machine (docs/benchmarks.md).
+    Bench(causerie::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -152,6 +154,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Changepassword { email } => changepassword(config, &email).await,
         Command::Users { action } => users_command(config, action).await,
         Command::Chats { action } => chats_command(config, action).await,
+        Command::Bench(args) => causerie::bench::run(config, args).await,
     }
 }
 

@@ -168,7 +168,9 @@ pub async fn run_v1(
 ) {
     let _gauge = OpenGauge::new(&state);
     let user = connection.user();
-    super::presence::connected(&state, user).await;
+    // Work that only happens now and then is boxed, so the future an idle socket's task keeps
+    // stays small (an idle connection should cost a few KiB).
+    Box::pin(super::presence::connected(&state, user)).await;
     let kicked = connection.kicked();
     let limiter = frame_limiter(&state);
     let ping_every = Duration::from_secs(state.config.ws_ping_interval_secs.max(1));
@@ -183,7 +185,7 @@ pub async fn run_v1(
                 Inbound::Closed(close) => break close,
                 Inbound::Nothing => continue,
                 Inbound::Refused(error) => if sink.send(Message::Text(error.v1().into())).await.is_err() { break None },
-                Inbound::Text(text) => if let Err(error) = handle_v1_frame(&state, user, chat, &text).await {
+                Inbound::Text(text) => if let Err(error) = Box::pin(handle_v1_frame(&state, user, chat, &text)).await {
                     metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
                     if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
                 },
@@ -192,7 +194,7 @@ pub async fn run_v1(
                 // A peer that does not read blocks the write once the kernel's buffers are full;
                 // the kick must still end it (and free its queue), so race the two.
                 Some(delivery) => tokio::select! {
-                    written = write_batch(&mut sink, delivery, &mut rx, format) => if !written { break None },
+                    written = Box::pin(write_batch(&mut sink, delivery, &mut rx, format)) => if !written { break None },
                     _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
                 },
                 None => break None,
@@ -211,7 +213,7 @@ pub async fn run_v1(
         let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(close)).await;
     }
     drop(connection);
-    super::presence::disconnected(&state, user).await;
+    Box::pin(super::presence::disconnected(&state, user)).await;
 }
 
 async fn handle_v1_frame(state: &AppState, user: Uuid, chat: Uuid, text: &str) -> Result<(), ErrorFrame> {

@@ -54,7 +54,9 @@ struct Session {
 pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option<(Uuid, Option<i64>)>) {
     let _gauge = OpenGauge::new(&state);
     let (connection, mut rx) = state.fanout.hub().connect(user, state.config.ws_send_queue);
-    presence::connected(&state, user).await;
+    // Work that only happens now and then is boxed, so the future an idle socket's task keeps
+    // stays small (an idle connection should cost a few KiB).
+    Box::pin(presence::connected(&state, user)).await;
     let kicked = connection.kicked();
     let limiter = session::frame_limiter(&state);
     let ping_every = Duration::from_secs(state.config.ws_ping_interval_secs.max(1));
@@ -71,7 +73,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
     };
 
     if let Some((chat, after)) = initial {
-        if let Err(error) = session.subscribe(&mut sink, chat, after, None).await {
+        if let Err(error) = Box::pin(session.subscribe(&mut sink, chat, after, None)).await {
             // As for `resume`, the error names the chat it is about.
             let frame = json!({ "type": "error", "code": error.code, "detail": error.detail, "chat": chat });
             let _ = send_json(&mut sink, frame).await;
@@ -83,13 +85,13 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
                 Inbound::Closed(close) => break close,
                 Inbound::Nothing => continue,
                 Inbound::Refused(error) => if send_error(&mut sink, &error, None).await.is_err() { break None },
-                Inbound::Text(text) => if session.handle(&mut sink, &text).await.is_err() { break None },
+                Inbound::Text(text) => if Box::pin(session.handle(&mut sink, &text)).await.is_err() { break None },
             },
             queued = rx.recv() => match queued {
                 // A peer that does not read blocks the write once the kernel's buffers are full;
                 // the kick must still end it, so race the two.
                 Some(delivery) => tokio::select! {
-                    forwarded = session.forward(&mut sink, delivery, &mut rx) => if forwarded.is_err() { break None },
+                    forwarded = Box::pin(session.forward(&mut sink, delivery, &mut rx)) => if forwarded.is_err() { break None },
                     _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
                 },
                 None => break None,
@@ -109,7 +111,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
     }
     let Session { connection, .. } = session;
     drop(connection);
-    presence::disconnected(&state, user).await;
+    Box::pin(presence::disconnected(&state, user)).await;
 }
 
 /// Sends an error frame; `Err` carries nothing useful but means the socket is gone.
