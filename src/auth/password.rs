@@ -16,9 +16,25 @@ pub enum Verdict {
     Invalid,
 }
 
+/// At most this many hashes run at once: half the cores, so a login storm queues for hashing
+/// instead of taking every core from the workers that deliver messages (and each argon2 run
+/// holds 19 MiB, so the queue also bounds memory).
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        tokio::sync::Semaphore::new((cores / 2).max(1))
+    })
+}
+
+async fn on_hashing_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    let _slot = hashing_slots().acquire().await?;
+    Ok(tokio::task::spawn_blocking(work).await?)
+}
+
 /// Hashes with argon2id on the blocking pool.
 pub async fn hash(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || hash_now(&password)).await?
+    on_hashing_thread(move || hash_now(&password)).await?
 }
 
 pub fn hash_now(password: &str) -> anyhow::Result<String> {
@@ -32,7 +48,7 @@ pub fn hash_now(password: &str) -> anyhow::Result<String> {
 /// Verifies on the blocking pool. `None` as the stored hash still spends the time of a real
 /// check, so a login for an unknown email takes as long as one with a wrong password.
 pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<Verdict> {
-    tokio::task::spawn_blocking(move || match stored {
+    on_hashing_thread(move || match stored {
         Some(stored) => verify_now(&password, &stored),
         None => {
             let _ = verify_now(&password, dummy_hash());
@@ -40,7 +56,6 @@ pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<
         }
     })
     .await
-    .map_err(Into::into)
 }
 
 pub fn verify_now(password: &str, stored: &str) -> Verdict {

@@ -153,8 +153,12 @@ async fn search_users(
         .take(10)
         .map(|t| t.chars().take(NAME_MAX).collect())
         .collect();
-    let (total, _) = users::search(&state.db, user.id(), &terms, 0, 0).await?;
-    let page = page.resolve(total);
+    // Only `?page=last` needs the count before the page.
+    let page = if page.is_last() {
+        page.resolve(users::search(&state.db, user.id(), &terms, 0, 0).await?.0)
+    } else {
+        page
+    };
     let (total, rows) = users::search(&state.db, user.id(), &terms, page.limit(), page.offset()).await?;
     let results: Vec<Value> = rows.iter().map(view::brief).collect();
     Ok(Json(page.render(total, results, &link)?))
@@ -218,8 +222,12 @@ async fn chat_list(
 ) -> ApiResult<Json<Value>> {
     let page = PageRequest::from_query(&q)?;
     let only = uuid_param(&q, "id")?;
-    let (total, _) = chats::list_for_user(&state.db, user.id(), only, 0, 0).await?;
-    let page = page.resolve(total);
+    // Only `?page=last` needs the count before the page.
+    let page = if page.is_last() {
+        page.resolve(chats::list_for_user(&state.db, user.id(), only, 0, 0).await?.0)
+    } else {
+        page
+    };
     let (total, rows) = chats::list_for_user(&state.db, user.id(), only, page.limit(), page.offset()).await?;
     let mut results = Vec::with_capacity(rows.len());
     for chat in &rows {
@@ -300,8 +308,12 @@ async fn message_list(
         before_seq: cursor_seq(&state, &q, "before", chat).await?,
         after_seq: cursor_seq(&state, &q, "after", chat).await?,
     };
-    let (total, _) = messages::history(&state.db, chat, &filter, 0, 0).await?;
-    let page = page.resolve(total);
+    // Only `?page=last` needs the count before the page.
+    let page = if page.is_last() {
+        page.resolve(messages::history(&state.db, chat, &filter, 0, 0).await?.0)
+    } else {
+        page
+    };
     let (total, rows) = messages::history(&state.db, chat, &filter, page.limit(), page.offset()).await?;
     let results: Vec<MessageView> = rows.iter().map(MessageView::rest).collect();
     Ok(Json(page.render(total, results, &link)?))

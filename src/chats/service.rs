@@ -135,6 +135,15 @@ pub async fn post(state: &AppState, author: Uuid, chat: Uuid, draft: Draft) -> A
 /// Like [`post`], for a socket whose membership was checked when it joined the chat's room
 /// (removal from the chat evicts it from the room, so the check stays true).
 pub async fn post_as_member(state: &AppState, author: Uuid, chat: Uuid, draft: Draft) -> ApiResult<Stored> {
+    submit_as_member(state, author, chat, draft).await?.await
+}
+
+/// A message queued for storage: resolves to the stored message once committed.
+pub type PendingStore = std::pin::Pin<Box<dyn std::future::Future<Output = ApiResult<Stored>> + Send + Sync>>;
+
+/// Checks and queues a message without waiting for the commit, so a socket can go on reading
+/// and delivering meanwhile. Messages of one sender are stored in the order they are queued.
+pub async fn submit_as_member(state: &AppState, author: Uuid, chat: Uuid, draft: Draft) -> ApiResult<PendingStore> {
     check_draft(&draft, state.config.max_body_bytes)?;
     let new = NewMessage {
         chat_id: chat,
@@ -144,11 +153,18 @@ pub async fn post_as_member(state: &AppState, author: Uuid, chat: Uuid, draft: D
         kind: draft.kind,
         extra_data: draft.extra_data,
     };
-    state.writer.write(new).await.map_err(|err| match err {
+    let committed = state.writer.enqueue(new).await.map_err(write_error)?;
+    Ok(Box::pin(async move {
+        committed.await.map_err(|_| ApiError::Unavailable)?.map_err(write_error)
+    }))
+}
+
+fn write_error(err: WriteError) -> ApiError {
+    match err {
         WriteError::ChatGone => ApiError::NotFound,
         WriteError::Unavailable | WriteError::Stopped => ApiError::Unavailable,
         WriteError::Failed(reason) => ApiError::Internal(anyhow::anyhow!(reason)),
-    })
+    }
 }
 
 /// A live message in one of `user`'s chats.

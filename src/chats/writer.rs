@@ -44,14 +44,23 @@ impl MessageWriter {
         }
     }
 
-    /// Stores a message and resolves once it is committed and published.
-    pub async fn write(&self, message: NewMessage) -> Result<Stored, WriteError> {
+    /// Queues a message for storage; the receiver resolves once it is committed. Messages are
+    /// stored in the order they are queued.
+    pub async fn enqueue(
+        &self,
+        message: NewMessage,
+    ) -> Result<oneshot::Receiver<Result<Stored, WriteError>>, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((message, reply))
             .await
             .map_err(|_| WriteError::Stopped)?;
-        answer.await.map_err(|_| WriteError::Stopped)?
+        Ok(answer)
+    }
+
+    /// Stores a message and resolves once it is committed.
+    pub async fn write(&self, message: NewMessage) -> Result<Stored, WriteError> {
+        self.enqueue(message).await?.await.map_err(|_| WriteError::Stopped)?
     }
 }
 
@@ -67,17 +76,22 @@ async fn run(db: Db, fanout: Fanout, mut rx: mpsc::Receiver<(NewMessage, Reply)>
             Err(err) => messages.iter().map(|_| Err(classify(&err))).collect::<Vec<_>>(),
         };
         metrics::histogram!("causerie_commit_batch_size").record(messages.len() as f64);
+        // Senders hear first (their ack precedes their own message's echo), then everyone.
+        let mut created = Vec::new();
         for (result, reply) in results.into_iter().zip(replies) {
             if let Ok(stored) = &result {
                 if stored.created {
-                    metrics::counter!("causerie_messages_stored_total").increment(1);
-                    fanout.to_chat(Event::Message {
-                        message: MessageView::full(&stored.row),
-                    });
+                    created.push(stored.row.clone());
                 }
             }
             // The sender may have gone away; the message is stored all the same.
             let _ = reply.send(result);
+        }
+        metrics::counter!("causerie_messages_stored_total").increment(created.len() as u64);
+        for row in &created {
+            fanout.to_chat(Event::Message {
+                message: MessageView::full(row),
+            });
         }
     }
 }

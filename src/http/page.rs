@@ -36,6 +36,11 @@ impl PageRequest {
         Ok(PageRequest { page, size })
     }
 
+    /// True for `?page=last`, which needs the total before the page can be read.
+    pub fn is_last(self) -> bool {
+        self.page == i64::MAX
+    }
+
     /// Offset for the query; `page=last` is resolved against `total` by the caller via `resolve`.
     pub fn resolve(self, total: i64) -> PageRequest {
         if self.page == i64::MAX {

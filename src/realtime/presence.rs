@@ -71,7 +71,11 @@ fn now_ms() -> i64 {
 
 impl PresenceCounter {
     pub fn in_process() -> PresenceCounter {
-        PresenceCounter { local: Default::default(), redis: None, announcing: Default::default() }
+        PresenceCounter {
+            local: Default::default(),
+            redis: None,
+            announcing: Default::default(),
+        }
     }
 
     pub fn redis(url: &str) -> anyhow::Result<std::sync::Arc<PresenceCounter>> {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::sync::mpsc;
@@ -98,7 +99,9 @@ pub fn read_inbound(
 ) -> Inbound {
     let frame = match read {
         None => return Inbound::Closed(None),
-        Some(Err(err)) if is_too_big(&err) => return Inbound::Closed(Some(close_message(close::TOO_BIG, "frame too large"))),
+        Some(Err(err)) if is_too_big(&err) => {
+            return Inbound::Closed(Some(close_message(close::TOO_BIG, "frame too large")))
+        }
         Some(Err(_)) => return Inbound::Closed(None),
         Some(Ok(frame)) => frame,
     };
@@ -106,9 +109,10 @@ pub fn read_inbound(
     match frame {
         Message::Close(_) => Inbound::Closed(None),
         Message::Ping(_) | Message::Pong(_) => Inbound::Nothing,
-        Message::Binary(_) => {
-            Inbound::Refused(ErrorFrame::new("invalid_frame", "Binary frames are not supported; send JSON text."))
-        }
+        Message::Binary(_) => Inbound::Refused(ErrorFrame::new(
+            "invalid_frame",
+            "Binary frames are not supported; send JSON text.",
+        )),
         Message::Text(_) if limiter.check().is_err() => {
             Inbound::Refused(ErrorFrame::new("rate_limited", "Too many frames; slow down."))
         }
@@ -179,15 +183,26 @@ pub async fn run_v1(
     let mut shutdown = state.shutdown.clone();
     let (mut sink, mut stream) = socket.split();
 
+    // Messages queued for storage; the socket goes on reading and delivering meanwhile.
+    let mut pending: FuturesOrdered<service::PendingStore> = FuturesOrdered::new();
     let close = loop {
         tokio::select! {
+            biased;
+            Some(stored) = pending.next(), if !pending.is_empty() => if let Err(err) = stored {
+                let error = api_error_frame(err);
+                metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
+                if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
+            },
             inbound = stream.next() => match read_inbound(inbound, &limiter, &mut last_heard) {
                 Inbound::Closed(close) => break close,
                 Inbound::Nothing => continue,
                 Inbound::Refused(error) => if sink.send(Message::Text(error.v1().into())).await.is_err() { break None },
-                Inbound::Text(text) => if let Err(error) = Box::pin(handle_v1_frame(&state, user, chat, &text)).await {
-                    metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
-                    if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
+                Inbound::Text(text) => match Box::pin(handle_v1_frame(&state, &connection, chat, &text)).await {
+                    Ok(committed) => pending.push_back(committed),
+                    Err(error) => {
+                        metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
+                        if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
+                    }
                 },
             },
             queued = rx.recv() => match queued {
@@ -216,15 +231,25 @@ pub async fn run_v1(
     Box::pin(super::presence::disconnected(&state, user)).await;
 }
 
-async fn handle_v1_frame(state: &AppState, user: Uuid, chat: Uuid, text: &str) -> Result<(), ErrorFrame> {
+/// Checks a v1 frame and queues its message for storage (the echo to the room follows the
+/// commit). A socket whose user was removed from the chat has left its room and is refused.
+async fn handle_v1_frame(
+    state: &AppState,
+    connection: &Connection,
+    chat: Uuid,
+    text: &str,
+) -> Result<service::PendingStore, ErrorFrame> {
+    let user = connection.user();
     let map = protocol::parse_object(text)?;
     let draft = protocol::parse_v1_message(&map, chat, user, state.config.ws_max_frame_bytes)?;
     if let Err(refusal) = service::check_draft(&draft, state.config.ws_max_frame_bytes) {
         return Err(ErrorFrame::new(refusal.code, refusal.detail));
     }
-    service::post(state, user, chat, draft)
+    if !connection.has_joined(chat) {
+        return Err(api_error_frame(ApiError::NotFound));
+    }
+    service::submit_as_member(state, user, chat, draft)
         .await
-        .map(|_| ())
         .map_err(api_error_frame)
 }
 

@@ -13,7 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
-use futures_util::stream::SplitSink;
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::stream::{FuturesOrdered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
@@ -29,8 +32,9 @@ use crate::chats::groups;
 use crate::chats::routes::read_draft;
 use crate::chats::service::{self, MessageChange, CLIENT_ID_MAX};
 use crate::chats::view::MessageView;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::http::Fields;
+use crate::store::messages::Stored;
 use crate::store::{chats, messages};
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -47,7 +51,19 @@ struct Session {
     /// Last sequence sent, per followed chat.
     sent_seq: HashMap<Uuid, i64>,
     last_typing: HashMap<Uuid, Instant>,
+    /// Sends queued for storage, answered in the order they were made.
+    pending: FuturesOrdered<Pin<Box<dyn Future<Output = (PendingAck, ApiResult<Stored>)> + Send + Sync>>>,
 }
+
+/// What an `ack` (or its error) must say about the send it answers.
+struct PendingAck {
+    client_id: String,
+    chat: Uuid,
+    reference: Option<Value>,
+}
+
+/// Sends one socket may have waiting for their commit before it stops reading new ones.
+const MAX_SENDS_IN_FLIGHT: usize = 256;
 
 /// Runs a v2 socket. `initial` is the chat of a `/ws/chat/{id}/` URL, followed from `after`
 /// (or from now).
@@ -70,6 +86,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
         connection,
         sent_seq: HashMap::new(),
         last_typing: HashMap::new(),
+        pending: FuturesOrdered::new(),
     };
 
     if let Some((chat, after)) = initial {
@@ -81,6 +98,11 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
     }
     let close = loop {
         tokio::select! {
+            // Acks before deliveries: a sender hears "stored" before its message's echo.
+            biased;
+            Some(done) = session.pending.next(), if !session.pending.is_empty() => {
+                if session.finish_send(&mut sink, done).await.is_err() { break None }
+            }
             inbound = stream.next() => match session::read_inbound(inbound, &limiter, &mut last_heard) {
                 Inbound::Closed(close) => break close,
                 Inbound::Nothing => continue,
@@ -203,10 +225,16 @@ impl Session {
                 f.finish()
                     .map_err(|e| ErrorFrame::new("invalid_frame", protocol::field_errors_text(e)))?;
                 // The same rules, and codes, as a new text message.
-                let draft = service::Draft { text, ..service::Draft::default() };
+                let draft = service::Draft {
+                    text,
+                    ..service::Draft::default()
+                };
                 service::check_draft(&draft, self.state.config.ws_max_frame_bytes)
                     .map_err(|r| ErrorFrame::new(r.code, r.detail))?;
-                let change = MessageChange { text: Some(draft.text), is_read: None };
+                let change = MessageChange {
+                    text: Some(draft.text),
+                    is_read: None,
+                };
                 service::change_message(&self.state, self.user, id, change)
                     .await
                     .map_err(session::api_error_frame)?;
@@ -281,20 +309,49 @@ impl Session {
         draft.client_id = Some(client_id.clone());
         service::check_draft(&draft, self.state.config.ws_max_frame_bytes)
             .map_err(|r| ErrorFrame::new(r.code, r.detail))?;
-        let stored = if self.connection.has_joined(chat) {
-            service::post_as_member(&self.state, self.user, chat, draft).await
-        } else {
-            service::post(&self.state, self.user, chat, draft).await
+        if !self.connection.has_joined(chat) {
+            service::chat_for_member(&self.state, chat, self.user)
+                .await
+                .map_err(session::api_error_frame)?;
         }
-        .map_err(session::api_error_frame)?;
-        let ack = json!({
-            "type": "ack",
-            "clientId": client_id,
-            "chat": chat,
-            "duplicate": !stored.created,
-            "message": MessageView::full(&stored.row),
-        });
-        self.reply(sink, ack, reference).await
+        if self.pending.len() >= MAX_SENDS_IN_FLIGHT {
+            // Back-pressure: answer the oldest send before taking another.
+            if let Some(done) = self.pending.next().await {
+                let _ = self.finish_send(sink, done).await;
+            }
+        }
+        let committed = service::submit_as_member(&self.state, self.user, chat, draft)
+            .await
+            .map_err(session::api_error_frame)?;
+        let ack = PendingAck {
+            client_id,
+            chat,
+            reference: reference.cloned(),
+        };
+        self.pending.push_back(Box::pin(async move { (ack, committed.await) }));
+        Ok(())
+    }
+
+    /// Answers a send once its commit is known: `ack`, or an error frame naming its clientId.
+    async fn finish_send(&mut self, sink: &mut Sink, (ack, result): (PendingAck, ApiResult<Stored>)) -> Result<(), ()> {
+        let mut frame = match result {
+            Ok(stored) => json!({
+                "type": "ack",
+                "clientId": ack.client_id,
+                "chat": ack.chat,
+                "duplicate": !stored.created,
+                "message": MessageView::full(&stored.row),
+            }),
+            Err(err) => {
+                let error = session::api_error_frame(err);
+                metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
+                json!({ "type": "error", "code": error.code, "detail": error.detail, "clientId": ack.client_id, "chat": ack.chat })
+            }
+        };
+        if let Some(reference) = ack.reference {
+            frame["ref"] = reference;
+        }
+        send_json(sink, frame).await.map_err(|_| ())
     }
 
     /// Follows `chat` from `after` (replaying what is stored beyond it) or from now.
