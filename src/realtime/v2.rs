@@ -53,6 +53,8 @@ struct Session {
     last_typing: HashMap<Uuid, Instant>,
     /// Sends queued for storage, answered in the order they were made.
     pending: FuturesOrdered<Pin<Box<dyn Future<Output = (PendingAck, ApiResult<Stored>)> + Send + Sync>>>,
+    /// (chat, clientId) of those sends, oldest first.
+    in_flight: std::collections::VecDeque<(Uuid, String)>,
 }
 
 /// What an `ack` (or its error) must say about the send it answers.
@@ -87,6 +89,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
         sent_seq: HashMap::new(),
         last_typing: HashMap::new(),
         pending: FuturesOrdered::new(),
+        in_flight: Default::default(),
     };
 
     if let Some((chat, after)) = initial {
@@ -323,6 +326,7 @@ impl Session {
         let committed = service::submit_as_member(&self.state, self.user, chat, draft)
             .await
             .map_err(session::api_error_frame)?;
+        self.in_flight.push_back((chat, client_id.clone()));
         let ack = PendingAck {
             client_id,
             chat,
@@ -334,6 +338,7 @@ impl Session {
 
     /// Answers a send once its commit is known: `ack`, or an error frame naming its clientId.
     async fn finish_send(&mut self, sink: &mut Sink, (ack, result): (PendingAck, ApiResult<Stored>)) -> Result<(), ()> {
+        self.in_flight.pop_front();
         let mut frame = match result {
             Ok(stored) => json!({
                 "type": "ack",
@@ -483,6 +488,22 @@ impl Session {
                 continue;
             }
             if let Event::Message { message } = &delivery.event {
+                // Our own message's echo: its ack goes first (the commit is known by now, since
+                // storage answers senders before it publishes).
+                if message.author == Some(self.user) {
+                    if let Some(client_id) = &message.client_id {
+                        let key = (message.ref_chat, client_id.clone());
+                        if self.in_flight.contains(&key) {
+                            while let Some(done) = self.pending.next().await {
+                                let answered = (done.0.chat, done.0.client_id.clone()) == key;
+                                self.finish_send(sink, done).await?;
+                                if answered {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
                 let chat = message.ref_chat;
                 let seq = message.seq.unwrap_or(0);
                 let Some(&sent) = self.sent_seq.get(&chat) else {
