@@ -29,7 +29,24 @@ fn hashing_slots() -> &'static tokio::sync::Semaphore {
 
 async fn on_hashing_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
     let _slot = hashing_slots().acquire().await?;
-    Ok(tokio::task::spawn_blocking(work).await?)
+    Ok(tokio::task::spawn_blocking(move || {
+        lower_this_threads_priority();
+        work()
+    })
+    .await?)
+}
+
+/// Hashing runs at the lowest CPU priority: when cores are short, message delivery goes first
+/// and a login waits a little longer. Set once per blocking-pool thread.
+fn lower_this_threads_priority() {
+    thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    LOWERED.with(|lowered| {
+        if !lowered.get() {
+            // On Linux a thread id names the thread alone; failure only means normal priority.
+            let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+            lowered.set(true);
+        }
+    });
 }
 
 /// Hashes with argon2id on the blocking pool.

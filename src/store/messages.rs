@@ -48,8 +48,58 @@ pub struct Stored {
     pub created: bool,
 }
 
-/// Most rows in one multi-row INSERT (9 parameters each, well under both backends' limits).
-const INSERT_CHUNK: usize = 500;
+/// Sizes of multi-row INSERTs and of clientId lookups. A batch is cut into pieces of these
+/// sizes only, so a handful of statement texts cover every batch and each is prepared once per
+/// connection (a text per batch size would be prepared again for almost every batch).
+const PIECES: [usize; 4] = [64, 16, 4, 1];
+
+/// Cuts `len` items into pieces of the [`PIECES`] sizes, largest first.
+fn pieces(mut len: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    for size in PIECES {
+        while len >= size {
+            out.push(size);
+            len -= size;
+        }
+    }
+    out
+}
+
+fn insert_sql(rows: usize) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|i| {
+            let p = i * 9;
+            format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, FALSE, FALSE, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6,
+                p + 7,
+                p + 8,
+                p + 9,
+                p + 9
+            )
+        })
+        .collect();
+    format!(
+        "INSERT INTO messages (id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at) VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// A lookup of up to [`LOOKUP`] clientIds; unused slots are bound to NULL, which matches nothing.
+const LOOKUP: usize = 64;
+
+fn lookup_sql() -> String {
+    let placeholders: Vec<String> = (1..=LOOKUP).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT {COLUMNS} FROM messages WHERE client_id IN ({})",
+        placeholders.join(", ")
+    )
+}
 
 /// Stores a batch in one transaction (group commit). Results come back in input order.
 ///
@@ -68,14 +118,13 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, 
 
         // Messages already stored under the same (chat, author, clientId): retries.
         let mut earlier: Vec<MessageRow> = Vec::new();
-        if !client_ids.is_empty() {
-            let placeholders: Vec<String> = (1..=client_ids.len()).map(|i| format!("${i}")).collect();
-            let sql = format!("SELECT {COLUMNS} FROM messages WHERE client_id IN ({})", placeholders.join(", "));
-            let mut query = sqlx::query_as::<_, MessageRow>(&sql);
-            for id in &client_ids {
-                query = query.bind(*id);
+        let lookup = lookup_sql();
+        for ids in client_ids.chunks(LOOKUP) {
+            let mut query = sqlx::query_as::<_, MessageRow>(&lookup);
+            for slot in 0..LOOKUP {
+                query = query.bind(ids.get(slot).copied());
             }
-            earlier = query.fetch_all(&mut *tx).await?;
+            earlier.extend(query.fetch_all(&mut *tx).await?);
         }
 
         // Decide, in input order, which messages are new; retries point at what they repeat.
@@ -138,15 +187,11 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, 
             row
         }).collect();
 
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            let values: Vec<String> = (0..chunk.len()).map(|i| {
-                let p = i * 9;
-                format!("(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, FALSE, FALSE, ${}, ${})",
-                    p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7, p + 8, p + 9, p + 9)
-            }).collect();
-            let sql = format!(
-                "INSERT INTO messages (id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at) VALUES {}",
-                values.join(", "));
+        let mut rest = &rows[..];
+        for size in pieces(rows.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let sql = insert_sql(size);
             let mut query = sqlx::query(&sql);
             for row in chunk {
                 query = query.bind(row.id).bind(row.chat_id).bind(row.seq).bind(row.author)
@@ -195,25 +240,58 @@ pub async fn history(
     limit: i64,
     offset: i64,
 ) -> Result<(i64, Vec<MessageRow>), sqlx::Error> {
-    let condition = "chat_id = $1 AND deleted = FALSE AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR kind = $3) \
-                     AND ($4 IS NULL OR is_read = $4) AND ($5 IS NULL OR seq < $5) AND ($6 IS NULL OR seq > $6)";
+    // Only the filters in use make it into the SQL, so the plain "one chat, newest first" page
+    // runs on the partial index of live messages alone.
+    enum Param {
+        Id(Uuid),
+        Int(i32),
+        Flag(bool),
+        Seq(i64),
+    }
+    let mut condition = String::from("chat_id = $1 AND deleted = FALSE");
+    let mut params = Vec::new();
+    let mut add = |clause: &str, param: Param| {
+        params.push(param);
+        condition.push_str(&format!(" AND {clause} ${}", params.len() + 1));
+    };
+    if let Some(id) = filter.id {
+        add("id =", Param::Id(id));
+    }
+    if let Some(kind) = filter.kind {
+        add("kind =", Param::Int(kind));
+    }
+    if let Some(read) = filter.is_read {
+        add("is_read =", Param::Flag(read));
+    }
+    if let Some(seq) = filter.before_seq {
+        add("seq <", Param::Seq(seq));
+    }
+    if let Some(seq) = filter.after_seq {
+        add("seq >", Param::Seq(seq));
+    }
+    let n = params.len() + 2;
     let count_sql = format!("SELECT COUNT(*) FROM messages WHERE {condition}");
     // `?after=` pages forward in time, the others back from the newest.
-    let order = if filter.after_seq.is_some() && filter.before_seq.is_none() {
-        "ASC"
-    } else {
-        "DESC"
-    };
-    let page_sql = format!("SELECT {COLUMNS} FROM messages WHERE {condition} ORDER BY seq {order} LIMIT $7 OFFSET $8");
+    let ascending = filter.after_seq.is_some() && filter.before_seq.is_none();
+    let order = if ascending { "ASC" } else { "DESC" };
+    let page_sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE {condition} ORDER BY seq {order} LIMIT ${n} OFFSET ${}",
+        n + 1
+    );
     with_db!(db, pool => {
-        let total: i64 = sqlx::query_scalar(&count_sql)
-            .bind(chat).bind(filter.id).bind(filter.kind).bind(filter.is_read).bind(filter.before_seq).bind(filter.after_seq)
-            .fetch_one(pool).await?;
-        let mut rows = sqlx::query_as::<_, MessageRow>(&page_sql)
-            .bind(chat).bind(filter.id).bind(filter.kind).bind(filter.is_read).bind(filter.before_seq).bind(filter.after_seq)
-            .bind(limit).bind(offset)
-            .fetch_all(pool).await?;
-        if order == "ASC" {
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(chat);
+        let mut page = sqlx::query_as::<_, MessageRow>(&page_sql).bind(chat);
+        for param in &params {
+            (count, page) = match param {
+                Param::Id(v) => (count.bind(*v), page.bind(*v)),
+                Param::Int(v) => (count.bind(*v), page.bind(*v)),
+                Param::Flag(v) => (count.bind(*v), page.bind(*v)),
+                Param::Seq(v) => (count.bind(*v), page.bind(*v)),
+            };
+        }
+        let total = count.fetch_one(pool).await?;
+        let mut rows = page.bind(limit).bind(offset).fetch_all(pool).await?;
+        if ascending {
             rows.reverse();
         }
         Ok((total, rows))
@@ -315,4 +393,17 @@ pub async fn mark_read_upto(
 
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(pool).await)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pieces_cover_any_batch_with_few_sizes() {
+        assert_eq!(super::pieces(0), Vec::<usize>::new());
+        assert_eq!(super::pieces(1), vec![1]);
+        assert_eq!(super::pieces(87), vec![64, 16, 4, 1, 1, 1]);
+        for n in 0..600 {
+            assert_eq!(super::pieces(n).iter().sum::<usize>(), n);
+        }
+    }
 }
