@@ -141,7 +141,7 @@ impl Default for Config {
             ws_frames_burst: 40,
             ws_send_queue: 1024,
             ws_ping_interval_secs: 20,
-            group_commit_max: 512,
+            group_commit_max: 2048,
             shutdown_grace_secs: 10,
             log_format: LogFormat::Text,
             log_level: "info".into(),

@@ -56,7 +56,14 @@ impl Db {
                 // FULL: a commit reaches the disk before a message is acknowledged.
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(Duration::from_secs(10))
+                // Statement journals of large batches stay in memory instead of a temp file,
+                // and each connection caches 16 MiB of pages (profiled: both were hot).
+                .pragma("temp_store", "memory")
+                .pragma("cache_size", "-16384")
+                // Checkpoint the WAL every ~32 MiB rather than 4 MiB: pages rewritten by many
+                // commits are copied into the database file once.
+                .pragma("wal_autocheckpoint", "8192");
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))

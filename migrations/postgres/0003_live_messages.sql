@@ -1,2 +1,0 @@
--- History pages and counts read only live messages of one chat, in sequence order.
-CREATE INDEX messages_live ON messages (chat_id, seq) WHERE deleted = FALSE;
