@@ -112,21 +112,6 @@ fn init_logging(config: &Config) {
     }
 }
 
-/// Raises the soft open-files limit to the hard one: each socket is a file.
-fn raise_open_files_limit() -> u64 {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let limit = getrlimit(Resource::Nofile);
-    let raised = Rlimit {
-        current: limit.maximum,
-        maximum: limit.maximum,
-    };
-    if setrlimit(Resource::Nofile, raised).is_ok() {
-        limit.maximum.unwrap_or(u64::MAX)
-    } else {
-        limit.current.unwrap_or(u64::MAX)
-    }
-}
-
 #[tokio::main]
 async fn main() {
     if let Err(err) = run().await {
@@ -159,7 +144,7 @@ async fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let files = raise_open_files_limit();
+    let files = app::raise_open_files_limit();
     let server = Server::start(config).await?;
     tracing::info!(
         addr = %server.addr,

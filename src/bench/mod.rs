@@ -92,7 +92,7 @@ pub fn bounded(name: &str, value: usize, min: usize, max: usize) -> anyhow::Resu
 
 /// Runs one scenario and prints its report.
 pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
-    let files = net::raise_open_files_limit();
+    let files = crate::app::raise_open_files_limit();
     let (common, total) = match &args.scenario {
         Scenario::Connections(a) => (a.common.clone(), a.common.duration()? + Duration::from_secs(a.hold)),
         Scenario::Throughput(a) => {

@@ -186,21 +186,6 @@ pub fn http_client(index: usize) -> anyhow::Result<reqwest::Client> {
         .context("building an HTTP client")
 }
 
-/// Raises the soft open-files limit to the hard one (each socket is a file); returns the limit.
-pub fn raise_open_files_limit() -> u64 {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let limit = getrlimit(Resource::Nofile);
-    let raised = Rlimit {
-        current: limit.maximum,
-        maximum: limit.maximum,
-    };
-    if setrlimit(Resource::Nofile, raised).is_ok() {
-        limit.maximum.unwrap_or(u64::MAX)
-    } else {
-        limit.current.unwrap_or(u64::MAX)
-    }
-}
-
 /// Resident memory of a process in KiB (`VmRSS`).
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
