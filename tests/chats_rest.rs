@@ -126,19 +126,6 @@ async fn named(srv: &TestServer, email: &str, first_name: &str, last_name: &str)
     srv.quick_user_named(email, PASSWORD, first_name, last_name).await
 }
 
-/// Opens (or finds) the chat between `from` and `to` as `from`; returns the chat body.
-async fn open_chat(srv: &TestServer, from: &TestUser, to: &TestUser) -> Value {
-    let reply = srv
-        .post_json_auth(
-            "/api/createChat/",
-            &from.access,
-            &json!({ "refUser": from.id, "chatWithUser": to.id }),
-        )
-        .await;
-    reply.expect_status(201);
-    reply.body.clone()
-}
-
 /// Posts a text message; returns the stored message.
 async fn post_message(srv: &TestServer, author: &TestUser, chat: &str, text: &str) -> Value {
     let reply = srv
@@ -560,9 +547,9 @@ async fn chat_list_detail_and_delete(backend: Backend) {
     let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
     let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
 
-    let ab = id_of(&open_chat(&srv, &alice, &bob).await);
-    let ac = id_of(&open_chat(&srv, &alice, &carol).await);
-    let bc = id_of(&open_chat(&srv, &bob, &carol).await);
+    let ab = id_of(&srv.open_chat(&alice, &bob).await);
+    let ac = id_of(&srv.open_chat(&alice, &carol).await);
+    let bc = id_of(&srv.open_chat(&bob, &carol).await);
     // A message makes the first chat the most recently active one.
     let hello = post_message(&srv, &bob, &ab, "hello Alice").await;
 
@@ -684,7 +671,7 @@ async fn create_chat_rules(backend: Backend) {
     let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
 
     // Created: 201 with the chat.
-    let created = open_chat(&srv, &alice, &bob).await;
+    let created = srv.open_chat(&alice, &bob).await;
     let chat = id_of(&created);
     assert!(Uuid::parse_str(&chat).is_ok());
     assert_eq!(created["fromUser"], brief(&alice, "Alice", "Martin"));
@@ -694,9 +681,9 @@ async fn create_chat_rules(backend: Backend) {
     assert_iso(&created["createdAt"]);
 
     // Found again: 201 with the same chat, from either side.
-    let again = open_chat(&srv, &alice, &bob).await;
+    let again = srv.open_chat(&alice, &bob).await;
     assert_eq!(again, created);
-    let reverse = open_chat(&srv, &bob, &alice).await;
+    let reverse = srv.open_chat(&bob, &alice).await;
     assert_eq!(id_of(&reverse), chat);
     assert_eq!(reverse["fromUser"], brief(&alice, "Alice", "Martin"));
     assert_eq!(reverse["toUser"], brief(&bob, "Bob", "Durand"));
@@ -794,7 +781,7 @@ async fn message_history_pages_and_cursors(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
     let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let chat = id_of(&open_chat(&srv, &alice, &bob).await);
+    let chat = id_of(&srv.open_chat(&alice, &bob).await);
     let mut stored = Vec::new();
     for i in 0..45 {
         let author = if i % 2 == 0 { &alice } else { &bob };
@@ -870,7 +857,7 @@ async fn message_history_pages_and_cursors(backend: Backend) {
 
     // A cursor must be a message of this chat.
     let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
-    let other = id_of(&open_chat(&srv, &alice, &carol).await);
+    let other = id_of(&srv.open_chat(&alice, &carol).await);
     let elsewhere = post_message(&srv, &alice, &other, "elsewhere").await;
     srv.get_auth(
         &format!("/api/message/?refChat={chat}&before={}", id_of(&elsewhere)),
@@ -895,7 +882,7 @@ async fn message_history_filters_and_access(backend: Backend) {
     let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
     let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
     let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
-    let chat = id_of(&open_chat(&srv, &alice, &bob).await);
+    let chat = id_of(&srv.open_chat(&alice, &bob).await);
     let text1 = post_message(&srv, &alice, &chat, "hello").await;
     let geo = srv
         .post_json_auth(
@@ -959,7 +946,7 @@ async fn post_message_rules(backend: Backend) {
     let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
     let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
     let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
-    let chat = id_of(&open_chat(&srv, &alice, &bob).await);
+    let chat = id_of(&srv.open_chat(&alice, &bob).await);
 
     // The body names Bob as author: the author is the caller all the same.
     let reply = srv
@@ -1095,7 +1082,7 @@ async fn message_detail_patch_delete(backend: Backend) {
     let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
     let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
     let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
-    let chat = id_of(&open_chat(&srv, &alice, &bob).await);
+    let chat = id_of(&srv.open_chat(&alice, &bob).await);
     let message = post_message(&srv, &alice, &chat, "original").await;
     let path = format!("/api/message/{}/", id_of(&message));
 
@@ -1183,8 +1170,8 @@ async fn update_messages_status(backend: Backend) {
     let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
     let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
     let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
-    let ab = id_of(&open_chat(&srv, &alice, &bob).await);
-    let ac = id_of(&open_chat(&srv, &alice, &carol).await);
+    let ab = id_of(&srv.open_chat(&alice, &bob).await);
+    let ac = id_of(&srv.open_chat(&alice, &carol).await);
     let from_alice = post_message(&srv, &alice, &ab, "from Alice").await;
     let from_bob = post_message(&srv, &bob, &ab, "from Bob").await;
     let alice_to_carol = post_message(&srv, &alice, &ac, "to Carol").await;
@@ -1261,7 +1248,7 @@ async fn unread_count_drops_after_reads(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
     let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let chat = id_of(&open_chat(&srv, &alice, &bob).await);
+    let chat = id_of(&srv.open_chat(&alice, &bob).await);
     let mut from_bob = Vec::new();
     for i in 0..3 {
         from_bob.push(post_message(&srv, &bob, &chat, &format!("b{i}")).await);
@@ -1522,7 +1509,7 @@ async fn group_chats(backend: Backend) {
     .await
     .expect(400, json!({ "members": ["Enter a list of valid UUIDs."] }));
     // Group membership changes do not work on a two-person chat.
-    let pair = id_of(&open_chat(&srv, &alice, &eve).await);
+    let pair = id_of(&srv.open_chat(&alice, &eve).await);
     srv.post_json_auth(
         &format!("/api/groups/{pair}/members/"),
         &alice.access,
@@ -1539,7 +1526,7 @@ async fn deleted_user_shows_as_null(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
     let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let chat = id_of(&open_chat(&srv, &alice, &bob).await);
+    let chat = id_of(&srv.open_chat(&alice, &bob).await);
     let message = post_message(&srv, &bob, &chat, "bye").await;
     srv.delete_auth(
         "/auth/users/me/",
@@ -1566,7 +1553,7 @@ async fn post_message_retry_with_client_id(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
     let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let chat = id_of(&open_chat(&srv, &alice, &bob).await);
+    let chat = id_of(&srv.open_chat(&alice, &bob).await);
     let body = json!({ "refChat": chat, "message": "once", "clientId": "c-1" });
     let first = srv.post_json_auth("/api/message/", &alice.access, &body).await;
     first.expect_status(201);

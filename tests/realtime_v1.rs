@@ -111,15 +111,7 @@ async fn pair(srv: &TestServer) -> (TestUser, TestUser, String) {
 }
 
 async fn open_chat(srv: &TestServer, from: &TestUser, to: &TestUser) -> String {
-    let reply = srv
-        .post_json_auth(
-            "/api/createChat/",
-            &from.access,
-            &json!({ "refUser": from.id, "chatWithUser": to.id }),
-        )
-        .await;
-    reply.expect_status(201);
-    id_of(&reply.body)
+    id_of(&srv.open_chat(from, to).await)
 }
 
 /// The chat's whole history through the API, oldest first.

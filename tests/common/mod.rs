@@ -448,6 +448,19 @@ impl TestServer {
         users
     }
 
+    /// Opens (or finds) the two-person chat between `from` and `to` as `from`; the chat body.
+    pub async fn open_chat(&self, from: &TestUser, to: &TestUser) -> Value {
+        let reply = self
+            .post_json_auth(
+                "/api/createChat/",
+                &from.access,
+                &json!({ "refUser": from.id, "chatWithUser": to.id }),
+            )
+            .await;
+        reply.expect_status(201);
+        reply.body.clone()
+    }
+
     pub async fn user_row(&self, id: &str) -> Option<UserRow> {
         causerie::store::users::by_id(self.db(), Uuid::parse_str(id).expect("uuid"))
             .await
