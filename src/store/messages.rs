@@ -90,36 +90,6 @@ fn insert_sql(rows: usize) -> String {
     )
 }
 
-/// Chats whose sequences one statement reserves (unused slots are padded).
-const RESERVE: usize = 32;
-
-fn reserve_sql() -> String {
-    let rows: Vec<String> = (0..RESERVE)
-        .map(|i| {
-            let p = 2 + i * 2;
-            if i == 0 {
-                format!("SELECT ${p} AS id, ${} AS k", p + 1)
-            } else {
-                format!("SELECT ${p}, ${}", p + 1)
-            }
-        })
-        .collect();
-    format!(
-        "UPDATE chats SET last_seq = chats.last_seq + v.k, updated_at = $1 FROM ({}) AS v \
-         WHERE chats.id = v.id RETURNING chats.id, chats.last_seq",
-        rows.join(" UNION ALL ")
-    )
-}
-
-/// PostgreSQL: locks the chats' rows in id order before they are updated.
-fn lock_sql() -> String {
-    let placeholders: Vec<String> = (1..=RESERVE).map(|i| format!("${i}")).collect();
-    format!(
-        "SELECT id FROM chats WHERE id IN ({}) ORDER BY id FOR UPDATE",
-        placeholders.join(", ")
-    )
-}
-
 /// A lookup of up to [`LOOKUP`] clientIds; unused slots are bound to NULL, which matches nothing.
 const LOOKUP: usize = 64;
 
@@ -143,7 +113,6 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, 
     // (SQLITE_BUSY at once, the busy timeout does not apply), failing the whole batch.
     let begin = if db.is_postgres() { "BEGIN" } else { "BEGIN IMMEDIATE" };
     let client_ids: Vec<&str> = batch.iter().filter_map(|m| m.client_id.as_deref()).collect();
-    let postgres = db.is_postgres();
     with_db!(db, pool => {
         let mut tx = pool.begin_with(begin).await?;
 
@@ -185,40 +154,18 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, 
             }
         }
 
-        // Reserve each chat's next sequences: `last_seq + k` for up to RESERVE chats per
-        // statement. On PostgreSQL the chats' rows are locked first, in id order, so batches
-        // of several instances touching the same chats cannot deadlock.
-        let mut counts: std::collections::BTreeMap<Uuid, i64> = std::collections::BTreeMap::new();
-        for m in &fresh {
-            *counts.entry(m.chat_id).or_default() += 1;
-        }
-        let chats: Vec<(Uuid, i64)> = counts.iter().map(|(c, k)| (*c, *k)).collect();
-        if postgres {
-            let lock = lock_sql();
-            for group in chats.chunks(RESERVE) {
-                let mut query = sqlx::query(&lock);
-                for slot in 0..RESERVE {
-                    query = query.bind(group.get(slot).map(|(c, _)| *c).unwrap_or(Uuid::nil()));
-                }
-                query.execute(&mut *tx).await?;
-            }
-        }
-        let reserve = reserve_sql();
+        // Reserve each chat's next sequences in one statement per chat.
+        let mut chats: Vec<Uuid> = fresh.iter().map(|m| m.chat_id).collect();
+        chats.sort();
+        chats.dedup();
         let mut next_seq = std::collections::HashMap::with_capacity(chats.len());
-        for group in chats.chunks(RESERVE) {
-            let mut query = sqlx::query_as::<_, (Uuid, i64)>(&reserve).bind(at);
-            for slot in 0..RESERVE {
-                // Padding: the nil uuid names no chat and adds nothing.
-                let (chat, k) = group.get(slot).copied().unwrap_or((Uuid::nil(), 0));
-                query = query.bind(chat).bind(k);
-            }
-            for (chat, last) in query.fetch_all(&mut *tx).await? {
-                next_seq.insert(chat, last - counts[&chat] + 1);
-            }
-        }
-        if next_seq.len() != chats.len() {
-            // A chat was deleted meanwhile; the writer retries the batch message by message.
-            return Err(sqlx::Error::RowNotFound);
+        for chat in chats {
+            let count = fresh.iter().filter(|m| m.chat_id == chat).count() as i64;
+            let last: i64 = sqlx::query_scalar(
+                "UPDATE chats SET last_seq = last_seq + $2, updated_at = $3 WHERE id = $1 RETURNING last_seq")
+                .bind(chat).bind(count).bind(at)
+                .fetch_one(&mut *tx).await?;
+            next_seq.insert(chat, last - count + 1);
         }
         let rows: Vec<MessageRow> = fresh.iter().map(|m| {
             let seq = next_seq.get_mut(&m.chat_id).expect("reserved above");
