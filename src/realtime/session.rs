@@ -120,6 +120,42 @@ pub fn read_inbound(
     }
 }
 
+/// Server pings and the dead-peer rule shared by v1 and v2 sessions: a ping every interval,
+/// and a peer silent for three intervals is dropped.
+pub struct Keepalive {
+    every: Duration,
+    ticks: tokio::time::Interval,
+    /// When the peer was last heard from (any frame).
+    pub last_heard: Instant,
+}
+
+impl Keepalive {
+    pub fn new(state: &AppState) -> Keepalive {
+        let every = Duration::from_secs(state.config.ws_ping_interval_secs.max(1));
+        let ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        Keepalive {
+            every,
+            ticks,
+            last_heard: Instant::now(),
+        }
+    }
+
+    /// Waits for the next ping time: `Ok(ping)` to send, or `Err(close)` for a dead peer.
+    pub async fn due(&mut self) -> Result<Message, Message> {
+        self.ticks.tick().await;
+        if self.last_heard.elapsed() > self.every * 3 {
+            Err(close_message(close::POLICY, "no answer to pings"))
+        } else {
+            Ok(Message::Ping(Default::default()))
+        }
+    }
+}
+
+/// The close frame for a socket whose queue overflowed.
+pub fn too_slow() -> Message {
+    close_message(close::TRY_AGAIN_LATER, "too slow to read")
+}
+
 /// Resolves once the server starts shutting down.
 pub async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     // The guard that wait_for returns is not Send; drop it here, before any other await.
@@ -177,9 +213,7 @@ pub async fn run_v1(
     Box::pin(super::presence::connected(&state, user)).await;
     let kicked = connection.kicked();
     let limiter = frame_limiter(&state);
-    let ping_every = Duration::from_secs(state.config.ws_ping_interval_secs.max(1));
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    let mut last_heard = Instant::now();
+    let mut keepalive = Keepalive::new(&state);
     let mut shutdown = state.shutdown.clone();
     let (mut sink, mut stream) = socket.split();
 
@@ -193,7 +227,7 @@ pub async fn run_v1(
                 metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
                 if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
             },
-            inbound = stream.next() => match read_inbound(inbound, &limiter, &mut last_heard) {
+            inbound = stream.next() => match read_inbound(inbound, &limiter, &mut keepalive.last_heard) {
                 Inbound::Closed(close) => break close,
                 Inbound::Nothing => continue,
                 Inbound::Refused(error) => if sink.send(Message::Text(error.v1().into())).await.is_err() { break None },
@@ -210,17 +244,15 @@ pub async fn run_v1(
                 // the kick must still end it (and free its queue), so race the two.
                 Some(delivery) => tokio::select! {
                     written = Box::pin(write_batch(&mut sink, delivery, &mut rx, format)) => if !written { break None },
-                    _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
+                    _ = kicked.notified() => break Some(too_slow()),
                 },
                 None => break None,
             },
-            _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
-            _ = ping.tick() => {
-                if last_heard.elapsed() > ping_every * 3 {
-                    break Some(close_message(close::POLICY, "no answer to pings"));
-                }
-                if sink.send(Message::Ping(Default::default())).await.is_err() { break None }
-            }
+            _ = kicked.notified() => break Some(too_slow()),
+            due = keepalive.due() => match due {
+                Ok(ping) => if sink.send(ping).await.is_err() { break None },
+                Err(dead) => break Some(dead),
+            },
             _ = stopping(&mut shutdown) => break Some(close_message(close::RESTARTING, "server restarting")),
         }
     };

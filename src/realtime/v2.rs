@@ -77,9 +77,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
     Box::pin(presence::connected(&state, user)).await;
     let kicked = connection.kicked();
     let limiter = session::frame_limiter(&state);
-    let ping_every = Duration::from_secs(state.config.ws_ping_interval_secs.max(1));
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    let mut last_heard = Instant::now();
+    let mut keepalive = session::Keepalive::new(&state);
     let mut shutdown = state.shutdown.clone();
     let (mut sink, mut stream) = socket.split();
     let mut session = Session {
@@ -106,7 +104,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
             Some(done) = session.pending.next(), if !session.pending.is_empty() => {
                 if session.finish_send(&mut sink, done).await.is_err() { break None }
             }
-            inbound = stream.next() => match session::read_inbound(inbound, &limiter, &mut last_heard) {
+            inbound = stream.next() => match session::read_inbound(inbound, &limiter, &mut keepalive.last_heard) {
                 Inbound::Closed(close) => break close,
                 Inbound::Nothing => continue,
                 Inbound::Refused(error) => if send_error(&mut sink, &error, None).await.is_err() { break None },
@@ -117,17 +115,15 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
                 // the kick must still end it, so race the two.
                 Some(delivery) => tokio::select! {
                     forwarded = Box::pin(session.forward(&mut sink, delivery, &mut rx)) => if forwarded.is_err() { break None },
-                    _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
+                    _ = kicked.notified() => break Some(session::too_slow()),
                 },
                 None => break None,
             },
-            _ = kicked.notified() => break Some(close_message(close::TRY_AGAIN_LATER, "too slow to read")),
-            _ = ping.tick() => {
-                if last_heard.elapsed() > ping_every * 3 {
-                    break Some(close_message(close::POLICY, "no answer to pings"));
-                }
-                if sink.send(Message::Ping(Default::default())).await.is_err() { break None }
-            }
+            _ = kicked.notified() => break Some(session::too_slow()),
+            due = keepalive.due() => match due {
+                Ok(ping) => if sink.send(ping).await.is_err() { break None },
+                Err(dead) => break Some(dead),
+            },
             _ = session::stopping(&mut shutdown) => break Some(close_message(close::RESTARTING, "server restarting")),
         }
     };
