@@ -279,6 +279,13 @@ impl Server {
             .await
             .with_context(|| format!("binding {} (setting `bind`)", config.bind))?;
         let addr = listener.local_addr()?;
+        // Chat frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm holds
+        // an ack back until the client's delayed ACK for the previous frame arrives (~40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "could not set TCP_NODELAY");
+            }
+        });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = build_state(config, shutdown_rx.clone()).await?;
         let app = tower::ServiceExt::<Request>::map_request(router(state.clone()), add_trailing_slash);
