@@ -10,6 +10,8 @@ use uuid::Uuid;
 use super::{now, Db};
 use crate::with_db;
 
+pub use super::message_batch::insert_batch;
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MessageRow {
     pub id: Uuid,
@@ -26,7 +28,7 @@ pub struct MessageRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at";
 
 /// A message to store, already validated by the chat service.
@@ -46,173 +48,6 @@ pub struct Stored {
     pub row: MessageRow,
     /// False when `client_id` matched a message stored earlier: nothing new was written.
     pub created: bool,
-}
-
-/// Sizes of multi-row INSERTs and of clientId lookups. A batch is cut into pieces of these
-/// sizes only, so a handful of statement texts cover every batch and each is prepared once per
-/// connection (a text per batch size would be prepared again for almost every batch).
-const PIECES: [usize; 4] = [64, 16, 4, 1];
-
-/// Cuts `len` items into pieces of the [`PIECES`] sizes, largest first.
-fn pieces(mut len: usize) -> Vec<usize> {
-    let mut out = Vec::new();
-    for size in PIECES {
-        while len >= size {
-            out.push(size);
-            len -= size;
-        }
-    }
-    out
-}
-
-fn insert_sql(rows: usize) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|i| {
-            let p = i * 9;
-            format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, FALSE, FALSE, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6,
-                p + 7,
-                p + 8,
-                p + 9,
-                p + 9
-            )
-        })
-        .collect();
-    format!(
-        "INSERT INTO messages (id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at) VALUES {}",
-        values.join(", ")
-    )
-}
-
-/// A lookup of up to [`LOOKUP`] clientIds; unused slots are bound to NULL, which matches nothing.
-const LOOKUP: usize = 64;
-
-fn lookup_sql() -> String {
-    let placeholders: Vec<String> = (1..=LOOKUP).map(|i| format!("${i}")).collect();
-    format!(
-        "SELECT {COLUMNS} FROM messages WHERE client_id IN ({})",
-        placeholders.join(", ")
-    )
-}
-
-/// Stores a batch in one transaction (group commit). Results come back in input order.
-///
-/// A handful of statements per batch, not per message: one lookup of earlier `clientId`s, one
-/// sequence reservation per chat (`last_seq + k`, chats in id order so that concurrent batches
-/// on PostgreSQL lock them in the same order), and multi-row inserts.
-pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, sqlx::Error> {
-    let at = now();
-    // SQLite: take the write lock up front. A deferred transaction starts as a reader (the
-    // clientId lookup) and cannot upgrade once another connection has written meanwhile
-    // (SQLITE_BUSY at once, the busy timeout does not apply), failing the whole batch.
-    let begin = if db.is_postgres() { "BEGIN" } else { "BEGIN IMMEDIATE" };
-    let client_ids: Vec<&str> = batch.iter().filter_map(|m| m.client_id.as_deref()).collect();
-    with_db!(db, pool => {
-        let mut tx = pool.begin_with(begin).await?;
-
-        // Messages already stored under the same (chat, author, clientId): retries.
-        let mut earlier: Vec<MessageRow> = Vec::new();
-        let lookup = lookup_sql();
-        for ids in client_ids.chunks(LOOKUP) {
-            let mut query = sqlx::query_as::<_, MessageRow>(&lookup);
-            for slot in 0..LOOKUP {
-                query = query.bind(ids.get(slot).copied());
-            }
-            earlier.extend(query.fetch_all(&mut *tx).await?);
-        }
-
-        // Decide, in input order, which messages are new; retries point at what they repeat.
-        enum Slot { Earlier(usize), New(usize) }
-        let key = |chat: Uuid, author: Uuid, client: &str| (chat, author, client.to_string());
-        let earlier_at: std::collections::HashMap<_, usize> = earlier.iter().enumerate()
-            .filter_map(|(i, r)| Some((key(r.chat_id, r.author?, r.client_id.as_deref()?), i)))
-            .collect();
-        let mut fresh_at = std::collections::HashMap::new();
-        let mut slots = Vec::with_capacity(batch.len());
-        let mut fresh: Vec<&NewMessage> = Vec::new();
-        for new in batch {
-            let Some(client) = new.client_id.as_deref() else {
-                slots.push(Slot::New(fresh.len()));
-                fresh.push(new);
-                continue;
-            };
-            let k = key(new.chat_id, new.author, client);
-            if let Some(&pos) = earlier_at.get(&k) {
-                slots.push(Slot::Earlier(pos));
-            } else if let Some(&pos) = fresh_at.get(&k) {
-                slots.push(Slot::New(pos));
-            } else {
-                fresh_at.insert(k, fresh.len());
-                slots.push(Slot::New(fresh.len()));
-                fresh.push(new);
-            }
-        }
-
-        // Reserve each chat's next sequences in one statement per chat.
-        let mut chats: Vec<Uuid> = fresh.iter().map(|m| m.chat_id).collect();
-        chats.sort();
-        chats.dedup();
-        let mut next_seq = std::collections::HashMap::with_capacity(chats.len());
-        for chat in chats {
-            let count = fresh.iter().filter(|m| m.chat_id == chat).count() as i64;
-            let last: i64 = sqlx::query_scalar(
-                "UPDATE chats SET last_seq = last_seq + $2, updated_at = $3 WHERE id = $1 RETURNING last_seq")
-                .bind(chat).bind(count).bind(at)
-                .fetch_one(&mut *tx).await?;
-            next_seq.insert(chat, last - count + 1);
-        }
-        let rows: Vec<MessageRow> = fresh.iter().map(|m| {
-            let seq = next_seq.get_mut(&m.chat_id).expect("reserved above");
-            let row = MessageRow {
-                id: Uuid::now_v7(),
-                chat_id: m.chat_id,
-                seq: *seq,
-                author: Some(m.author),
-                client_id: m.client_id.clone(),
-                body: m.body.clone(),
-                kind: m.kind,
-                extra_data: m.extra_data.clone(),
-                is_read: false,
-                deleted: false,
-                created_at: at,
-                updated_at: at,
-            };
-            *seq += 1;
-            row
-        }).collect();
-
-        let mut rest = &rows[..];
-        for size in pieces(rows.len()) {
-            let (chunk, tail) = rest.split_at(size);
-            rest = tail;
-            let sql = insert_sql(size);
-            let mut query = sqlx::query(&sql);
-            for row in chunk {
-                query = query.bind(row.id).bind(row.chat_id).bind(row.seq).bind(row.author)
-                    .bind(row.client_id.as_deref()).bind(&row.body).bind(row.kind)
-                    .bind(row.extra_data.as_deref()).bind(row.created_at);
-            }
-            query.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-
-        let out = slots.into_iter().map(|slot| match slot {
-            Slot::Earlier(pos) => Stored { row: earlier[pos].clone(), created: false },
-            Slot::New(pos) => Stored { row: rows[pos].clone(), created: true },
-        }).collect::<Vec<_>>();
-        // A message repeated inside the batch is created once: only its first slot says so.
-        let mut seen = std::collections::HashSet::new();
-        Ok(out.into_iter().map(|s| {
-            let first = seen.insert(s.row.id);
-            Stored { created: s.created && first, ..s }
-        }).collect())
-    })
 }
 
 pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
@@ -393,17 +228,4 @@ pub async fn mark_read_upto(
 
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(pool).await)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn pieces_cover_any_batch_with_few_sizes() {
-        assert_eq!(super::pieces(0), Vec::<usize>::new());
-        assert_eq!(super::pieces(1), vec![1]);
-        assert_eq!(super::pieces(87), vec![64, 16, 4, 1, 1, 1]);
-        for n in 0..600 {
-            assert_eq!(super::pieces(n).iter().sum::<usize>(), n);
-        }
-    }
 }

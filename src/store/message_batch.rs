@@ -1,0 +1,445 @@
+//! Group commit of new messages: a whole batch in one transaction, in a few statements rather
+//! than a few per message.
+//!
+//! The decisions are the same on both databases and made here once (which messages repeat an
+//! earlier `clientId`, which sequence numbers each new one takes); only the statements differ.
+//! PostgreSQL takes the whole batch as arrays in one statement per step; SQLite has no arrays,
+//! so it gets multi-row statements cut into a few fixed sizes.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{Postgres, Sqlite, Transaction};
+use uuid::Uuid;
+
+use super::messages::{MessageRow, NewMessage, Stored, COLUMNS};
+use super::{now, Db};
+
+/// Stores a batch in one transaction. Results come back in input order.
+///
+/// A message whose (chat, author, clientId) is already stored, or appears earlier in the same
+/// batch, is not stored again: its result is the message it repeats, with `created` false.
+/// Each chat's new messages take the next sequence numbers in input order, with no gaps.
+pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, sqlx::Error> {
+    let at = now();
+    let client_ids: Vec<&str> = batch.iter().filter_map(|m| m.client_id.as_deref()).collect();
+    match db {
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            let earlier = postgres::lookup(&mut tx, &client_ids).await?;
+            let plan = Plan::new(batch, &earlier);
+            let first_seqs = postgres::reserve(&mut tx, &plan.counts_per_chat(), at).await?;
+            let rows = plan.rows(&first_seqs, at);
+            postgres::insert(&mut tx, &rows, at).await?;
+            tx.commit().await?;
+            Ok(plan.results(earlier, rows))
+        }
+        Db::Sqlite(pool) => {
+            // Take the write lock up front. A deferred transaction starts as a reader (the
+            // clientId lookup) and cannot upgrade once another connection has written meanwhile
+            // (SQLITE_BUSY at once, the busy timeout does not apply), failing the whole batch.
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let earlier = sqlite::lookup(&mut tx, &client_ids).await?;
+            let plan = Plan::new(batch, &earlier);
+            let first_seqs = sqlite::reserve(&mut tx, &plan.counts_per_chat(), at).await?;
+            let rows = plan.rows(&first_seqs, at);
+            sqlite::insert(&mut tx, &rows, at).await?;
+            tx.commit().await?;
+            Ok(plan.results(earlier, rows))
+        }
+    }
+}
+
+/// Where one input message's result comes from.
+enum Slot {
+    /// A message stored before this batch (index into the looked-up rows).
+    Earlier(usize),
+    /// A message new in this batch (index into the new rows); `first` is false for a repeat
+    /// of a message earlier in the same batch.
+    New { index: usize, first: bool },
+}
+
+/// What a batch will store, decided before any write.
+struct Plan<'a> {
+    slots: Vec<Slot>,
+    fresh: Vec<&'a NewMessage>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(batch: &'a [NewMessage], earlier: &[MessageRow]) -> Plan<'a> {
+        type Key<'k> = (Uuid, Uuid, &'k str);
+        let earlier_at: HashMap<Key, usize> = earlier
+            .iter()
+            .enumerate()
+            .filter_map(|(i, row)| Some(((row.chat_id, row.author?, row.client_id.as_deref()?), i)))
+            .collect();
+        let mut fresh_at: HashMap<Key, usize> = HashMap::new();
+        let mut slots = Vec::with_capacity(batch.len());
+        let mut fresh = Vec::with_capacity(batch.len());
+        for new in batch {
+            let Some(client) = new.client_id.as_deref() else {
+                slots.push(Slot::New {
+                    index: fresh.len(),
+                    first: true,
+                });
+                fresh.push(new);
+                continue;
+            };
+            let key = (new.chat_id, new.author, client);
+            if let Some(&at) = earlier_at.get(&key) {
+                slots.push(Slot::Earlier(at));
+            } else if let Some(&index) = fresh_at.get(&key) {
+                slots.push(Slot::New { index, first: false });
+            } else {
+                fresh_at.insert(key, fresh.len());
+                slots.push(Slot::New {
+                    index: fresh.len(),
+                    first: true,
+                });
+                fresh.push(new);
+            }
+        }
+        Plan { slots, fresh }
+    }
+
+    /// How many new messages each chat gets, chats in id order (the order their rows are
+    /// locked in, so that concurrent writers on PostgreSQL cannot deadlock).
+    fn counts_per_chat(&self) -> Vec<(Uuid, i64)> {
+        let mut counts: HashMap<Uuid, i64> = HashMap::new();
+        for message in &self.fresh {
+            *counts.entry(message.chat_id).or_default() += 1;
+        }
+        let mut counts: Vec<(Uuid, i64)> = counts.into_iter().collect();
+        counts.sort_unstable();
+        counts
+    }
+
+    /// The rows to insert, given each chat's first reserved sequence number.
+    fn rows(&self, first_seqs: &HashMap<Uuid, i64>, at: DateTime<Utc>) -> Vec<MessageRow> {
+        let mut next_seq = first_seqs.clone();
+        self.fresh
+            .iter()
+            .map(|m| {
+                let seq = next_seq
+                    .get_mut(&m.chat_id)
+                    .expect("every chat of the batch was reserved");
+                let row = MessageRow {
+                    id: Uuid::now_v7(),
+                    chat_id: m.chat_id,
+                    seq: *seq,
+                    author: Some(m.author),
+                    client_id: m.client_id.clone(),
+                    body: m.body.clone(),
+                    kind: m.kind,
+                    extra_data: m.extra_data.clone(),
+                    is_read: false,
+                    deleted: false,
+                    created_at: at,
+                    updated_at: at,
+                };
+                *seq += 1;
+                row
+            })
+            .collect()
+    }
+
+    fn results(self, earlier: Vec<MessageRow>, rows: Vec<MessageRow>) -> Vec<Stored> {
+        self.slots
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Earlier(at) => Stored {
+                    row: earlier[at].clone(),
+                    created: false,
+                },
+                Slot::New { index, first } => Stored {
+                    row: rows[index].clone(),
+                    created: first,
+                },
+            })
+            .collect()
+    }
+}
+
+/// Turns `UPDATE … RETURNING id, last_seq` answers into each chat's first reserved number.
+fn first_seqs(counts: &[(Uuid, i64)], reserved: Vec<(Uuid, i64)>) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+    let wanted: HashMap<Uuid, i64> = counts.iter().copied().collect();
+    let firsts: HashMap<Uuid, i64> = reserved
+        .into_iter()
+        .filter_map(|(chat, last)| Some((chat, last - wanted.get(&chat)? + 1)))
+        .collect();
+    // A chat deleted since the message was checked has no row to reserve from.
+    if firsts.len() == wanted.len() {
+        Ok(firsts)
+    } else {
+        Err(sqlx::Error::RowNotFound)
+    }
+}
+
+mod postgres {
+    use super::*;
+
+    /// Earlier messages with any of these clientIds (the caller matches chat and author).
+    pub async fn lookup(
+        tx: &mut Transaction<'_, Postgres>,
+        client_ids: &[&str],
+    ) -> Result<Vec<MessageRow>, sqlx::Error> {
+        if client_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {COLUMNS} FROM messages WHERE client_id = ANY($1)");
+        sqlx::query_as(&sql).bind(client_ids).fetch_all(&mut **tx).await
+    }
+
+    /// Moves each chat's `last_seq` on by its count. The rows are locked in id order first:
+    /// an `UPDATE … FROM` locks in whatever order its plan visits them, and two instances
+    /// writing to overlapping chats in different orders would deadlock.
+    pub async fn reserve(
+        tx: &mut Transaction<'_, Postgres>,
+        counts: &[(Uuid, i64)],
+        at: DateTime<Utc>,
+    ) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+        let (chats, amounts): (Vec<Uuid>, Vec<i64>) = counts.iter().copied().unzip();
+        if chats.is_empty() {
+            return Ok(HashMap::new());
+        }
+        if chats.len() > 1 {
+            sqlx::query("SELECT id FROM chats WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind(&chats)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let reserved: Vec<(Uuid, i64)> = sqlx::query_as(
+            "UPDATE chats SET last_seq = chats.last_seq + d.n, updated_at = $3 \
+             FROM unnest($1::uuid[], $2::int8[]) AS d(id, n) WHERE chats.id = d.id \
+             RETURNING chats.id, chats.last_seq",
+        )
+        .bind(&chats)
+        .bind(&amounts)
+        .bind(at)
+        .fetch_all(&mut **tx)
+        .await?;
+        first_seqs(counts, reserved)
+    }
+
+    /// One statement for the whole batch, its columns passed as arrays.
+    pub async fn insert(
+        tx: &mut Transaction<'_, Postgres>,
+        rows: &[MessageRow],
+        at: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let chats: Vec<Uuid> = rows.iter().map(|r| r.chat_id).collect();
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        let authors: Vec<Option<Uuid>> = rows.iter().map(|r| r.author).collect();
+        let client_ids: Vec<Option<&str>> = rows.iter().map(|r| r.client_id.as_deref()).collect();
+        let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
+        let kinds: Vec<i32> = rows.iter().map(|r| r.kind).collect();
+        let extras: Vec<Option<&str>> = rows.iter().map(|r| r.extra_data.as_deref()).collect();
+        sqlx::query(
+            "INSERT INTO messages (id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at) \
+             SELECT id, chat_id, seq, author, client_id, body, kind, extra_data, FALSE, FALSE, $9, $9 \
+             FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], $6::text[], $7::int4[], $8::text[]) \
+             AS t(id, chat_id, seq, author, client_id, body, kind, extra_data)",
+        )
+        .bind(&ids)
+        .bind(&chats)
+        .bind(&seqs)
+        .bind(&authors)
+        .bind(&client_ids)
+        .bind(&bodies)
+        .bind(&kinds)
+        .bind(&extras)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+mod sqlite {
+    use super::*;
+
+    /// Sizes of multi-row INSERTs and of clientId lookups. A batch is cut into pieces of these
+    /// sizes only, so a handful of statement texts cover every batch and each is prepared once
+    /// per connection (a text per batch size would be prepared again for almost every batch).
+    const PIECES: [usize; 4] = [64, 16, 4, 1];
+
+    /// Cuts `len` items into pieces of the [`PIECES`] sizes, largest first.
+    pub(super) fn pieces(mut len: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        for size in PIECES {
+            while len >= size {
+                out.push(size);
+                len -= size;
+            }
+        }
+        out
+    }
+
+    /// A lookup of up to [`LOOKUP`] clientIds; unused slots are bound to NULL, which matches
+    /// nothing.
+    const LOOKUP: usize = 64;
+
+    pub async fn lookup(tx: &mut Transaction<'_, Sqlite>, client_ids: &[&str]) -> Result<Vec<MessageRow>, sqlx::Error> {
+        let placeholders: Vec<String> = (1..=LOOKUP).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE client_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut earlier = Vec::new();
+        for ids in client_ids.chunks(LOOKUP) {
+            let mut query = sqlx::query_as::<_, MessageRow>(&sql);
+            for slot in 0..LOOKUP {
+                query = query.bind(ids.get(slot).copied());
+            }
+            earlier.extend(query.fetch_all(&mut **tx).await?);
+        }
+        Ok(earlier)
+    }
+
+    /// One statement per chat: SQLite has a single writer, so there is no lock order to keep,
+    /// and a prepared single-row UPDATE costs microseconds.
+    pub async fn reserve(
+        tx: &mut Transaction<'_, Sqlite>,
+        counts: &[(Uuid, i64)],
+        at: DateTime<Utc>,
+    ) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+        let mut reserved = Vec::with_capacity(counts.len());
+        for &(chat, count) in counts {
+            let last: Option<i64> = sqlx::query_scalar(
+                "UPDATE chats SET last_seq = last_seq + $2, updated_at = $3 WHERE id = $1 RETURNING last_seq",
+            )
+            .bind(chat)
+            .bind(count)
+            .bind(at)
+            .fetch_optional(&mut **tx)
+            .await?;
+            reserved.extend(last.map(|last| (chat, last)));
+        }
+        first_seqs(counts, reserved)
+    }
+
+    fn insert_sql(rows: usize) -> String {
+        let values: Vec<String> = (0..rows)
+            .map(|i| {
+                let p: Vec<String> = (1..=8).map(|k| format!("${}", i * 8 + k)).collect();
+                format!("({}, FALSE, FALSE, $0, $0)", p.join(", "))
+            })
+            .collect();
+        // `$0` stands for the shared timestamp, numbered after the rows' parameters.
+        let at = format!("${}", rows * 8 + 1);
+        format!(
+            "INSERT INTO messages (id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at) VALUES {}",
+            values.join(", ").replace("$0", &at)
+        )
+    }
+
+    pub async fn insert(
+        tx: &mut Transaction<'_, Sqlite>,
+        rows: &[MessageRow],
+        at: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        let mut rest = rows;
+        for size in pieces(rows.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let sql = insert_sql(size);
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                query = query
+                    .bind(row.id)
+                    .bind(row.chat_id)
+                    .bind(row.seq)
+                    .bind(row.author)
+                    .bind(row.client_id.as_deref())
+                    .bind(row.body.as_str())
+                    .bind(row.kind)
+                    .bind(row.extra_data.as_deref());
+            }
+            query.bind(at).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(chat: Uuid, author: Uuid, client_id: Option<&str>) -> NewMessage {
+        NewMessage {
+            chat_id: chat,
+            author,
+            client_id: client_id.map(str::to_string),
+            body: "hi".into(),
+            kind: 0,
+            extra_data: None,
+        }
+    }
+
+    #[test]
+    fn pieces_cover_any_batch_with_few_sizes() {
+        assert_eq!(sqlite::pieces(0), Vec::<usize>::new());
+        assert_eq!(sqlite::pieces(1), vec![1]);
+        assert_eq!(sqlite::pieces(87), vec![64, 16, 4, 1, 1, 1]);
+        for n in 0..600 {
+            assert_eq!(sqlite::pieces(n).iter().sum::<usize>(), n);
+        }
+    }
+
+    #[test]
+    fn a_plan_numbers_each_chat_in_input_order_and_stores_repeats_once() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let alice = Uuid::now_v7();
+        let batch = vec![
+            message(a, alice, Some("x")),
+            message(b, alice, Some("x")),
+            message(a, alice, Some("x")),
+            message(a, alice, None),
+        ];
+        let plan = Plan::new(&batch, &[]);
+        let mut counts = vec![(a, 2), (b, 1)];
+        counts.sort_unstable();
+        assert_eq!(plan.counts_per_chat(), counts);
+        let rows = plan.rows(&HashMap::from([(a, 10), (b, 3)]), now());
+        assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![10, 3, 11]);
+        let results = plan.results(Vec::new(), rows);
+        assert_eq!(
+            results.iter().map(|s| s.created).collect::<Vec<_>>(),
+            vec![true, true, false, true]
+        );
+        assert_eq!(results[0].row.id, results[2].row.id);
+    }
+
+    #[test]
+    fn a_plan_answers_a_retry_with_the_message_it_repeats() {
+        let chat = Uuid::now_v7();
+        let alice = Uuid::now_v7();
+        let bob = Uuid::now_v7();
+        let earlier = Plan::new(&[message(chat, alice, Some("x"))], &[]).rows(&HashMap::from([(chat, 1)]), now());
+        // Bob's "x" is his own clientId, not a repeat of Alice's.
+        let batch = vec![message(chat, alice, Some("x")), message(chat, bob, Some("x"))];
+        let plan = Plan::new(&batch, &earlier);
+        assert_eq!(plan.counts_per_chat(), vec![(chat, 1)]);
+        let rows = plan.rows(&HashMap::from([(chat, 2)]), now());
+        let results = plan.results(earlier.clone(), rows);
+        assert!(!results[0].created);
+        assert_eq!(results[0].row.id, earlier[0].id);
+        assert!(results[1].created);
+        assert_eq!(results[1].row.seq, 2);
+    }
+
+    #[test]
+    fn a_reservation_missing_a_chat_fails_the_batch() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let firsts = first_seqs(&[(a, 2), (b, 1)], vec![(a, 7), (b, 1)]).unwrap();
+        assert_eq!(firsts, HashMap::from([(a, 6), (b, 1)]));
+        assert!(matches!(
+            first_seqs(&[(a, 2), (b, 1)], vec![(a, 7)]),
+            Err(sqlx::Error::RowNotFound)
+        ));
+    }
+}
