@@ -56,8 +56,9 @@ pub struct LoadArgs {
     /// Bytes of filler in each message text (after the timestamp).
     #[arg(long, default_value_t = 64)]
     pub message_bytes: usize,
-    /// Seconds allowed after sending stops for the last answers and deliveries.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds allowed after sending stops for the last answers and deliveries (the drain ends
+    /// as soon as everything has arrived; a saturated server may need seconds to answer its queue).
+    #[arg(long, default_value_t = 15)]
     pub drain: u64,
     /// WebSocket handshakes in flight while connecting.
     #[arg(long, default_value_t = 64)]
