@@ -36,6 +36,7 @@ backend_tests!(
     bad_input_gets_error_codes_and_socket_survives,
     unread_counts_under_concurrent_reads_and_writes,
     v1_and_v2_clients_share_a_chat,
+    a_sender_waiting_for_storage_keeps_receiving,
 );
 
 // ---- HTTP helpers --------------------------------------------------------------------------
@@ -1278,5 +1279,105 @@ async fn v1_and_v2_clients_share_a_chat(backend: Backend) {
     assert_eq!(got["refChat"], chat.as_str());
     assert!(got.get("seq").is_none() && got.get("clientId").is_none(), "{got}");
     a_v1.expect_silence().await;
+    srv.finish().await;
+}
+
+/// Holds the database's write lock (SQLite) or a lock on `messages` (PostgreSQL) until the
+/// returned sender fires, so that storage stalls and the writer's queue fills up.
+async fn stall_storage(db: &causerie::store::Db) -> tokio::sync::oneshot::Sender<()> {
+    use causerie::store::Db;
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let (locked, is_locked) = tokio::sync::oneshot::channel::<()>();
+    match db.clone() {
+        Db::Sqlite(pool) => {
+            tokio::spawn(async move {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("taking the write lock");
+                let _ = locked.send(());
+                let _ = released.await;
+                tx.rollback().await.expect("releasing the write lock");
+            });
+        }
+        Db::Postgres(pool) => {
+            tokio::spawn(async move {
+                let mut tx = pool.begin().await.expect("a transaction");
+                sqlx::query("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await
+                    .expect("locking messages");
+                let _ = locked.send(());
+                let _ = released.await;
+                tx.rollback().await.expect("releasing the lock");
+            });
+        }
+    }
+    is_locked.await.expect("the lock was taken");
+    release
+}
+
+async fn a_sender_waiting_for_storage_keeps_receiving(backend: Backend) {
+    // A storage queue of 8 messages and socket queues of 8 frames: while storage stalls, A's
+    // sends fill the storage queue, and B's typing events would overflow A's queue unless A
+    // keeps delivering while it waits for room (a socket whose queue overflows is closed).
+    let srv = TestServer::start_with(backend, |c| {
+        c.group_commit_max = 1;
+        c.ws_send_queue = 8;
+        c.ws_frames_per_second = 10_000;
+        c.ws_frames_burst = 10_000;
+    })
+    .await;
+    let api = Api::of(&srv);
+    let users = srv.quick_users(2).await;
+    let (a, b) = (&users[0], &users[1]);
+    let chat = api.create_chat(a, b).await;
+    let (mut a_ws, _) = chat_socket(&api, a, &chat).await;
+    let mut b_sockets = Vec::new();
+    for _ in 0..12 {
+        b_sockets.push(chat_socket(&api, b, &chat).await.0);
+    }
+    sync(&mut a_ws).await;
+
+    let release = stall_storage(srv.db()).await;
+    for i in 0..20 {
+        a_ws.send_json(
+            &json!({ "type": "send", "chat": chat, "clientId": format!("m{i}"), "message": format!("text {i}") }),
+        )
+        .await;
+    }
+    // Give A's socket time to fill the storage queue and start waiting for room.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Spaced out: more than A's queue holds in all, never more than it holds at once.
+    for b_ws in &mut b_sockets {
+        b_ws.send_json(&json!({ "type": "typing", "chat": chat })).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut typing = 0;
+    while typing < 12 {
+        let frame = a_ws.recv_json().await;
+        match kind(&frame) {
+            "typing" => typing += 1,
+            "presence" => {}
+            other => panic!("A got {other} while storage was stalled: {frame}"),
+        }
+    }
+    release.send(()).expect("the lock holder is waiting");
+
+    // Every send is stored, in the order it was sent, and acknowledged in that order.
+    let mut acks = Vec::new();
+    while acks.len() < 20 {
+        let frame = a_ws.recv_json().await;
+        if kind(&frame) == "ack" {
+            acks.push(frame);
+        } else {
+            assert!(
+                ["message", "typing", "presence"].contains(&kind(&frame)),
+                "unexpected {frame}"
+            );
+        }
+    }
+    for (i, ack) in acks.iter().enumerate() {
+        assert_eq!(ack["clientId"], format!("m{i}").as_str(), "{ack}");
+        assert_eq!(ack["message"]["seq"], i as i64 + 1, "{ack}");
+        assert_eq!(ack["duplicate"], false);
+    }
     srv.finish().await;
 }

@@ -1,13 +1,14 @@
 //! Password hashing: argon2id for everything we write; Django's `pbkdf2_sha256$…` accepted on
 //! read so users imported from Django keep their password (and are re-hashed at next login).
 //!
-//! Hashing is deliberately slow, so it always runs on the blocking pool, never on the async
-//! workers that carry sockets.
+//! Hashing is deliberately slow, so it always runs on threads of its own at the lowest
+//! scheduling class, never on the async workers that carry sockets.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine;
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use subtle::ConstantTimeEq;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -16,40 +17,73 @@ pub enum Verdict {
     Invalid,
 }
 
-/// At most this many hashes run at once: half the cores, so a login storm queues for hashing
-/// instead of taking every core from the workers that deliver messages (and each argon2 run
-/// holds 19 MiB, so the queue also bounds memory).
-fn hashing_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    SLOTS.get_or_init(|| {
+/// Hashing threads: half the cores, so a login storm queues for hashing instead of taking
+/// every core from the workers that deliver messages (and each argon2 run holds 19 MiB, so the
+/// thread count also bounds memory). Their own threads, not tokio's blocking pool, because their
+/// scheduling class is lowered for good (see [`yield_cpu_to_everything_else`]).
+struct HashingThreads {
+    jobs: mpsc::Sender<Job>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+fn hashing_threads() -> &'static HashingThreads {
+    static THREADS: OnceLock<HashingThreads> = OnceLock::new();
+    THREADS.get_or_init(|| {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        tokio::sync::Semaphore::new((cores / 2).max(1))
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..(cores / 2).max(1) {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("causerie-hash-{i}"))
+                .spawn(move || {
+                    yield_cpu_to_everything_else();
+                    loop {
+                        // The lock is held only while waiting for the next job.
+                        let next = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
+                        let Ok(job) = next else { return };
+                        // A panicking job drops its answer channel (the caller sees an error);
+                        // the thread lives on.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            if let Err(err) = spawned {
+                tracing::error!(error = %err, "could not start a password-hashing thread");
+            }
+        }
+        HashingThreads { jobs }
     })
 }
 
 async fn on_hashing_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-    let _slot = hashing_slots().acquire().await?;
-    Ok(tokio::task::spawn_blocking(move || {
-        lower_this_threads_priority();
-        work()
-    })
-    .await?)
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    hashing_threads()
+        .jobs
+        .send(Box::new(move || {
+            let _ = answer.send(work());
+        }))
+        .map_err(|_| anyhow::anyhow!("no password-hashing thread is running"))?;
+    answered.await.map_err(|_| anyhow::anyhow!("password hashing failed"))
 }
 
-/// Hashing runs at the lowest CPU priority: when cores are short, message delivery goes first
-/// and a login waits a little longer. Set once per blocking-pool thread.
-fn lower_this_threads_priority() {
-    thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-    LOWERED.with(|lowered| {
-        if !lowered.get() {
-            // On Linux a thread id names the thread alone; failure only means normal priority.
-            let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
-            lowered.set(true);
-        }
-    });
+/// Hashing threads run under SCHED_IDLE: they get a core only when nothing else wants it, and
+/// any other thread that wakes up takes the core from them at once. Under nice 19 a waking
+/// socket or database thread could wait for the hash's time slice to end (measured: message
+/// p99 2.3–2.9× higher during a 16-login storm; see docs/benchmarks.md). Failing that, nice 19.
+fn yield_cpu_to_everything_else() {
+    let idle = thread_priority::set_thread_priority_and_policy(
+        thread_priority::thread_native_id(),
+        thread_priority::ThreadPriority::Min,
+        thread_priority::ThreadSchedulePolicy::Normal(thread_priority::NormalThreadSchedulePolicy::Idle),
+    );
+    if idle.is_err() {
+        // On Linux a thread id names the thread alone; failure only means normal priority.
+        let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+    }
 }
 
-/// Hashes with argon2id on the blocking pool.
+/// Hashes with argon2id on a hashing thread.
 pub async fn hash(password: String) -> anyhow::Result<String> {
     on_hashing_thread(move || hash_now(&password)).await?
 }

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::view::MessageView;
-use super::writer::WriteError;
+use super::writer::{Committed, WriteError, WriterPermit};
 use crate::app::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::realtime::event::Event;
@@ -144,19 +144,47 @@ pub type PendingStore = std::pin::Pin<Box<dyn std::future::Future<Output = ApiRe
 /// Checks and queues a message without waiting for the commit, so a socket can go on reading
 /// and delivering meanwhile. Messages of one sender are stored in the order they are queued.
 pub async fn submit_as_member(state: &AppState, author: Uuid, chat: Uuid, draft: Draft) -> ApiResult<PendingStore> {
+    let new = new_message(state, author, chat, draft)?;
+    let committed = state.writer.enqueue(new).await.map_err(write_error)?;
+    Ok(pending_store(committed))
+}
+
+/// What [`try_submit_as_member`] did with a message.
+pub enum Submitted {
+    Queued(PendingStore),
+    /// The storage queue is full: queue it with [`submit_with`] once `state.writer.room()`
+    /// grants a permit.
+    QueueFull(NewMessage),
+}
+
+/// Like [`submit_as_member`], without waiting for room in the storage queue.
+pub fn try_submit_as_member(state: &AppState, author: Uuid, chat: Uuid, draft: Draft) -> ApiResult<Submitted> {
+    let new = new_message(state, author, chat, draft)?;
+    Ok(match state.writer.try_enqueue(new).map_err(write_error)? {
+        Ok(committed) => Submitted::Queued(pending_store(committed)),
+        Err(new) => Submitted::QueueFull(new),
+    })
+}
+
+/// Queues a message that found the storage queue full, into the room a permit holds.
+pub fn submit_with(permit: WriterPermit, message: NewMessage) -> PendingStore {
+    pending_store(permit.enqueue(message))
+}
+
+fn new_message(state: &AppState, author: Uuid, chat: Uuid, draft: Draft) -> ApiResult<NewMessage> {
     check_draft(&draft, state.config.max_body_bytes)?;
-    let new = NewMessage {
+    Ok(NewMessage {
         chat_id: chat,
         author,
         client_id: draft.client_id,
         body: draft.text,
         kind: draft.kind,
         extra_data: draft.extra_data,
-    };
-    let committed = state.writer.enqueue(new).await.map_err(write_error)?;
-    Ok(Box::pin(async move {
-        committed.await.map_err(|_| ApiError::Unavailable)?.map_err(write_error)
-    }))
+    })
+}
+
+fn pending_store(committed: Committed) -> PendingStore {
+    Box::pin(async move { committed.await.map_err(|_| ApiError::Unavailable)?.map_err(write_error) })
 }
 
 fn write_error(err: WriteError) -> ApiError {

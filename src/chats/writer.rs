@@ -25,6 +25,20 @@ pub enum WriteError {
 
 type Reply = oneshot::Sender<Result<Stored, WriteError>>;
 
+/// Resolves once a queued message is committed (or failed).
+pub type Committed = oneshot::Receiver<Result<Stored, WriteError>>;
+
+/// Room for one message in the writer's queue.
+pub struct WriterPermit(mpsc::OwnedPermit<(NewMessage, Reply)>);
+
+impl WriterPermit {
+    pub fn enqueue(self, message: NewMessage) -> Committed {
+        let (reply, answer) = oneshot::channel();
+        self.0.send((message, reply));
+        answer
+    }
+}
+
 #[derive(Clone)]
 pub struct MessageWriter {
     queue: mpsc::Sender<(NewMessage, Reply)>,
@@ -46,16 +60,36 @@ impl MessageWriter {
 
     /// Queues a message for storage; the receiver resolves once it is committed. Messages are
     /// stored in the order they are queued.
-    pub async fn enqueue(
-        &self,
-        message: NewMessage,
-    ) -> Result<oneshot::Receiver<Result<Stored, WriteError>>, WriteError> {
+    pub async fn enqueue(&self, message: NewMessage) -> Result<Committed, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((message, reply))
             .await
             .map_err(|_| WriteError::Stopped)?;
         Ok(answer)
+    }
+
+    /// Queues a message if there is room now; hands it back when the queue is full, so that a
+    /// socket can keep delivering while it waits for [`MessageWriter::room`].
+    pub fn try_enqueue(&self, message: NewMessage) -> Result<Result<Committed, NewMessage>, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        match self.queue.try_send((message, reply)) {
+            Ok(()) => Ok(Ok(answer)),
+            Err(mpsc::error::TrySendError::Full((message, _))) => Ok(Err(message)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(WriteError::Stopped),
+        }
+    }
+
+    /// Resolves once the queue has room for one message, which the permit then holds.
+    pub fn room(&self) -> impl std::future::Future<Output = Result<WriterPermit, WriteError>> + Send + Sync + 'static {
+        let queue = self.queue.clone();
+        async move {
+            queue
+                .reserve_owned()
+                .await
+                .map(WriterPermit)
+                .map_err(|_| WriteError::Stopped)
+        }
     }
 
     /// Stores a message and resolves once it is committed.

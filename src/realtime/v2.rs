@@ -30,11 +30,12 @@ use super::session::{self, close, close_message, Inbound, OpenGauge};
 use crate::app::AppState;
 use crate::chats::groups;
 use crate::chats::routes::read_draft;
-use crate::chats::service::{self, MessageChange, CLIENT_ID_MAX};
+use crate::chats::service::{self, MessageChange, Submitted, CLIENT_ID_MAX};
 use crate::chats::view::MessageView;
+use crate::chats::writer::{WriteError, WriterPermit};
 use crate::error::{ApiError, ApiResult};
 use crate::http::Fields;
-use crate::store::messages::Stored;
+use crate::store::messages::{NewMessage, Stored};
 use crate::store::{chats, messages};
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -55,6 +56,10 @@ struct Session {
     pending: FuturesOrdered<Pin<Box<dyn Future<Output = (PendingAck, ApiResult<Stored>)> + Send + Sync>>>,
     /// (chat, clientId) of those sends, oldest first.
     in_flight: std::collections::VecDeque<(Uuid, String)>,
+    /// A send that found the storage queue full, and the wait for room to queue it. Meanwhile
+    /// the socket reads nothing new (so its sends keep their order) but keeps delivering.
+    blocked: Option<(NewMessage, PendingAck)>,
+    room: RoomWait,
 }
 
 /// What an `ack` (or its error) must say about the send it answers.
@@ -88,6 +93,8 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
         last_typing: HashMap::new(),
         pending: FuturesOrdered::new(),
         in_flight: Default::default(),
+        blocked: None,
+        room: None,
     };
 
     if let Some((chat, after)) = initial {
@@ -104,7 +111,14 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
             Some(done) = session.pending.next(), if !session.pending.is_empty() => {
                 if session.finish_send(&mut sink, done).await.is_err() { break None }
             }
-            inbound = stream.next() => match session::read_inbound(inbound, &limiter, &mut keepalive.last_heard) {
+            permit = wait_for_room(&mut session.room), if session.room.is_some() => {
+                session.room = None;
+                session.queue_blocked_send(permit);
+            }
+            // A socket with too many sends waiting for their commit, or one waiting for room
+            // to queue its last send, reads nothing more until that clears: back-pressure
+            // through TCP, while deliveries and acks keep flowing.
+            inbound = stream.next(), if session.room.is_none() && session.pending.len() < MAX_SENDS_IN_FLIGHT => match session::read_inbound(inbound, &limiter, &mut keepalive.last_heard) {
                 Inbound::Closed(close) => break close,
                 Inbound::Nothing => continue,
                 Inbound::Refused(error) => if send_error(&mut sink, &error, None).await.is_err() { break None },
@@ -133,6 +147,15 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
     let Session { connection, .. } = session;
     drop(connection);
     Box::pin(presence::disconnected(&state, user)).await;
+}
+
+type RoomWait = Option<Pin<Box<dyn Future<Output = Result<WriterPermit, WriteError>> + Send + Sync>>>;
+
+async fn wait_for_room(room: &mut RoomWait) -> Result<WriterPermit, WriteError> {
+    match room {
+        Some(wait) => wait.await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sends an error frame; `Err` carries nothing useful but means the socket is gone.
@@ -198,7 +221,7 @@ impl Session {
             Some(_) => return Err(ErrorFrame::new("invalid_frame", "\"type\" must be a string.")),
         };
         match kind {
-            "send" => self.send_message(sink, map, reference).await,
+            "send" => self.send_message(map, reference).await,
             "subscribe" => {
                 let chat = required_uuid(map, "chat")?;
                 let after = optional_seq(map, "afterSeq")?;
@@ -275,12 +298,7 @@ impl Session {
         Ok(())
     }
 
-    async fn send_message(
-        &mut self,
-        sink: &mut Sink,
-        map: &Map<String, Value>,
-        reference: Option<&Value>,
-    ) -> Result<(), ErrorFrame> {
+    async fn send_message(&mut self, map: &Map<String, Value>, reference: Option<&Value>) -> Result<(), ErrorFrame> {
         let chat = required_uuid(map, "chat")?;
         let client_id = match map.get("clientId") {
             None | Some(Value::Null) => return Err(ErrorFrame::new("missing_field", "\"clientId\" is required.")),
@@ -313,23 +331,39 @@ impl Session {
                 .await
                 .map_err(session::api_error_frame)?;
         }
-        if self.pending.len() >= MAX_SENDS_IN_FLIGHT {
-            // Back-pressure: answer the oldest send before taking another.
-            if let Some(done) = self.pending.next().await {
-                let _ = self.finish_send(sink, done).await;
-            }
-        }
-        let committed = service::submit_as_member(&self.state, self.user, chat, draft)
-            .await
-            .map_err(session::api_error_frame)?;
+        let submitted =
+            service::try_submit_as_member(&self.state, self.user, chat, draft).map_err(session::api_error_frame)?;
         self.in_flight.push_back((chat, client_id.clone()));
         let ack = PendingAck {
             client_id,
             chat,
             reference: reference.cloned(),
         };
-        self.pending.push_back(Box::pin(async move { (ack, committed.await) }));
+        match submitted {
+            Submitted::Queued(committed) => self.pending.push_back(Box::pin(async move { (ack, committed.await) })),
+            Submitted::QueueFull(message) => {
+                self.blocked = Some((message, ack));
+                self.room = Some(Box::pin(self.state.writer.room()));
+            }
+        }
         Ok(())
+    }
+
+    /// Queues the send that found the storage queue full, now that there is room (or answers
+    /// it with an error, in its turn, if storage stopped).
+    fn queue_blocked_send(&mut self, permit: Result<WriterPermit, WriteError>) {
+        let Some((message, ack)) = self.blocked.take() else {
+            return;
+        };
+        match permit {
+            Ok(permit) => {
+                let committed = service::submit_with(permit, message);
+                self.pending.push_back(Box::pin(async move { (ack, committed.await) }));
+            }
+            Err(_) => self
+                .pending
+                .push_back(Box::pin(async move { (ack, Err(ApiError::Unavailable)) })),
+        }
     }
 
     /// Answers a send once its commit is known: `ack`, or an error frame naming its clientId.

@@ -22,11 +22,10 @@ use super::{now, Db};
 /// Each chat's new messages take the next sequence numbers in input order, with no gaps.
 pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, sqlx::Error> {
     let at = now();
-    let client_ids: Vec<&str> = batch.iter().filter_map(|m| m.client_id.as_deref()).collect();
     match db {
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
-            let earlier = postgres::lookup(&mut tx, &client_ids).await?;
+            let earlier = postgres::lookup(&mut tx, batch).await?;
             let plan = Plan::new(batch, &earlier);
             let first_seqs = postgres::reserve(&mut tx, &plan.counts_per_chat(), at).await?;
             let rows = plan.rows(&first_seqs, at);
@@ -39,6 +38,7 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, 
             // clientId lookup) and cannot upgrade once another connection has written meanwhile
             // (SQLITE_BUSY at once, the busy timeout does not apply), failing the whole batch.
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            let client_ids: Vec<&str> = batch.iter().filter_map(|m| m.client_id.as_deref()).collect();
             let earlier = sqlite::lookup(&mut tx, &client_ids).await?;
             let plan = Plan::new(batch, &earlier);
             let first_seqs = sqlite::reserve(&mut tx, &plan.counts_per_chat(), at).await?;
@@ -178,16 +178,35 @@ fn first_seqs(counts: &[(Uuid, i64)], reserved: Vec<(Uuid, i64)>) -> Result<Hash
 mod postgres {
     use super::*;
 
-    /// Earlier messages with any of these clientIds (the caller matches chat and author).
+    /// Earlier messages with the same (clientId, chat, author) as any message of the batch.
+    ///
+    /// One index probe per message, whatever the statistics say: `client_id = ANY($1)` is
+    /// planned as a sequential scan while `messages` has no statistics yet (a fresh deployment:
+    /// 2,048 values × the default selectivity 0.5 % looks like the whole table). Measured at
+    /// 800,000 rows: 103 ms that way, 4 ms this way. `OFFSET 0` keeps the subquery from being
+    /// flattened into a join the planner could turn back into a scan.
     pub async fn lookup(
         tx: &mut Transaction<'_, Postgres>,
-        client_ids: &[&str],
+        batch: &[NewMessage],
     ) -> Result<Vec<MessageRow>, sqlx::Error> {
-        if client_ids.is_empty() {
+        let keyed: Vec<&NewMessage> = batch.iter().filter(|m| m.client_id.is_some()).collect();
+        if keyed.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("SELECT {COLUMNS} FROM messages WHERE client_id = ANY($1)");
-        sqlx::query_as(&sql).bind(client_ids).fetch_all(&mut **tx).await
+        let client_ids: Vec<&str> = keyed.iter().filter_map(|m| m.client_id.as_deref()).collect();
+        let chats: Vec<Uuid> = keyed.iter().map(|m| m.chat_id).collect();
+        let authors: Vec<Uuid> = keyed.iter().map(|m| m.author).collect();
+        let sql = format!(
+            "SELECT m.* FROM unnest($1::text[], $2::uuid[], $3::uuid[]) AS k(client_id, chat_id, author) \
+             CROSS JOIN LATERAL (SELECT {COLUMNS} FROM messages \
+             WHERE client_id = k.client_id AND chat_id = k.chat_id AND author = k.author OFFSET 0) AS m"
+        );
+        sqlx::query_as(&sql)
+            .bind(&client_ids)
+            .bind(&chats)
+            .bind(&authors)
+            .fetch_all(&mut **tx)
+            .await
     }
 
     /// Moves each chat's `last_seq` on by its count. The rows are locked in id order first:
