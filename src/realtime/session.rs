@@ -257,10 +257,36 @@ pub async fn run_v1(
         }
     };
     if let Some(close) = close {
-        let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(close)).await;
+        close_handshake(&mut sink, &mut stream, close).await;
     }
     drop(connection);
     Box::pin(super::presence::disconnected(&state, user)).await;
+}
+
+/// Sends our close frame, then waits briefly for the peer's reply before the TCP connection is
+/// dropped (RFC 6455 §7.1.1). Dropping at once can reset a connection whose peer still has
+/// frames in flight, and a reset may cost the peer the close frame it has not read yet.
+pub async fn close_handshake<S>(
+    sink: &mut S,
+    stream: &mut (impl futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin),
+    close: Message,
+) where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    if tokio::time::timeout(Duration::from_secs(2), sink.send(close))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Checks a v1 frame and queues its message for storage (the echo to the room follows the

@@ -142,7 +142,7 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
         }
     };
     if let Some(close) = close {
-        let _ = tokio::time::timeout(Duration::from_secs(2), sink.send(close)).await;
+        session::close_handshake(&mut sink, &mut stream, close).await;
     }
     let Session { connection, .. } = session;
     drop(connection);
