@@ -303,7 +303,7 @@ mod sqlite {
     const LOOKUP: usize = 64;
 
     pub async fn lookup(tx: &mut Transaction<'_, Sqlite>, client_ids: &[&str]) -> Result<Vec<MessageRow>, sqlx::Error> {
-        let placeholders: Vec<String> = (1..=LOOKUP).map(|i| format!("${i}")).collect();
+        let placeholders = vec!["?"; LOOKUP];
         let sql = format!(
             "SELECT {COLUMNS} FROM messages WHERE client_id IN ({})",
             placeholders.join(", ")
@@ -341,18 +341,14 @@ mod sqlite {
         first_seqs(counts, reserved)
     }
 
+    /// Anonymous `?` parameters, not `$n`: sqlx asks SQLite for the name of every parameter it
+    /// binds, and SQLite finds a name by walking a list, which made a 64-row statement's binding
+    /// quadratic (`sqlite3_bind_parameter_name` was 10.9 % of the server's samples).
     fn insert_sql(rows: usize) -> String {
-        let values: Vec<String> = (0..rows)
-            .map(|i| {
-                let p: Vec<String> = (1..=8).map(|k| format!("${}", i * 8 + k)).collect();
-                format!("({}, FALSE, FALSE, $0, $0)", p.join(", "))
-            })
-            .collect();
-        // `$0` stands for the shared timestamp, numbered after the rows' parameters.
-        let at = format!("${}", rows * 8 + 1);
+        let row = "(?, ?, ?, ?, ?, ?, ?, ?, FALSE, FALSE, ?, ?)";
         format!(
             "INSERT INTO messages (id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at) VALUES {}",
-            values.join(", ").replace("$0", &at)
+            vec![row; rows].join(", ")
         )
     }
 
@@ -376,9 +372,11 @@ mod sqlite {
                     .bind(row.client_id.as_deref())
                     .bind(row.body.as_str())
                     .bind(row.kind)
-                    .bind(row.extra_data.as_deref());
+                    .bind(row.extra_data.as_deref())
+                    .bind(at)
+                    .bind(at);
             }
-            query.bind(at).execute(&mut **tx).await?;
+            query.execute(&mut **tx).await?;
         }
         Ok(())
     }
