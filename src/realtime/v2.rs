@@ -56,10 +56,16 @@ struct Session {
     pending: FuturesOrdered<Pin<Box<dyn Future<Output = (PendingAck, ApiResult<Stored>)> + Send + Sync>>>,
     /// (chat, clientId) of those sends, oldest first.
     in_flight: std::collections::VecDeque<(Uuid, String)>,
-    /// A send that found the storage queue full, and the wait for room to queue it. Meanwhile
-    /// the socket reads nothing new (so its sends keep their order) but keeps delivering.
-    blocked: Option<(NewMessage, PendingAck)>,
-    room: RoomWait,
+    /// A send that found the storage queue full. Meanwhile the socket reads nothing new (so
+    /// its sends keep their order) but keeps delivering.
+    blocked: Option<BlockedSend>,
+}
+
+/// A send waiting for room in the storage queue.
+struct BlockedSend {
+    message: NewMessage,
+    ack: PendingAck,
+    room: Pin<Box<dyn Future<Output = Result<WriterPermit, WriteError>> + Send + Sync>>,
 }
 
 /// What an `ack` (or its error) must say about the send it answers.
@@ -94,7 +100,6 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
         pending: FuturesOrdered::new(),
         in_flight: Default::default(),
         blocked: None,
-        room: None,
     };
 
     if let Some((chat, after)) = initial {
@@ -111,14 +116,13 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
             Some(done) = session.pending.next(), if !session.pending.is_empty() => {
                 if session.finish_send(&mut sink, done).await.is_err() { break None }
             }
-            permit = wait_for_room(&mut session.room), if session.room.is_some() => {
-                session.room = None;
+            permit = wait_for_room(&mut session.blocked), if session.blocked.is_some() => {
                 session.queue_blocked_send(permit);
             }
             // A socket with too many sends waiting for their commit, or one waiting for room
             // to queue its last send, reads nothing more until that clears: back-pressure
             // through TCP, while deliveries and acks keep flowing.
-            inbound = stream.next(), if session.room.is_none() && session.pending.len() < MAX_SENDS_IN_FLIGHT => match session::read_inbound(inbound, &limiter, &mut keepalive.last_heard) {
+            inbound = stream.next(), if session.blocked.is_none() && session.pending.len() < MAX_SENDS_IN_FLIGHT => match session::read_inbound(inbound, &limiter, &mut keepalive.last_heard) {
                 Inbound::Closed(close) => break close,
                 Inbound::Nothing => continue,
                 Inbound::Refused(error) => if send_error(&mut sink, &error, None).await.is_err() { break None },
@@ -149,11 +153,9 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
     Box::pin(presence::disconnected(&state, user)).await;
 }
 
-type RoomWait = Option<Pin<Box<dyn Future<Output = Result<WriterPermit, WriteError>> + Send + Sync>>>;
-
-async fn wait_for_room(room: &mut RoomWait) -> Result<WriterPermit, WriteError> {
-    match room {
-        Some(wait) => wait.await,
+async fn wait_for_room(blocked: &mut Option<BlockedSend>) -> Result<WriterPermit, WriteError> {
+    match blocked {
+        Some(blocked) => blocked.room.as_mut().await,
         None => std::future::pending().await,
     }
 }
@@ -342,8 +344,8 @@ impl Session {
         match submitted {
             Submitted::Queued(committed) => self.pending.push_back(Box::pin(async move { (ack, committed.await) })),
             Submitted::QueueFull(message) => {
-                self.blocked = Some((message, ack));
-                self.room = Some(Box::pin(self.state.writer.room()));
+                let room = Box::pin(self.state.writer.room());
+                self.blocked = Some(BlockedSend { message, ack, room });
             }
         }
         Ok(())
@@ -352,7 +354,7 @@ impl Session {
     /// Queues the send that found the storage queue full, now that there is room (or answers
     /// it with an error, in its turn, if storage stopped).
     fn queue_blocked_send(&mut self, permit: Result<WriterPermit, WriteError>) {
-        let Some((message, ack)) = self.blocked.take() else {
+        let Some(BlockedSend { message, ack, .. }) = self.blocked.take() else {
             return;
         };
         match permit {
