@@ -1,16 +1,17 @@
 //! The one place where failures become HTTP answers shaped like Django REST Framework's.
 
-use std::collections::BTreeMap;
+//!
+//! Each domain module converts its own error into this type, once, beside its routes
+//! (`accounts::routes`, `chats::routes`); this module knows no domain.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-/// Field name → messages, rendered as DRF's `{"field": ["message", …]}`.
-pub type FieldErrors = BTreeMap<String, Vec<String>>;
+use crate::validation::{field_error, FieldErrors};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("validation failed")]
     Validation(FieldErrors),
     #[error("bad request: {0}")]
@@ -57,13 +58,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn field(field: &str, message: impl Into<String>) -> ApiError {
-        let mut errors = FieldErrors::new();
-        errors.insert(field.to_string(), vec![message.into()]);
-        ApiError::Validation(errors)
+    pub(crate) fn field(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::Validation(field_error(field, message))
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
             Validation(_) | BadRequest(_) | JsonParse(_) => StatusCode::BAD_REQUEST,
@@ -167,14 +166,4 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        if crate::store::is_unavailable(&err) {
-            ApiError::Unavailable
-        } else {
-            ApiError::Internal(anyhow::Error::new(err).context("database"))
-        }
-    }
-}
-
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;

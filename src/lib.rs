@@ -1,19 +1,28 @@
 //! Causerie: a chat backend that serves the API of the Django Channels + DRF + djoser +
 //! SimpleJWT stack from one Rust binary.
+//!
+//! The library is the binary's insides: `cli::main` is what `causerie` runs. Modules are
+//! private to the crate; the public surface is the CLI, the configuration, the server as
+//! tests start it, the id types, and the test support in `testing`.
 
-pub mod accounts;
-pub mod app;
-pub mod auth;
-pub mod bench;
-pub mod chats;
+mod accounts;
+mod app;
+mod auth;
+mod bench;
+mod chats;
+pub mod cli;
 pub mod config;
-pub mod error;
-pub mod http;
-pub mod limits;
-pub mod mail;
-pub mod realtime;
-pub mod store;
-pub mod web;
+mod error;
+mod http;
+pub mod ids;
+mod limits;
+mod mail;
+mod realtime;
+mod store;
+#[doc(hidden)]
+pub mod testing;
+mod validation;
+mod web;
 
-pub use app::{AppState, Server};
+pub use app::Server;
 pub use config::Config;

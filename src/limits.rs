@@ -5,23 +5,30 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use crate::app::AppState;
 use crate::config::Config;
 use crate::error::ApiError;
 
 #[derive(Clone, Copy, Debug)]
-pub enum Scope {
+pub(crate) enum Scope {
     Login,
     Register,
     PasswordReset,
 }
 
-pub struct RateLimits {
+/// The limiters, shared by every request handler (cheap to clone).
+#[derive(Clone)]
+pub(crate) struct RateLimits(Arc<Limiters>);
+
+struct Limiters {
+    /// Whether the client address comes from `X-Forwarded-For`.
+    trust_forwarded_for: bool,
     login: DefaultKeyedRateLimiter<IpAddr>,
     register: DefaultKeyedRateLimiter<IpAddr>,
     password_reset: DefaultKeyedRateLimiter<IpAddr>,
@@ -36,22 +43,23 @@ fn per(period: Duration, count: u32) -> Quota {
 }
 
 impl RateLimits {
-    pub fn new(config: &Config) -> RateLimits {
-        RateLimits {
+    pub(crate) fn new(config: &Config) -> RateLimits {
+        RateLimits(Arc::new(Limiters {
+            trust_forwarded_for: config.trust_forwarded_for,
             login: DefaultKeyedRateLimiter::keyed(per(Duration::from_secs(60), config.rate_login_per_minute)),
             register: DefaultKeyedRateLimiter::keyed(per(Duration::from_secs(3600), config.rate_register_per_hour)),
             password_reset: DefaultKeyedRateLimiter::keyed(per(
                 Duration::from_secs(3600),
                 config.rate_password_reset_per_hour,
             )),
-        }
+        }))
     }
 
-    pub fn check(&self, scope: Scope, client: IpAddr) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, scope: Scope, client: IpAddr) -> Result<(), ApiError> {
         let limiter = match scope {
-            Scope::Login => &self.login,
-            Scope::Register => &self.register,
-            Scope::PasswordReset => &self.password_reset,
+            Scope::Login => &self.0.login,
+            Scope::Register => &self.0.register,
+            Scope::PasswordReset => &self.0.password_reset,
         };
         limiter.check_key(&client).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
@@ -60,21 +68,25 @@ impl RateLimits {
     }
 
     /// Forgets idle keys so the maps do not grow with every address ever seen.
-    pub fn sweep(&self) {
-        self.login.retain_recent();
-        self.register.retain_recent();
-        self.password_reset.retain_recent();
+    pub(crate) fn sweep(&self) {
+        self.0.login.retain_recent();
+        self.0.register.retain_recent();
+        self.0.password_reset.retain_recent();
     }
 }
 
 /// The client's address: the socket peer, or the first `X-Forwarded-For` hop when configured.
-pub struct ClientIp(pub IpAddr);
+pub(crate) struct ClientIp(pub IpAddr);
 
-impl FromRequestParts<AppState> for ClientIp {
+impl<S> FromRequestParts<S> for ClientIp
+where
+    S: Send + Sync,
+    RateLimits: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if state.config.trust_forwarded_for {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if RateLimits::from_ref(state).0.trust_forwarded_for {
             let forwarded = parts
                 .headers
                 .get("x-forwarded-for")

@@ -4,7 +4,7 @@
 #[macro_use]
 mod common;
 
-use causerie::store::users;
+use causerie::testing::store::users;
 use common::{djoser_user, jwt_claims, Backend, TestServer, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -394,7 +394,7 @@ async fn users_list_self_or_all_for_staff(backend: Backend) {
         json!({ "count": 1, "next": null, "previous": null, "results": [djoser_user(&b.id, "b@example.com", "", "")] }),
     );
 
-    users::set_staff(srv.db(), c.uuid(), true, false).await.unwrap();
+    users::set_staff(srv.db(), c.user_id(), true, false).await.unwrap();
     let all = json!([
         djoser_user(&a.id, "a@example.com", "Ann", "A"),
         djoser_user(&b.id, "b@example.com", "", ""),
@@ -432,7 +432,7 @@ async fn user_detail_self_other_staff(backend: Backend) {
     let a = srv.quick_user("a@example.com", PASSWORD).await;
     let b = srv.quick_user("b@example.com", PASSWORD).await;
     let staff = srv.quick_user("staff@example.com", PASSWORD).await;
-    users::set_staff(srv.db(), staff.uuid(), true, false).await.unwrap();
+    users::set_staff(srv.db(), staff.user_id(), true, false).await.unwrap();
 
     srv.get_auth(&format!("/auth/users/{}/", a.id), &a.access)
         .await
@@ -547,8 +547,8 @@ async fn reset_password_request(backend: Backend) {
     assert_eq!(outbox[0].to, "forgot@example.com");
     let (uid, token) = reset_link_parts(&outbox[0].body);
     assert_eq!(
-        causerie::auth::reset::decode_uid(&uid),
-        Some(u.uuid()),
+        causerie::testing::decode_reset_uid(&uid),
+        Some(u.user_id()),
         "uid names the user"
     );
     assert!(!token.is_empty());
@@ -567,7 +567,7 @@ async fn reset_password_request(backend: Backend) {
         .await
         .expect(400, json!({ "email": [REQUIRED] }));
     // An inactive account gets no mail (but the answer is the same).
-    users::set_active(srv.db(), u.uuid(), false).await.unwrap();
+    users::set_active(srv.db(), u.user_id(), false).await.unwrap();
     srv.post_json("/auth/users/reset_password/", &json!({ "email": "forgot@example.com" }))
         .await
         .expect(204, Value::Null);
@@ -596,7 +596,7 @@ async fn reset_password_confirm_flow(backend: Backend) {
     )
     .await
     .expect(400, json!({ "uid": ["Invalid user id or user doesn't exist."] }));
-    let stranger = causerie::auth::reset::encode_uid(uuid::Uuid::new_v4());
+    let stranger = causerie::testing::encode_reset_uid(causerie::ids::UserId::new());
     srv.post_json(
         "/auth/users/reset_password_confirm/",
         &json!({ "uid": stranger, "token": token, "new_password": new }),
@@ -710,7 +710,7 @@ async fn jwt_create_errors(backend: Backend) {
     .await
     .expect(400, json!({ "password": ["This field may not be blank."] }));
     // Inactive: the same answer as bad credentials.
-    users::set_active(srv.db(), u.uuid(), false).await.unwrap();
+    users::set_active(srv.db(), u.user_id(), false).await.unwrap();
     srv.post_json(
         "/auth/jwt/create/",
         &json!({ "email": "real@example.com", "password": PASSWORD }),
@@ -748,12 +748,9 @@ async fn jwt_refresh_and_verify(backend: Backend) {
             .expect_bearer_challenge();
     }
     // Signed with another key.
-    let foreign = causerie::auth::jwt::TokenIssuer::new(
-        b"another-key-another-key-another-key",
-        std::time::Duration::from_secs(60),
-        std::time::Duration::from_secs(60),
-    );
-    srv.post_json("/auth/jwt/refresh/", &json!({ "refresh": foreign.refresh(u.uuid()) }))
+    let (foreign_access, foreign_refresh) =
+        causerie::testing::foreign_tokens(b"another-key-another-key-another-key", u.user_id());
+    srv.post_json("/auth/jwt/refresh/", &json!({ "refresh": foreign_refresh }))
         .await
         .expect(401, token_not_valid());
     srv.post_json("/auth/jwt/refresh/", &json!({}))
@@ -769,7 +766,7 @@ async fn jwt_refresh_and_verify(backend: Backend) {
     srv.post_json("/auth/jwt/verify/", &json!({ "token": "garbage" }))
         .await
         .expect(401, token_not_valid());
-    srv.post_json("/auth/jwt/verify/", &json!({ "token": foreign.access(u.uuid()) }))
+    srv.post_json("/auth/jwt/verify/", &json!({ "token": foreign_access }))
         .await
         .expect(401, token_not_valid());
     srv.post_json("/auth/jwt/verify/", &json!({}))
@@ -936,9 +933,9 @@ async fn blacklist_endpoint_logs_out(backend: Backend) {
 async fn django_hash_is_accepted_and_upgraded(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let u = srv.quick_user("legacy@example.com", "placeholder-Pass-1").await;
-    let django = causerie::auth::password::django_pbkdf2_hash("Imported-Secret-55", "s4ltS4ltS4lt", 1000);
+    let django = causerie::testing::django_password_hash("Imported-Secret-55", "s4ltS4ltS4lt", 1000);
     assert!(django.starts_with("pbkdf2_sha256$1000$s4ltS4ltS4lt$"));
-    users::set_password(srv.db(), u.uuid(), &django).await.unwrap();
+    users::set_password(srv.db(), u.user_id(), &django).await.unwrap();
 
     // A wrong password leaves the Django hash as it is.
     srv.post_json(
@@ -968,7 +965,7 @@ async fn django_hash_is_accepted_and_upgraded(backend: Backend) {
 async fn inactive_user(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let u = srv.create_user_and_login("idle@example.com", PASSWORD).await;
-    assert!(users::set_active(srv.db(), u.uuid(), false).await.unwrap());
+    assert!(users::set_active(srv.db(), u.user_id(), false).await.unwrap());
     srv.post_json("/auth/jwt/create/", &json!({ "email": u.email, "password": PASSWORD }))
         .await
         .expect(401, json!({ "detail": NO_ACCOUNT }));
@@ -981,7 +978,7 @@ async fn inactive_user(backend: Backend) {
         .await
         .expect(401, json!({ "detail": NO_ACCOUNT }));
     // Reactivated: everything works again.
-    users::set_active(srv.db(), u.uuid(), true).await.unwrap();
+    users::set_active(srv.db(), u.user_id(), true).await.unwrap();
     srv.get_auth("/auth/users/me/", &u.access)
         .await
         .expect(200, djoser_user(&u.id, "idle@example.com", "", ""));
@@ -992,7 +989,7 @@ async fn inactive_user(backend: Backend) {
 async fn deleted_user_token(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let u = srv.quick_user("gone@example.com", PASSWORD).await;
-    users::delete(srv.db(), u.uuid()).await.unwrap();
+    users::delete(srv.db(), u.user_id()).await.unwrap();
     srv.get_auth("/auth/users/me/", &u.access)
         .await
         .expect(401, json!({ "detail": "User not found", "code": "user_not_found" }))

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use causerie::store::users;
+use causerie::testing::store::users;
 use common::{Backend, TestServer, TestUser, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -436,7 +436,7 @@ async fn search_users(backend: Backend) {
     let paul = named(&srv, "paul@example.com", "Paul", "Dupont").await;
     let marie = named(&srv, "marie@example.com", "Marie", "Jeanson").await;
     let gone = named(&srv, "gone@example.com", "Jean-Pierre", "Dupuis").await;
-    assert!(users::set_active(srv.db(), gone.uuid(), false).await.unwrap());
+    assert!(users::set_active(srv.db(), gone.user_id(), false).await.unwrap());
 
     let search = |terms: &'static str| {
         let srv = &srv;
@@ -730,7 +730,7 @@ async fn create_chat_rules(backend: Backend) {
         400,
         json!({ "chatWithUser": ["You cannot open a chat with yourself."] }),
     );
-    assert!(users::set_active(srv.db(), carol.uuid(), false).await.unwrap());
+    assert!(users::set_active(srv.db(), carol.user_id(), false).await.unwrap());
     srv.post_json_auth(
         "/api/createChat/",
         &alice.access,
@@ -1781,21 +1781,23 @@ async fn cli_users_and_chats() {
     cli_fails(dir, &["users", "deactivate", "zed@x.io"], "no user with email zed@x.io");
 
     // What the commands wrote is what the server reads.
-    let db = causerie::store::Db::connect(&format!("sqlite://{}/cli.db", dir.display()), 1)
+    let db = causerie::testing::store::Db::connect(&format!("sqlite://{}/cli.db", dir.display()), 1)
         .await
         .expect("opening the CLI's database");
     let row = users::by_email(&db, "b@x.io").await.unwrap().expect("b@x.io stored");
-    assert_eq!(row.id, b);
+    assert_eq!(row.id.0, b);
     assert!(!row.is_active);
-    let stored = causerie::store::chats::pair(&db, b, a)
+    let stored = causerie::testing::store::chats::pair(&db, b.into(), a.into())
         .await
         .unwrap()
         .expect("the pair's chat");
-    assert_eq!(stored.id, chat);
-    assert_eq!((stored.from_user, stored.to_user), (Some(a), Some(b)));
-    let members = causerie::store::chats::members(&db, chat).await.unwrap();
+    assert_eq!(stored.id.0, chat);
+    assert_eq!((stored.from_user, stored.to_user), (Some(a.into()), Some(b.into())));
+    let members = causerie::testing::store::chats::members(&db, chat.into())
+        .await
+        .unwrap();
     assert_eq!(
-        members.iter().map(|m| m.user_id).collect::<BTreeSet<_>>(),
+        members.iter().map(|m| m.user_id.0).collect::<BTreeSet<_>>(),
         BTreeSet::from([a, b])
     );
 }

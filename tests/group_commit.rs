@@ -5,10 +5,10 @@
 #[macro_use]
 mod common;
 
-use causerie::store::messages::{self, NewMessage};
-use causerie::store::{chats, Db};
+use causerie::ids::{ChatId, UserId};
+use causerie::testing::store::messages::{self, NewMessage};
+use causerie::testing::store::{chats, Db};
 use common::{Backend, TestServer};
-use uuid::Uuid;
 
 backend_tests!(
     a_batch_over_several_chats_numbers_each_chat_without_gaps,
@@ -17,7 +17,7 @@ backend_tests!(
     concurrent_batches_on_shared_chats_keep_every_sequence_whole
 );
 
-fn message(chat: Uuid, author: Uuid, client_id: Option<&str>, body: &str) -> NewMessage {
+fn message(chat: ChatId, author: UserId, client_id: Option<&str>, body: &str) -> NewMessage {
     NewMessage {
         chat_id: chat,
         author,
@@ -29,13 +29,8 @@ fn message(chat: Uuid, author: Uuid, client_id: Option<&str>, body: &str) -> New
 }
 
 /// `n` users and the two-person chats between user 0 and each other user.
-async fn users_and_chats(server: &TestServer, n: usize) -> (Vec<Uuid>, Vec<Uuid>) {
-    let users: Vec<Uuid> = server
-        .quick_users(n)
-        .await
-        .iter()
-        .map(|u| Uuid::parse_str(&u.id).unwrap())
-        .collect();
+async fn users_and_chats(server: &TestServer, n: usize) -> (Vec<UserId>, Vec<ChatId>) {
+    let users: Vec<UserId> = server.quick_users(n).await.iter().map(|u| u.user_id()).collect();
     let mut chat_ids = Vec::new();
     for other in &users[1..] {
         let (chat, _) = chats::find_or_create_pair(server.db(), users[0], *other).await.unwrap();
@@ -44,7 +39,7 @@ async fn users_and_chats(server: &TestServer, n: usize) -> (Vec<Uuid>, Vec<Uuid>
     (users, chat_ids)
 }
 
-async fn seqs_in(db: &Db, chat: Uuid) -> Vec<i64> {
+async fn seqs_in(db: &Db, chat: ChatId) -> Vec<i64> {
     messages::since(db, chat, 0, 10_000)
         .await
         .unwrap()

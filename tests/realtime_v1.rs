@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use causerie::store::{chats, users};
+use causerie::testing::store::{chats, users};
 use common::ws::{self, WsClient};
 use common::{Backend, TestServer, TestUser, PASSWORD};
 use futures_util::SinkExt;
@@ -261,7 +261,7 @@ async fn handshake_refusals(backend: Backend) {
         }
     }
     // A deactivated user, even with a valid token.
-    assert!(users::set_active(srv.db(), bob.uuid(), false).await.unwrap());
+    assert!(users::set_active(srv.db(), bob.user_id(), false).await.unwrap());
     assert_refused(
         ws::try_connect(&chat_url(&srv, &chat, &bob.access, None), None).await,
         "inactive_user",
@@ -286,7 +286,7 @@ async fn expired_token_refused(backend: Backend) {
     let srv = TestServer::start_with(backend, |c| c.access_token_lifetime_secs = 1).await;
     let alice = user(&srv, "alice").await;
     let bob = user(&srv, "bob").await;
-    let (chat, _) = chats::find_or_create_pair(srv.db(), alice.uuid(), bob.uuid())
+    let (chat, _) = chats::find_or_create_pair(srv.db(), alice.user_id(), bob.user_id())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -298,7 +298,7 @@ async fn expired_token_refused(backend: Backend) {
     // one whole second at most, less when minted late in a second: a few tries.)
     let mut admitted = None;
     for _ in 0..5 {
-        let fresh = srv.state.tokens.access(alice.uuid());
+        let fresh = srv.state.access_token(alice.user_id());
         match ws::try_connect(&chat_url(&srv, &chat.id.to_string(), &fresh, None), None).await {
             Ok(socket) => {
                 admitted = Some(socket);
@@ -665,14 +665,13 @@ async fn slow_reader_is_disconnected(backend: Backend) {
     // Alice's socket never reads.
     let mut slow = open(&srv, &chat, &alice, None).await;
     let b = open(&srv, &chat, &bob, None).await;
-    let hub = srv.state.fanout.hub().clone();
     // The server registers a socket just after the handshake answer: wait for both.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while hub.connection_count() < 2 {
+    while srv.state.hub_connections() < 2 {
         assert!(tokio::time::Instant::now() < deadline, "sockets not registered");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(hub.connection_count(), 2);
+    assert_eq!(srv.state.hub_connections(), 2);
     // Bob reads every message as it comes, until the last one.
     let reader = tokio::spawn(async move {
         let mut b = b;
@@ -692,7 +691,7 @@ async fn slow_reader_is_disconnected(backend: Backend) {
     const MAX: usize = 2_000;
     let filler = "z".repeat(9_000);
     let mut sent = Vec::new();
-    while hub.connection_count() == 2 && sent.len() < MAX {
+    while srv.state.hub_connections() == 2 && sent.len() < MAX {
         let text = format!("{:04} {filler}", sent.len());
         let reply = srv
             .post_json_auth(
@@ -727,7 +726,7 @@ async fn slow_reader_is_disconnected(backend: Backend) {
     let code = slow.expect_close().await;
     assert!(code.is_none() || code == Some(1013), "slow reader closed with {code:?}");
     // Bob's socket still works.
-    assert_eq!(hub.connection_count(), 1);
+    assert_eq!(srv.state.hub_connections(), 1);
     b.send_json(&json!({ "message": "after the flood" })).await;
     assert_eq!(b.recv_json().await["message"], json!("after the flood"));
     assert_eq!(stored_count(&srv, &alice, &chat).await, sent.len() as i64 + 2);

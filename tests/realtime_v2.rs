@@ -462,11 +462,11 @@ impl Restartable {
     }
 
     async fn user(&self, email: &str) -> TestUser {
-        let state = &self.server().state;
-        let hash = causerie::auth::password::hash_now(common::PASSWORD).expect("hash");
-        let row = causerie::store::users::insert(
-            &state.db,
-            &causerie::store::users::NewUser {
+        let state = self.server().testing();
+        let hash = causerie::testing::hash_password(common::PASSWORD);
+        let row = causerie::testing::store::users::insert(
+            &state.db(),
+            &causerie::testing::store::users::NewUser {
                 email,
                 password_hash: &hash,
                 first_name: "",
@@ -481,8 +481,8 @@ impl Restartable {
             id: row.id.to_string(),
             email: email.to_string(),
             password: common::PASSWORD.to_string(),
-            access: state.tokens.access(row.id),
-            refresh: state.tokens.refresh(row.id),
+            access: state.access_token(row.id),
+            refresh: state.refresh_token(row.id),
         }
     }
 
@@ -1284,8 +1284,8 @@ async fn v1_and_v2_clients_share_a_chat(backend: Backend) {
 
 /// Holds the database's write lock (SQLite) or a lock on `messages` (PostgreSQL) until the
 /// returned sender fires, so that storage stalls and the writer's queue fills up.
-async fn stall_storage(db: &causerie::store::Db) -> tokio::sync::oneshot::Sender<()> {
-    use causerie::store::Db;
+async fn stall_storage(db: &causerie::testing::store::Db) -> tokio::sync::oneshot::Sender<()> {
+    use causerie::testing::store::Db;
     let (release, released) = tokio::sync::oneshot::channel::<()>();
     let (locked, is_locked) = tokio::sync::oneshot::channel::<()>();
     match db.clone() {

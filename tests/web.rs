@@ -15,7 +15,7 @@ fn declared_paths() -> BTreeSet<String> {
         include_str!("../src/accounts/routes.rs"),
         include_str!("../src/chats/routes.rs"),
         include_str!("../src/realtime/routes.rs"),
-        include_str!("../src/app.rs"),
+        include_str!("../src/app/mod.rs"),
     ];
     let mut paths = BTreeSet::new();
     for source in sources {

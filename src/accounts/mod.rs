@@ -1,7 +1,11 @@
 //! Accounts: djoser-compatible users and SimpleJWT-compatible tokens.
 
-pub mod email;
-pub mod policy;
-pub mod routes;
-pub mod service;
-pub mod view;
+pub(crate) mod email;
+mod error;
+mod policy;
+pub(crate) mod routes;
+mod service;
+pub(crate) mod view;
+
+pub(crate) use error::AccountError;
+pub(crate) use service::{password_problems, Accounts, Registration, NAME_MAX};

@@ -2,27 +2,49 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use super::email::{self, Email};
+use super::service::{self, Accounts, Registration, NAME_MAX};
+use super::view;
+use super::AccountError;
+use crate::auth::CurrentUser;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Body, Fields, PageLink, PageRequest};
+use crate::ids::UserId;
+use crate::limits::{ClientIp, RateLimits, Scope};
+use crate::store::users::{ProfileChange, UserRow};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use uuid::Uuid;
-
-use super::email::{self, Email};
-use super::service::{self, Registration, NAME_MAX};
-use super::view;
-use crate::app::AppState;
-use crate::auth::CurrentUser;
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Body, Fields, PageLink, PageRequest};
-use crate::limits::{ClientIp, Scope};
-use crate::store::users::{self, ProfileChange, UserRow};
 
 const PASSWORD_MAX: usize = 4096;
 
-pub fn router() -> Router<AppState> {
+/// How account failures look to an HTTP client (DRF's and SimpleJWT's bodies).
+impl From<AccountError> for ApiError {
+    fn from(err: AccountError) -> ApiError {
+        match err {
+            AccountError::Invalid(fields) => ApiError::Validation(fields),
+            AccountError::InvalidAccessToken => ApiError::InvalidAccessToken,
+            AccountError::TokenNotValid => ApiError::TokenNotValid,
+            AccountError::TokenBlacklisted => ApiError::TokenBlacklisted,
+            AccountError::BadCredentials => ApiError::BadCredentials,
+            AccountError::UserInactive => ApiError::UserInactive,
+            AccountError::UserNotFound => ApiError::UserNotFound,
+            AccountError::Unavailable => ApiError::Unavailable,
+            AccountError::Store(err) => ApiError::Internal(anyhow::Error::new(err).context("account storage")),
+            AccountError::Hashing(err) => ApiError::Internal(err.context("password hashing")),
+        }
+    }
+}
+
+pub(crate) fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Accounts: FromRef<S>,
+    RateLimits: FromRef<S>,
+{
     Router::new()
         .route("/auth/users/", get(list_users).post(register))
         .route(
@@ -42,8 +64,13 @@ pub fn router() -> Router<AppState> {
         .route("/auth/jwt/blacklist/", post(jwt_blacklist))
 }
 
-async fn register(State(state): State<AppState>, ClientIp(ip): ClientIp, Body(body): Body) -> ApiResult<Response> {
-    state.limits.check(Scope::Register, ip)?;
+async fn register(
+    State(accounts): State<Accounts>,
+    State(limits): State<RateLimits>,
+    ClientIp(ip): ClientIp,
+    Body(body): Body,
+) -> ApiResult<Response> {
+    limits.check(Scope::Register, ip)?;
     let mut f = Fields::new(&body);
     let email = f.required_str("email", email::MAX_LEN);
     let password = f.required_raw_str("password", PASSWORD_MAX);
@@ -66,18 +93,16 @@ async fn register(State(state): State<AppState>, ClientIp(ip): ClientIp, Body(bo
     let (Some(email), Some(password)) = (email, password) else {
         unreachable!("finish() reported missing fields")
     };
-    let user = service::create_user(
-        &state,
-        Registration {
+    let user = accounts
+        .create_user(Registration {
             email,
             password,
             first_name,
             last_name,
             is_staff: false,
             is_superuser: false,
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(view::djoser(&user))).into_response())
 }
 
@@ -97,21 +122,22 @@ fn names_change(body: &serde_json::Map<String, Value>) -> ApiResult<ProfileChang
     Ok(change)
 }
 
-async fn update_me(State(state): State<AppState>, user: CurrentUser, Body(body): Body) -> ApiResult<Json<Value>> {
+async fn update_me(State(accounts): State<Accounts>, user: CurrentUser, Body(body): Body) -> ApiResult<Json<Value>> {
     let change = names_change(&body)?;
-    let updated = users::update_profile(&state.db, user.id(), &change)
+    let updated = accounts
+        .update_profile(user.id(), &change)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(view::djoser(&updated)))
 }
 
-async fn delete_me(State(state): State<AppState>, user: CurrentUser, Body(body): Body) -> ApiResult<StatusCode> {
-    delete_account(&state, &user.0, &user.0, &body).await
+async fn delete_me(State(accounts): State<Accounts>, user: CurrentUser, Body(body): Body) -> ApiResult<StatusCode> {
+    delete_account(&accounts, &user.0, &user.0, &body).await
 }
 
 /// Deleting an account always needs the caller's own current password (djoser's rule).
 async fn delete_account(
-    state: &AppState,
+    accounts: &Accounts,
     caller: &UserRow,
     target: &UserRow,
     body: &serde_json::Map<String, Value>,
@@ -119,22 +145,25 @@ async fn delete_account(
     let mut f = Fields::new(body);
     let current = f.required_raw_str("current_password", PASSWORD_MAX);
     f.finish()?;
-    service::check_current_password(caller, "current_password", current.unwrap_or_default()).await?;
-    users::delete(&state.db, target.id).await?;
+    accounts
+        .check_current_password(caller, "current_password", current.unwrap_or_default())
+        .await?;
+    accounts.delete_user(target.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_users(
-    State(state): State<AppState>,
+    State(accounts): State<Accounts>,
     user: CurrentUser,
     Query(query): Query<HashMap<String, String>>,
     link: PageLink,
 ) -> ApiResult<Json<Value>> {
     let page = PageRequest::from_query(&query)?;
     let (total, rows) = if user.0.is_staff {
-        let total = users::count(&state.db).await?;
+        let total = accounts.count_users().await?;
         let page = page.resolve(total);
-        users::list(&state.db, page.limit(), page.offset()).await?
+        let listed = accounts.list_users(page.limit(), page.offset()).await?;
+        (listed.total, listed.users)
     } else {
         (1, vec![user.0.clone()])
     };
@@ -144,51 +173,52 @@ async fn list_users(
 }
 
 /// Self, or anyone for staff; everyone else is "not found" so ids cannot be probed.
-async fn visible_user(state: &AppState, caller: &UserRow, id: &str) -> ApiResult<UserRow> {
-    let id = Uuid::parse_str(id).map_err(|_| ApiError::NotFound)?;
+async fn visible_user(accounts: &Accounts, caller: &UserRow, id: &str) -> ApiResult<UserRow> {
+    let id: UserId = id.parse().map_err(|_| ApiError::NotFound)?;
     if id == caller.id {
         return Ok(caller.clone());
     }
     if !caller.is_staff {
         return Err(ApiError::NotFound);
     }
-    users::by_id(&state.db, id).await?.ok_or(ApiError::NotFound)
+    accounts.user(id).await?.ok_or(ApiError::NotFound)
 }
 
 async fn user_detail(
-    State(state): State<AppState>,
+    State(accounts): State<Accounts>,
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let target = visible_user(&state, &user.0, &id).await?;
+    let target = visible_user(&accounts, &user.0, &id).await?;
     Ok(Json(view::djoser(&target)))
 }
 
 async fn update_user(
-    State(state): State<AppState>,
+    State(accounts): State<Accounts>,
     user: CurrentUser,
     Path(id): Path<String>,
     Body(body): Body,
 ) -> ApiResult<Json<Value>> {
-    let target = visible_user(&state, &user.0, &id).await?;
+    let target = visible_user(&accounts, &user.0, &id).await?;
     let change = names_change(&body)?;
-    let updated = users::update_profile(&state.db, target.id, &change)
+    let updated = accounts
+        .update_profile(target.id, &change)
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(Json(view::djoser(&updated)))
 }
 
 async fn delete_user(
-    State(state): State<AppState>,
+    State(accounts): State<Accounts>,
     user: CurrentUser,
     Path(id): Path<String>,
     Body(body): Body,
 ) -> ApiResult<StatusCode> {
-    let target = visible_user(&state, &user.0, &id).await?;
-    delete_account(&state, &user.0, &target, &body).await
+    let target = visible_user(&accounts, &user.0, &id).await?;
+    delete_account(&accounts, &user.0, &target, &body).await
 }
 
-async fn set_password(State(state): State<AppState>, user: CurrentUser, Body(body): Body) -> ApiResult<StatusCode> {
+async fn set_password(State(accounts): State<Accounts>, user: CurrentUser, Body(body): Body) -> ApiResult<StatusCode> {
     let mut f = Fields::new(&body);
     let new_password = f.required_raw_str("new_password", PASSWORD_MAX);
     let current = f.required_raw_str("current_password", PASSWORD_MAX);
@@ -196,31 +226,35 @@ async fn set_password(State(state): State<AppState>, user: CurrentUser, Body(bod
     let (Some(new_password), Some(current)) = (new_password, current) else {
         unreachable!("checked by finish()")
     };
-    service::check_current_password(&user.0, "current_password", current).await?;
-    service::set_password(&state, &user.0, new_password).await?;
+    accounts
+        .check_current_password(&user.0, "current_password", current)
+        .await?;
+    accounts.set_password(&user.0, new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn reset_password(
-    State(state): State<AppState>,
+    State(accounts): State<Accounts>,
+    State(limits): State<RateLimits>,
     ClientIp(ip): ClientIp,
     Body(body): Body,
 ) -> ApiResult<StatusCode> {
-    state.limits.check(Scope::PasswordReset, ip)?;
+    limits.check(Scope::PasswordReset, ip)?;
     let mut f = Fields::new(&body);
     let email = f.required_str("email", email::MAX_LEN);
     f.finish()?;
     let email = service::parse_email(&email.unwrap_or_default())?;
-    service::request_reset(&state, &email).await?;
+    accounts.request_reset(&email).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn reset_password_confirm(
-    State(state): State<AppState>,
+    State(accounts): State<Accounts>,
+    State(limits): State<RateLimits>,
     ClientIp(ip): ClientIp,
     Body(body): Body,
 ) -> ApiResult<StatusCode> {
-    state.limits.check(Scope::PasswordReset, ip)?;
+    limits.check(Scope::PasswordReset, ip)?;
     let mut f = Fields::new(&body);
     let uid = f.required_str("uid", 200);
     let token = f.required_str("token", 200);
@@ -229,21 +263,26 @@ async fn reset_password_confirm(
     let (Some(uid), Some(token), Some(new_password)) = (uid, token, new_password) else {
         unreachable!("checked by finish()")
     };
-    service::confirm_reset(&state, &uid, &token, new_password).await?;
+    accounts.confirm_reset(&uid, &token, new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn jwt_create(State(state): State<AppState>, ClientIp(ip): ClientIp, Body(body): Body) -> ApiResult<Json<Value>> {
+async fn jwt_create(
+    State(accounts): State<Accounts>,
+    State(limits): State<RateLimits>,
+    ClientIp(ip): ClientIp,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
     let mut f = Fields::new(&body);
     let email = f.required_str("email", email::MAX_LEN);
     let password = f.required_raw_str("password", PASSWORD_MAX);
     f.finish()?;
-    state.limits.check(Scope::Login, ip)?;
+    limits.check(Scope::Login, ip)?;
     let (Some(email), Some(password)) = (email, password) else {
         unreachable!("checked by finish()")
     };
-    let user = service::authenticate(&state, &email, password).await?;
-    let pair = service::issue_pair(&state, user.id);
+    let user = accounts.authenticate(&email, password).await?;
+    let pair = accounts.issue_pair(user.id);
     Ok(Json(json!({ "refresh": pair.refresh, "access": pair.access })))
 }
 
@@ -254,23 +293,23 @@ fn token_field(body: &serde_json::Map<String, Value>, name: &str) -> ApiResult<S
     Ok(token.unwrap_or_default())
 }
 
-async fn jwt_refresh(State(state): State<AppState>, Body(body): Body) -> ApiResult<Json<Value>> {
+async fn jwt_refresh(State(accounts): State<Accounts>, Body(body): Body) -> ApiResult<Json<Value>> {
     let token = token_field(&body, "refresh")?;
-    let (access, refresh) = service::refresh(&state, &token).await?;
+    let (access, refresh) = accounts.refresh(&token).await?;
     Ok(Json(match refresh {
         Some(refresh) => json!({ "access": access, "refresh": refresh }),
         None => json!({ "access": access }),
     }))
 }
 
-async fn jwt_verify(State(state): State<AppState>, Body(body): Body) -> ApiResult<Json<Value>> {
+async fn jwt_verify(State(accounts): State<Accounts>, Body(body): Body) -> ApiResult<Json<Value>> {
     let token = token_field(&body, "token")?;
-    service::verify(&state, &token).await?;
+    accounts.verify(&token).await?;
     Ok(Json(json!({})))
 }
 
-async fn jwt_blacklist(State(state): State<AppState>, Body(body): Body) -> ApiResult<Json<Value>> {
+async fn jwt_blacklist(State(accounts): State<Accounts>, Body(body): Body) -> ApiResult<Json<Value>> {
     let token = token_field(&body, "refresh")?;
-    service::blacklist(&state, &token).await?;
+    accounts.blacklist(&token).await?;
     Ok(Json(json!({})))
 }

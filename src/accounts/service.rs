@@ -1,22 +1,26 @@
-//! Account rules: registration, login, tokens, password changes and resets. Handlers parse;
-//! these functions decide.
+//! Account rules: registration, login, tokens, password changes and resets, profiles. Handlers
+//! parse; this service decides, and it is the only code that touches the `users` and
+//! `token_blacklist` tables.
 
-use uuid::Uuid;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 
 use super::email::{self, Email};
+use super::error::{AccountError, AccountResult};
 use super::policy::{self, Attributes};
-use crate::app::AppState;
-use crate::auth::jwt::{Claims, TokenType};
+use crate::auth::jwt::{Claims, TokenIssuer, TokenType};
 use crate::auth::password::{self, Verdict};
 use crate::auth::reset;
-use crate::error::{ApiError, ApiResult};
-use crate::mail;
-use crate::store::users::{self, NewUser, UserRow};
-use crate::store::{is_unique_violation, tokens};
+use crate::config::Config;
+use crate::ids::UserId;
+use crate::mail::{self, Mailer};
+use crate::store::users::{self, NewUser, ProfileChange, UserRow};
+use crate::store::{is_unique_violation, tokens, Db};
 
-pub const NAME_MAX: usize = 150;
+pub(crate) const NAME_MAX: usize = 150;
 
-pub struct Registration {
+pub(crate) struct Registration {
     pub email: Email,
     pub password: String,
     pub first_name: String,
@@ -25,8 +29,350 @@ pub struct Registration {
     pub is_superuser: bool,
 }
 
+/// The settings the account rules depend on.
+struct Settings {
+    rotate_refresh_tokens: bool,
+    blacklist_after_rotation: bool,
+    public_url: String,
+    password_reset_confirm_url: String,
+}
+
+struct Inner {
+    db: Db,
+    tokens: TokenIssuer,
+    /// The signing key, also used for password reset tokens.
+    secret: Vec<u8>,
+    mailer: Mailer,
+    settings: Settings,
+}
+
+/// The account service: one per server, cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Accounts(Arc<Inner>);
+
+pub(crate) struct TokenPair {
+    pub refresh: String,
+    pub access: String,
+}
+
+/// A page of users and the total they were cut from.
+pub(crate) struct UserPage {
+    pub total: i64,
+    pub users: Vec<UserRow>,
+}
+
+impl Accounts {
+    pub(crate) fn new(db: Db, secret: Vec<u8>, mailer: Mailer, config: &Config) -> Accounts {
+        let tokens = TokenIssuer::new(
+            &secret,
+            std::time::Duration::from_secs(config.access_token_lifetime_secs),
+            std::time::Duration::from_secs(config.refresh_token_lifetime_secs),
+        );
+        Accounts(Arc::new(Inner {
+            db,
+            tokens,
+            secret,
+            mailer,
+            settings: Settings {
+                rotate_refresh_tokens: config.rotate_refresh_tokens,
+                blacklist_after_rotation: config.blacklist_after_rotation,
+                public_url: config.public_url.clone(),
+                password_reset_confirm_url: config.password_reset_confirm_url.clone(),
+            },
+        }))
+    }
+
+    pub(crate) fn tokens(&self) -> &TokenIssuer {
+        &self.0.tokens
+    }
+
+    pub(crate) fn mailer(&self) -> &Mailer {
+        &self.0.mailer
+    }
+
+    fn db(&self) -> &Db {
+        &self.0.db
+    }
+
+    // ---- registration and login ---------------------------------------------------------
+
+    /// Creates a user without the password policy (admin commands may choose to bypass it;
+    /// registration applies it while reading the body, with every other field's errors).
+    pub(crate) async fn create_user(&self, reg: Registration) -> AccountResult<UserRow> {
+        if users::by_email(self.db(), reg.email.as_str()).await?.is_some() {
+            return Err(duplicate_email());
+        }
+        let hash = password::hash(reg.password).await.map_err(AccountError::Hashing)?;
+        let new = NewUser {
+            email: reg.email.as_str(),
+            password_hash: &hash,
+            first_name: &reg.first_name,
+            last_name: &reg.last_name,
+            is_staff: reg.is_staff,
+            is_superuser: reg.is_superuser,
+        };
+        match users::insert(self.db(), &new).await {
+            Ok(user) => {
+                metrics::counter!("causerie_users_registered_total").increment(1);
+                Ok(user)
+            }
+            // Two registrations raced past the check above: the email's unique index said no.
+            Err(err) if is_unique_violation(&err) => Err(duplicate_email()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Checks credentials; an unknown email, a wrong password and an inactive account all look
+    /// the same to the client. A Django hash is upgraded to argon2id on success.
+    pub(crate) async fn authenticate(&self, email: &str, password: String) -> AccountResult<UserRow> {
+        let user = match Email::parse(email) {
+            Some(email) => users::by_email(self.db(), email.as_str()).await?,
+            None => None,
+        };
+        let verdict = password::verify(password.clone(), user.as_ref().map(|u| u.password.clone()))
+            .await
+            .map_err(AccountError::Hashing)?;
+        let user = match (user, verdict) {
+            (Some(user), Verdict::Valid { needs_rehash }) if user.is_active => {
+                if needs_rehash {
+                    let hash = password::hash(password).await.map_err(AccountError::Hashing)?;
+                    users::set_password(self.db(), user.id, &hash).await?;
+                }
+                user
+            }
+            _ => return Err(AccountError::BadCredentials),
+        };
+        users::record_login(self.db(), user.id).await?;
+        Ok(user)
+    }
+
+    pub(crate) fn issue_pair(&self, user: UserId) -> TokenPair {
+        TokenPair {
+            refresh: self.0.tokens.refresh(user),
+            access: self.0.tokens.access(user),
+        }
+    }
+
+    /// The active user behind an access token (every authenticated request and handshake).
+    pub(crate) async fn authenticate_access(&self, token: &str) -> AccountResult<UserRow> {
+        let claims = self
+            .0
+            .tokens
+            .decode(token, Some(TokenType::Access))
+            .ok_or(AccountError::InvalidAccessToken)?;
+        let user_id = claims.user_uuid().ok_or(AccountError::InvalidAccessToken)?;
+        let user = users::by_id(self.db(), user_id)
+            .await?
+            .ok_or(AccountError::UserNotFound)?;
+        if !user.is_active {
+            return Err(AccountError::UserInactive);
+        }
+        Ok(user)
+    }
+
+    /// A refresh token that is valid, unexpired, not blacklisted, and whose user is still active.
+    async fn live_refresh(&self, token: &str) -> AccountResult<(Claims, UserId)> {
+        let claims = self
+            .0
+            .tokens
+            .decode(token, Some(TokenType::Refresh))
+            .ok_or(AccountError::TokenNotValid)?;
+        if tokens::is_blacklisted(self.db(), &claims.jti).await? {
+            return Err(AccountError::TokenBlacklisted);
+        }
+        let user_id = claims.user_uuid().ok_or(AccountError::TokenNotValid)?;
+        match users::by_id(self.db(), user_id).await? {
+            Some(user) if user.is_active => Ok((claims, user_id)),
+            _ => Err(AccountError::BadCredentials),
+        }
+    }
+
+    /// SimpleJWT's refresh: a new access token, and with rotation a new refresh token too (the
+    /// old one blacklisted when configured, so it works once).
+    pub(crate) async fn refresh(&self, token: &str) -> AccountResult<(String, Option<String>)> {
+        let (claims, user_id) = self.live_refresh(token).await?;
+        let access = self.0.tokens.access(user_id);
+        let settings = &self.0.settings;
+        if !settings.rotate_refresh_tokens {
+            return Ok((access, None));
+        }
+        if settings.blacklist_after_rotation
+            && !tokens::blacklist(self.db(), &claims.jti, user_id, claims.expires_at()).await?
+        {
+            // Another request rotated this token first.
+            return Err(AccountError::TokenBlacklisted);
+        }
+        Ok((access, Some(self.0.tokens.refresh(user_id))))
+    }
+
+    /// `/auth/jwt/verify/`: any valid token of either type; a blacklisted refresh token is not valid.
+    pub(crate) async fn verify(&self, token: &str) -> AccountResult<()> {
+        let claims = self.0.tokens.decode(token, None).ok_or(AccountError::TokenNotValid)?;
+        if claims.token_type == TokenType::Refresh && tokens::is_blacklisted(self.db(), &claims.jti).await? {
+            return Err(AccountError::TokenBlacklisted);
+        }
+        Ok(())
+    }
+
+    /// Logout: the refresh token can no longer be used.
+    pub(crate) async fn blacklist(&self, token: &str) -> AccountResult<()> {
+        let claims = self
+            .0
+            .tokens
+            .decode(token, Some(TokenType::Refresh))
+            .ok_or(AccountError::TokenNotValid)?;
+        let user_id = claims.user_uuid().ok_or(AccountError::TokenNotValid)?;
+        tokens::blacklist(self.db(), &claims.jti, user_id, claims.expires_at()).await?;
+        Ok(())
+    }
+
+    /// Forgets blacklisted tokens that have expired anyway (SimpleJWT's `flushexpiredtokens`),
+    /// so the table does not grow with every logout and rotation.
+    pub(crate) async fn flush_expired_blacklist(&self) {
+        match tokens::flush_expired(self.db()).await {
+            Ok(0) => {}
+            Ok(flushed) => tracing::debug!(flushed, "expired blacklisted tokens removed"),
+            Err(err) => tracing::warn!(%err, "could not flush expired blacklisted tokens"),
+        }
+    }
+
+    // ---- passwords -----------------------------------------------------------------------
+
+    /// Checks the caller's current password for sensitive changes.
+    pub(crate) async fn check_current_password(
+        &self,
+        user: &UserRow,
+        field: &str,
+        password: String,
+    ) -> AccountResult<()> {
+        match password::verify(password, Some(user.password.clone()))
+            .await
+            .map_err(AccountError::Hashing)?
+        {
+            Verdict::Valid { .. } => Ok(()),
+            Verdict::Invalid => Err(AccountError::field(field, "Invalid password.")),
+        }
+    }
+
+    pub(crate) async fn set_password(&self, user: &UserRow, new_password: String) -> AccountResult<()> {
+        let problems = password_problems(&new_password, &user.email, &user.first_name, &user.last_name);
+        if !problems.is_empty() {
+            return Err(AccountError::Invalid([("new_password".to_string(), problems)].into()));
+        }
+        let hash = password::hash(new_password).await.map_err(AccountError::Hashing)?;
+        users::set_password(self.db(), user.id, &hash).await?;
+        Ok(())
+    }
+
+    /// Sends a reset link to an active account with this email; says nothing about whether it
+    /// exists.
+    pub(crate) async fn request_reset(&self, email: &Email) -> AccountResult<()> {
+        let Some(user) = users::by_email(self.db(), email.as_str()).await? else {
+            return Ok(());
+        };
+        if !user.is_active {
+            return Ok(());
+        }
+        let settings = &self.0.settings;
+        let path = settings
+            .password_reset_confirm_url
+            .replace("{uid}", &reset::encode_uid(user.id))
+            .replace("{token}", &reset::make_token(&self.0.secret, &user));
+        let link = format!(
+            "{}/{}",
+            settings.public_url.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        self.0.mailer.send(mail::Email {
+            to: user.email.clone(),
+            subject: "Password reset on Causerie".into(),
+            body: format!(
+                "You're receiving this email because you requested a password reset for your account.\n\n\
+                 Please go to the following page and choose a new password:\n\n{link}\n\n\
+                 The link works once and expires in {} days.\n",
+                reset::TIMEOUT_SECS / 86400
+            ),
+        });
+        Ok(())
+    }
+
+    pub(crate) async fn confirm_reset(&self, uid: &str, token: &str, new_password: String) -> AccountResult<()> {
+        let user = match reset::decode_uid(uid) {
+            Some(id) => users::by_id(self.db(), id).await?,
+            None => None,
+        };
+        let Some(user) = user.filter(|u| u.is_active) else {
+            return Err(AccountError::field("uid", "Invalid user id or user doesn't exist."));
+        };
+        if !reset::check_token(&self.0.secret, &user, token) {
+            return Err(AccountError::field("token", "Invalid token for given user."));
+        }
+        self.set_password(&user, new_password).await
+    }
+
+    // ---- users ---------------------------------------------------------------------------
+
+    pub(crate) async fn user(&self, id: UserId) -> AccountResult<Option<UserRow>> {
+        Ok(users::by_id(self.db(), id).await?)
+    }
+
+    pub(crate) async fn user_by_email(&self, email: &Email) -> AccountResult<Option<UserRow>> {
+        Ok(users::by_email(self.db(), email.as_str()).await?)
+    }
+
+    /// These users (unknown ids are left out), in no particular order.
+    pub(crate) async fn users(&self, ids: &[UserId]) -> AccountResult<Vec<UserRow>> {
+        Ok(users::many_by_id(self.db(), ids).await?)
+    }
+
+    /// The user, if it exists and is active (someone a chat can be opened with).
+    pub(crate) async fn active_user(&self, id: UserId) -> AccountResult<Option<UserRow>> {
+        Ok(users::by_id(self.db(), id).await?.filter(|u| u.is_active))
+    }
+
+    pub(crate) async fn update_profile(&self, id: UserId, change: &ProfileChange) -> AccountResult<Option<UserRow>> {
+        Ok(users::update_profile(self.db(), id, change).await?)
+    }
+
+    pub(crate) async fn delete_user(&self, id: UserId) -> AccountResult<()> {
+        Ok(users::delete(self.db(), id).await?)
+    }
+
+    /// A page of all users by email, with the total.
+    pub(crate) async fn list_users(&self, limit: i64, offset: i64) -> AccountResult<UserPage> {
+        let (total, users) = users::list(self.db(), limit, offset).await?;
+        Ok(UserPage { total, users })
+    }
+
+    pub(crate) async fn count_users(&self) -> AccountResult<i64> {
+        Ok(users::count(self.db()).await?)
+    }
+
+    /// Active users other than `caller` whose first or last name contains every term.
+    pub(crate) async fn search(
+        &self,
+        caller: UserId,
+        terms: &[String],
+        limit: i64,
+        offset: i64,
+    ) -> AccountResult<UserPage> {
+        let (total, users) = users::search(self.db(), caller, terms, limit, offset).await?;
+        Ok(UserPage { total, users })
+    }
+
+    /// Activates or deactivates; false when there is no such user.
+    pub(crate) async fn set_active(&self, id: UserId, active: bool) -> AccountResult<bool> {
+        Ok(users::set_active(self.db(), id, active).await?)
+    }
+
+    /// Stores presence as the finished app records it; returns the time of the change.
+    pub(crate) async fn set_presence(&self, id: UserId, online: bool) -> AccountResult<DateTime<Utc>> {
+        Ok(users::set_presence(self.db(), id, online).await?)
+    }
+}
+
 /// Password rule messages for a would-be password of this user (empty when acceptable).
-pub fn password_problems(password: &str, email: &str, first_name: &str, last_name: &str) -> Vec<String> {
+pub(crate) fn password_problems(password: &str, email: &str, first_name: &str, last_name: &str) -> Vec<String> {
     policy::check(
         password,
         &Attributes {
@@ -37,193 +383,10 @@ pub fn password_problems(password: &str, email: &str, first_name: &str, last_nam
     )
 }
 
-pub async fn register(state: &AppState, reg: Registration) -> ApiResult<UserRow> {
-    let problems = password_problems(&reg.password, reg.email.as_str(), &reg.first_name, &reg.last_name);
-    if !problems.is_empty() {
-        return Err(ApiError::Validation([("password".to_string(), problems)].into()));
-    }
-    create_user(state, reg).await
+fn duplicate_email() -> AccountError {
+    AccountError::field("email", "user with this email address already exists.")
 }
 
-/// Creates a user without the password policy (admin commands may choose to bypass it).
-pub async fn create_user(state: &AppState, reg: Registration) -> ApiResult<UserRow> {
-    if users::by_email(&state.db, reg.email.as_str()).await?.is_some() {
-        return Err(duplicate_email());
-    }
-    let hash = password::hash(reg.password).await?;
-    let new = NewUser {
-        email: reg.email.as_str(),
-        password_hash: &hash,
-        first_name: &reg.first_name,
-        last_name: &reg.last_name,
-        is_staff: reg.is_staff,
-        is_superuser: reg.is_superuser,
-    };
-    match users::insert(&state.db, &new).await {
-        Ok(user) => {
-            metrics::counter!("causerie_users_registered_total").increment(1);
-            Ok(user)
-        }
-        // Two registrations raced past the check above.
-        Err(err) if is_unique_violation(&err) => Err(duplicate_email()),
-        Err(err) => Err(err.into()),
-    }
-}
-
-fn duplicate_email() -> ApiError {
-    ApiError::field("email", "user with this email address already exists.")
-}
-
-/// Checks credentials; an unknown email, a wrong password and an inactive account all look the
-/// same to the client. A Django hash is upgraded to argon2id on success.
-pub async fn authenticate(state: &AppState, email: &str, password: String) -> ApiResult<UserRow> {
-    let user = match Email::parse(email) {
-        Some(email) => users::by_email(&state.db, email.as_str()).await?,
-        None => None,
-    };
-    let verdict = password::verify(password.clone(), user.as_ref().map(|u| u.password.clone())).await?;
-    let user = match (user, verdict) {
-        (Some(user), Verdict::Valid { needs_rehash }) if user.is_active => {
-            if needs_rehash {
-                let hash = password::hash(password).await?;
-                users::set_password(&state.db, user.id, &hash).await?;
-            }
-            user
-        }
-        _ => return Err(ApiError::BadCredentials),
-    };
-    users::record_login(&state.db, user.id).await?;
-    Ok(user)
-}
-
-pub struct TokenPair {
-    pub refresh: String,
-    pub access: String,
-}
-
-pub fn issue_pair(state: &AppState, user: Uuid) -> TokenPair {
-    TokenPair {
-        refresh: state.tokens.refresh(user),
-        access: state.tokens.access(user),
-    }
-}
-
-/// A refresh token that is valid, unexpired, not blacklisted, and whose user is still active.
-async fn live_refresh(state: &AppState, token: &str) -> ApiResult<(Claims, Uuid)> {
-    let claims = state
-        .tokens
-        .decode(token, Some(TokenType::Refresh))
-        .ok_or(ApiError::TokenNotValid)?;
-    if tokens::is_blacklisted(&state.db, &claims.jti).await? {
-        return Err(ApiError::TokenBlacklisted);
-    }
-    let user_id = claims.user_uuid().ok_or(ApiError::TokenNotValid)?;
-    match users::by_id(&state.db, user_id).await? {
-        Some(user) if user.is_active => Ok((claims, user_id)),
-        _ => Err(ApiError::BadCredentials),
-    }
-}
-
-/// SimpleJWT's refresh: a new access token, and with rotation a new refresh token too (the old
-/// one blacklisted when configured, so it works once).
-pub async fn refresh(state: &AppState, token: &str) -> ApiResult<(String, Option<String>)> {
-    let (claims, user_id) = live_refresh(state, token).await?;
-    let access = state.tokens.access(user_id);
-    if !state.config.rotate_refresh_tokens {
-        return Ok((access, None));
-    }
-    if state.config.blacklist_after_rotation
-        && !tokens::blacklist(&state.db, &claims.jti, user_id, claims.expires_at()).await?
-    {
-        // Another request rotated this token first.
-        return Err(ApiError::TokenBlacklisted);
-    }
-    Ok((access, Some(state.tokens.refresh(user_id))))
-}
-
-/// `/auth/jwt/verify/`: any valid token of either type; a blacklisted refresh token is not valid.
-pub async fn verify(state: &AppState, token: &str) -> ApiResult<()> {
-    let claims = state.tokens.decode(token, None).ok_or(ApiError::TokenNotValid)?;
-    if claims.token_type == TokenType::Refresh && tokens::is_blacklisted(&state.db, &claims.jti).await? {
-        return Err(ApiError::TokenBlacklisted);
-    }
-    Ok(())
-}
-
-/// Logout: the refresh token can no longer be used.
-pub async fn blacklist(state: &AppState, token: &str) -> ApiResult<()> {
-    let claims = state
-        .tokens
-        .decode(token, Some(TokenType::Refresh))
-        .ok_or(ApiError::TokenNotValid)?;
-    let user_id = claims.user_uuid().ok_or(ApiError::TokenNotValid)?;
-    tokens::blacklist(&state.db, &claims.jti, user_id, claims.expires_at()).await?;
-    Ok(())
-}
-
-/// Checks the caller's current password for sensitive changes.
-pub async fn check_current_password(user: &UserRow, field: &str, password: String) -> ApiResult<()> {
-    match password::verify(password, Some(user.password.clone())).await? {
-        Verdict::Valid { .. } => Ok(()),
-        Verdict::Invalid => Err(ApiError::field(field, "Invalid password.")),
-    }
-}
-
-pub async fn set_password(state: &AppState, user: &UserRow, new_password: String) -> ApiResult<()> {
-    let problems = password_problems(&new_password, &user.email, &user.first_name, &user.last_name);
-    if !problems.is_empty() {
-        return Err(ApiError::Validation([("new_password".to_string(), problems)].into()));
-    }
-    let hash = password::hash(new_password).await?;
-    users::set_password(&state.db, user.id, &hash).await?;
-    Ok(())
-}
-
-/// Sends a reset link to an active account with this email; says nothing about whether it exists.
-pub async fn request_reset(state: &AppState, email: &Email) -> ApiResult<()> {
-    let Some(user) = users::by_email(&state.db, email.as_str()).await? else {
-        return Ok(());
-    };
-    if !user.is_active {
-        return Ok(());
-    }
-    let path = state
-        .config
-        .password_reset_confirm_url
-        .replace("{uid}", &reset::encode_uid(user.id))
-        .replace("{token}", &reset::make_token(&state.secret, &user));
-    let link = format!(
-        "{}/{}",
-        state.config.public_url.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    );
-    state.mailer.send(mail::Email {
-        to: user.email.clone(),
-        subject: "Password reset on Causerie".into(),
-        body: format!(
-            "You're receiving this email because you requested a password reset for your account.\n\n\
-             Please go to the following page and choose a new password:\n\n{link}\n\n\
-             The link works once and expires in {} days.\n",
-            reset::TIMEOUT_SECS / 86400
-        ),
-    });
-    Ok(())
-}
-
-pub async fn confirm_reset(state: &AppState, uid: &str, token: &str, new_password: String) -> ApiResult<()> {
-    let user = match reset::decode_uid(uid) {
-        Some(id) => users::by_id(&state.db, id).await?,
-        None => None,
-    };
-    let Some(user) = user.filter(|u| u.is_active) else {
-        return Err(ApiError::field("uid", "Invalid user id or user doesn't exist."));
-    };
-    if !reset::check_token(&state.secret, &user, token) {
-        return Err(ApiError::field("token", "Invalid token for given user."));
-    }
-    set_password(state, &user, new_password).await
-}
-
-pub fn parse_email(raw: &str) -> ApiResult<Email> {
-    Email::parse(raw).ok_or_else(|| ApiError::field("email", email::INVALID))
+pub(crate) fn parse_email(raw: &str) -> AccountResult<Email> {
+    Email::parse(raw).ok_or_else(|| AccountError::field("email", email::INVALID))
 }

@@ -1,20 +1,42 @@
 //! How users look on the wire.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::ids::UserId;
 use crate::store::users::UserRow;
 
-pub fn iso(at: DateTime<Utc>) -> String {
+/// The short form of a user inside chats and search results.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct UserBrief {
+    pub id: UserId,
+    pub first_name: String,
+    pub last_name: String,
+    pub online: bool,
+}
+
+impl UserBrief {
+    pub(crate) fn of(user: &UserRow) -> UserBrief {
+        UserBrief {
+            id: user.id,
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            online: user.online,
+        }
+    }
+}
+
+pub(crate) fn iso(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-pub fn iso_opt(at: Option<DateTime<Utc>>) -> Value {
+pub(crate) fn iso_opt(at: Option<DateTime<Utc>>) -> Value {
     at.map(|t| Value::String(iso(t))).unwrap_or(Value::Null)
 }
 
 /// djoser's `UserSerializer` / `UserCreateSerializer` output.
-pub fn djoser(user: &UserRow) -> Value {
+pub(crate) fn djoser(user: &UserRow) -> Value {
     json!({
         "email": user.email,
         "id": user.id,
@@ -24,7 +46,7 @@ pub fn djoser(user: &UserRow) -> Value {
 }
 
 /// The finished app's `/api/user/` record: everything but secrets and privileges.
-pub fn profile(user: &UserRow) -> Value {
+pub(crate) fn profile(user: &UserRow) -> Value {
     json!({
         "id": user.id,
         "email": user.email,
@@ -41,11 +63,6 @@ pub fn profile(user: &UserRow) -> Value {
 }
 
 /// The short form used inside chats and search results.
-pub fn brief(user: &UserRow) -> Value {
-    json!({
-        "id": user.id,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "online": user.online,
-    })
+pub(crate) fn brief(user: &UserRow) -> Value {
+    json!(UserBrief::of(user))
 }

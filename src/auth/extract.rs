@@ -1,28 +1,31 @@
 //! `CurrentUser`: the user behind `Authorization: Bearer <access token>`, or a 401 shaped as
 //! SimpleJWT's `JWTAuthentication` answers.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use uuid::Uuid;
 
-use super::jwt::TokenType;
-use crate::app::AppState;
+use crate::accounts::Accounts;
 use crate::error::ApiError;
-use crate::store::users::{self, UserRow};
+use crate::ids::UserId;
+use crate::store::users::UserRow;
 
-pub struct CurrentUser(pub UserRow);
+pub(crate) struct CurrentUser(pub UserRow);
 
 impl CurrentUser {
-    pub fn id(&self) -> Uuid {
+    pub(crate) fn id(&self) -> UserId {
         self.0.id
     }
 }
 
-impl FromRequestParts<AppState> for CurrentUser {
+impl<S> FromRequestParts<S> for CurrentUser
+where
+    S: Send + Sync,
+    Accounts: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(AUTHORIZATION)
@@ -40,21 +43,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         let (Some(token), None) = (token, words.next()) else {
             return Err(ApiError::BadAuthorizationHeader);
         };
-        let user = authenticate_access(state, token).await?;
-        Ok(CurrentUser(user))
+        let accounts = Accounts::from_ref(state);
+        Ok(CurrentUser(accounts.authenticate_access(token).await?))
     }
-}
-
-/// Checks an access token and loads its active user (shared by HTTP and the WebSocket handshake).
-pub async fn authenticate_access(state: &AppState, token: &str) -> Result<UserRow, ApiError> {
-    let claims = state
-        .tokens
-        .decode(token, Some(TokenType::Access))
-        .ok_or(ApiError::InvalidAccessToken)?;
-    let user_id = claims.user_uuid().ok_or(ApiError::InvalidAccessToken)?;
-    let user = users::by_id(&state.db, user_id).await?.ok_or(ApiError::UserNotFound)?;
-    if !user.is_active {
-        return Err(ApiError::UserInactive);
-    }
-    Ok(user)
 }

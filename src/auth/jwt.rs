@@ -8,6 +8,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::ids::UserId;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenType {
@@ -25,8 +27,8 @@ pub struct Claims {
 }
 
 impl Claims {
-    pub fn user_uuid(&self) -> Option<Uuid> {
-        Uuid::parse_str(&self.user_id).ok()
+    pub(crate) fn user_uuid(&self) -> Option<UserId> {
+        Uuid::parse_str(&self.user_id).ok().map(UserId)
     }
 
     pub fn expires_at(&self) -> DateTime<Utc> {
@@ -58,7 +60,7 @@ impl TokenIssuer {
         }
     }
 
-    fn issue(&self, token_type: TokenType, user_id: Uuid) -> String {
+    fn issue(&self, token_type: TokenType, user_id: UserId) -> String {
         let now = Utc::now().timestamp();
         let lifetime = match token_type {
             TokenType::Access => self.access_lifetime,
@@ -75,11 +77,11 @@ impl TokenIssuer {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 encoding")
     }
 
-    pub fn access(&self, user_id: Uuid) -> String {
+    pub fn access(&self, user_id: UserId) -> String {
         self.issue(TokenType::Access, user_id)
     }
 
-    pub fn refresh(&self, user_id: Uuid) -> String {
+    pub fn refresh(&self, user_id: UserId) -> String {
         self.issue(TokenType::Refresh, user_id)
     }
 
@@ -112,7 +114,7 @@ mod tests {
     #[test]
     fn access_is_not_refresh() {
         let t = issuer();
-        let user = Uuid::new_v4();
+        let user = UserId::new();
         let access = t.access(user);
         let refresh = t.refresh(user);
         assert!(t.decode(&access, Some(TokenType::Access)).is_some());
@@ -131,7 +133,7 @@ mod tests {
             Duration::from_secs(60),
             Duration::from_secs(60),
         );
-        let token = other.access(Uuid::new_v4());
+        let token = other.access(UserId::new());
         assert!(issuer().decode(&token, None).is_none());
         assert!(issuer().decode("not.a.jwt", None).is_none());
     }

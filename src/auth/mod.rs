@@ -1,8 +1,8 @@
 //! Who is calling: passwords, tokens and the extractor that turns a Bearer header into a user.
 
-pub mod extract;
-pub mod jwt;
-pub mod password;
-pub mod reset;
+pub(crate) mod extract;
+pub(crate) mod jwt;
+pub(crate) mod password;
+pub(crate) mod reset;
 
-pub use extract::CurrentUser;
+pub(crate) use extract::CurrentUser;

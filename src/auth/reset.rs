@@ -9,20 +9,21 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use crate::ids::UserId;
 use crate::store::users::UserRow;
 
 /// Django's PASSWORD_RESET_TIMEOUT default: three days.
 pub const TIMEOUT_SECS: i64 = 3 * 24 * 3600;
 
-pub fn encode_uid(id: Uuid) -> String {
+pub fn encode_uid(id: UserId) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.to_string())
 }
 
-pub fn decode_uid(uid: &str) -> Option<Uuid> {
+pub fn decode_uid(uid: &str) -> Option<UserId> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(uid.trim_end_matches('='))
         .ok()?;
-    Uuid::parse_str(std::str::from_utf8(&bytes).ok()?).ok()
+    Uuid::parse_str(std::str::from_utf8(&bytes).ok()?).ok().map(UserId)
 }
 
 pub fn make_token(secret: &[u8], user: &UserRow) -> String {
@@ -51,7 +52,7 @@ pub fn check_token(secret: &[u8], user: &UserRow, token: &str) -> bool {
 fn signature(secret: &[u8], user: &UserRow, ts36: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(b"causerie.password_reset\0");
-    mac.update(user.id.as_bytes());
+    mac.update(user.id.0.as_bytes());
     mac.update(user.password.as_bytes());
     mac.update(
         user.last_login
@@ -94,7 +95,7 @@ mod tests {
     fn user(password: &str) -> UserRow {
         let now = Utc::now();
         UserRow {
-            id: Uuid::new_v4(),
+            id: UserId::new(),
             email: "a@example.com".into(),
             password: password.into(),
             first_name: String::new(),
@@ -131,7 +132,7 @@ mod tests {
 
     #[test]
     fn uid_round_trip() {
-        let id = Uuid::new_v4();
+        let id = UserId::new();
         assert_eq!(decode_uid(&encode_uid(id)), Some(id));
         assert_eq!(decode_uid("!!"), None);
     }

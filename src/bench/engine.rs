@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ids::{ChatId, UserId};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -21,7 +22,6 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-use uuid::Uuid;
 
 use super::fixtures::Fixtures;
 use super::net::{self, Target, Ws};
@@ -30,9 +30,9 @@ use super::stats::{self, now_ns, SeqTracker};
 /// One socket to open: whose, following which chat, and whether it sends.
 #[derive(Clone, Debug)]
 pub struct SocketPlan {
-    pub user: Uuid,
+    pub user: UserId,
     pub token: String,
-    pub chat: Uuid,
+    pub chat: ChatId,
     pub sends: bool,
 }
 
@@ -465,7 +465,6 @@ impl Load {
 
         // Sample the counters every second and at phase boundaries.
         tokio::time::sleep_until(start).await;
-        let cpu = net::CpuMeter::start(None);
         let mut boundaries = vec![counters.snapshot()];
         let mut timeline = Vec::new();
         let mut previous = counters.snapshot();
@@ -490,7 +489,6 @@ impl Load {
                 next_phase += opts.phase;
             }
         }
-        let cpu_during = cpu.finish();
 
         // Drain: every send answered, then every socket holding its chat up to the last seq.
         let deadline = Instant::now() + opts.drain;
@@ -501,7 +499,7 @@ impl Load {
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let mut last_seq: HashMap<Uuid, i64> = HashMap::new();
+        let mut last_seq: HashMap<ChatId, i64> = HashMap::new();
         for (chat, _) in &watch_progress {
             if !last_seq.contains_key(chat) {
                 last_seq.insert(*chat, fixtures.last_seq(*chat).await?);
@@ -529,12 +527,10 @@ impl Load {
         }
         let mut result = LoadResult {
             sockets: readers.len(),
-            senders,
             connect_seconds,
             unanswered,
             boundaries,
             timeline,
-            cpu_during,
             phase_seconds: opts.phase.as_secs_f64(),
             latency: (0..opts.phases).map(|_| stats::histogram()).collect(),
             ack_latency: (0..opts.phases).map(|_| stats::histogram()).collect(),
@@ -699,13 +695,11 @@ impl Writer {
 #[derive(Default)]
 pub struct LoadResult {
     pub sockets: usize,
-    pub senders: usize,
     pub connect_seconds: f64,
     pub phase_seconds: f64,
     /// Counter snapshots `[sent, acks, deliveries, refused]` at the start and at each phase end.
     pub boundaries: Vec<[u64; 4]>,
     pub timeline: Vec<Value>,
-    pub cpu_during: Value,
     pub latency: Vec<Histogram<u64>>,
     pub ack_latency: Vec<Histogram<u64>>,
     pub writer: WriterStats,

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::{stream, StreamExt, TryStreamExt};
-use uuid::Uuid;
 
 use super::net::Target;
 use crate::auth::jwt::TokenIssuer;
 use crate::config::Config;
+use crate::ids::{ChatId, UserId};
 use crate::store::{self, chats, messages, Db};
 use crate::with_db;
 
@@ -18,7 +18,7 @@ const USER_BATCH: usize = 500;
 
 #[derive(Clone, Debug)]
 pub struct BenchUser {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub token: String,
 }
@@ -83,8 +83,8 @@ impl Fixtures {
         let mut start = first;
         while start < first + n {
             let end = (start + USER_BATCH).min(first + n);
-            let batch: Vec<(Uuid, String)> = (start..end)
-                .map(|i| (Uuid::now_v7(), format!("bench-{}-{i}@bench.invalid", self.run_id)))
+            let batch: Vec<(UserId, String)> = (start..end)
+                .map(|i| (UserId::new(), format!("bench-{}-{i}@bench.invalid", self.run_id)))
                 .collect();
             insert_users(&self.db, &batch, &self.hash).await?;
             out.extend(batch.into_iter().map(|(id, email)| BenchUser {
@@ -99,9 +99,9 @@ impl Fixtures {
     }
 
     /// One two-person chat per pair, created through the store.
-    pub async fn pair_chats(&self, pairs: &[(Uuid, Uuid)]) -> anyhow::Result<Vec<Uuid>> {
+    pub async fn pair_chats(&self, pairs: &[(UserId, UserId)]) -> anyhow::Result<Vec<ChatId>> {
         let started = Instant::now();
-        let ids: Vec<Uuid> = stream::iter(pairs.iter().copied())
+        let ids: Vec<ChatId> = stream::iter(pairs.iter().copied())
             .map(|(a, b)| {
                 let db = self.db.clone();
                 async move { chats::find_or_create_pair(&db, a, b).await.map(|(c, _)| c.id) }
@@ -119,7 +119,7 @@ impl Fixtures {
     }
 
     /// A group chat with `admin` and `members`, through the store.
-    pub async fn group(&self, admin: Uuid, members: &[Uuid]) -> anyhow::Result<Uuid> {
+    pub async fn group(&self, admin: UserId, members: &[UserId]) -> anyhow::Result<ChatId> {
         let title = format!("bench-{}", self.run_id);
         let started = Instant::now();
         // One transaction for all members (add_member would commit once per member).
@@ -135,7 +135,7 @@ impl Fixtures {
     }
 
     /// Stores `count` messages in `chat` (group commits of 500), alternating two authors.
-    pub async fn prefill(&self, chat: Uuid, authors: [Uuid; 2], count: usize) -> anyhow::Result<()> {
+    pub async fn prefill(&self, chat: ChatId, authors: [UserId; 2], count: usize) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut done = 0;
         while done < count {
@@ -162,13 +162,13 @@ impl Fixtures {
         Ok(())
     }
 
-    pub async fn last_seq(&self, chat: Uuid) -> anyhow::Result<i64> {
+    pub async fn last_seq(&self, chat: ChatId) -> anyhow::Result<i64> {
         Ok(chats::by_id(&self.db, chat).await?.map(|c| c.last_seq).unwrap_or(0))
     }
 }
 
 /// Inserts users in one transaction, with the columns `store::users::insert` writes.
-async fn insert_users(db: &Db, batch: &[(Uuid, String)], hash: &str) -> anyhow::Result<()> {
+async fn insert_users(db: &Db, batch: &[(UserId, String)], hash: &str) -> anyhow::Result<()> {
     let at = store::now();
     let sql = "INSERT INTO users (id, email, password, first_name, last_name, is_active, is_staff, is_superuser, \
                date_joined, online, created_at, updated_at) \

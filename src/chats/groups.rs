@@ -1,24 +1,22 @@
 //! Group chats: a title and any number of members, managed by the chat's admins.
 
-use uuid::Uuid;
-
-use super::service::chat_for_member;
-use crate::app::AppState;
-use crate::error::{ApiError, ApiResult};
-use crate::realtime::event::Event;
+use super::error::{ChatError, ChatResult};
+use super::events::ChatEvent;
+use super::service::Chats;
+use crate::ids::{ChatId, UserId};
 use crate::store::chats::{self, ChatRow};
-use crate::store::users;
+use crate::validation::BLANK;
 
-pub const TITLE_MAX: usize = 128;
-pub const MEMBERS_MAX: usize = 1000;
+pub(crate) const TITLE_MAX: usize = 128;
+pub(crate) const MEMBERS_MAX: usize = 1000;
 
-fn check_title(title: &str) -> ApiResult<String> {
+fn check_title(title: &str) -> ChatResult<String> {
     let title = title.trim();
     if title.is_empty() {
-        return Err(ApiError::field("title", "This field may not be blank."));
+        return Err(ChatError::invalid("title", BLANK));
     }
     if title.chars().count() > TITLE_MAX {
-        return Err(ApiError::field(
+        return Err(ChatError::invalid(
             "title",
             format!("Ensure this field has no more than {TITLE_MAX} characters."),
         ));
@@ -26,103 +24,100 @@ fn check_title(title: &str) -> ApiResult<String> {
     Ok(title.to_string())
 }
 
-/// Every member must be an active user.
-async fn check_users(state: &AppState, ids: &[Uuid]) -> ApiResult<()> {
-    for id in ids {
-        match users::by_id(&state.db, *id).await? {
-            Some(u) if u.is_active => {}
-            _ => {
-                return Err(ApiError::field(
+fn too_many_members() -> ChatError {
+    ChatError::invalid("members", format!("A group has at most {MEMBERS_MAX} members."))
+}
+
+impl Chats {
+    /// Every member must be an active user.
+    async fn check_users(&self, ids: &[UserId]) -> ChatResult<()> {
+        let found = self.accounts().users(ids).await?;
+        for id in ids {
+            if !found.iter().any(|u| u.id == *id && u.is_active) {
+                return Err(ChatError::invalid(
                     "members",
                     format!("Invalid pk \"{id}\" - object does not exist."),
-                ))
+                ));
             }
         }
+        Ok(())
     }
-    Ok(())
-}
 
-pub async fn create(state: &AppState, creator: Uuid, title: &str, members: &[Uuid]) -> ApiResult<ChatRow> {
-    let title = check_title(title)?;
-    let mut members: Vec<Uuid> = members.iter().copied().filter(|m| *m != creator).collect();
-    members.sort();
-    members.dedup();
-    if members.len() + 1 > MEMBERS_MAX {
-        return Err(ApiError::field(
-            "members",
-            format!("A group has at most {MEMBERS_MAX} members."),
-        ));
+    pub(crate) async fn create_group(&self, creator: UserId, title: &str, members: &[UserId]) -> ChatResult<ChatRow> {
+        let title = check_title(title)?;
+        let mut members: Vec<UserId> = members.iter().copied().filter(|m| *m != creator).collect();
+        members.sort();
+        members.dedup();
+        if members.len() + 1 > MEMBERS_MAX {
+            return Err(too_many_members());
+        }
+        self.check_users(&members).await?;
+        let chat = chats::create_group(self.db(), &title, creator, &members).await?;
+        for member in &members {
+            self.publish(
+                ChatEvent::MemberAdded {
+                    chat: chat.id,
+                    user: *member,
+                },
+                &[*member],
+            );
+        }
+        Ok(chat)
     }
-    check_users(state, &members).await?;
-    let chat = chats::create_group(&state.db, &title, creator, &members).await?;
-    for member in &members {
-        state.fanout.to_users(
-            &[*member],
-            Event::MemberAdded {
-                chat: chat.id,
-                user: *member,
-            },
-        );
-    }
-    Ok(chat)
-}
 
-/// The group, if `user` is one of its admins (members who are not: 403; others: 404).
-async fn group_for_admin(state: &AppState, chat: Uuid, user: Uuid) -> ApiResult<ChatRow> {
-    let row = chat_for_member(state, chat, user).await?;
-    if !row.is_group {
-        return Err(ApiError::BadRequest(
-            "Members of a two-person chat cannot change.".into(),
-        ));
+    /// The group, if `user` is one of its admins (members who are not: forbidden; others: not
+    /// found).
+    async fn group_for_admin(&self, chat: ChatId, user: UserId) -> ChatResult<ChatRow> {
+        let member = self.membership(chat, user).await?;
+        let row = chats::by_id(self.db(), chat).await?.ok_or(ChatError::NotFound)?;
+        if !row.is_group {
+            return Err(ChatError::NotAGroup);
+        }
+        if !member.is_admin {
+            return Err(ChatError::Forbidden);
+        }
+        Ok(row)
     }
-    let member = chats::member(&state.db, chat, user).await?.ok_or(ApiError::NotFound)?;
-    if !member.is_admin {
-        return Err(ApiError::PermissionDenied);
-    }
-    Ok(row)
-}
 
-pub async fn rename(state: &AppState, admin: Uuid, chat: Uuid, title: &str) -> ApiResult<()> {
-    group_for_admin(state, chat, admin).await?;
-    let title = check_title(title)?;
-    chats::set_title(&state.db, chat, &title).await?;
-    state.fanout.to_chat(Event::ChatUpdated { chat });
-    Ok(())
-}
+    pub(crate) async fn rename_group(&self, admin: UserId, chat: ChatId, title: &str) -> ChatResult<()> {
+        self.group_for_admin(chat, admin).await?;
+        let title = check_title(title)?;
+        chats::set_title(self.db(), chat, &title).await?;
+        self.publish(ChatEvent::ChatUpdated { chat }, &[]);
+        Ok(())
+    }
 
-/// Adds a member; false when they already were one.
-pub async fn add_member(state: &AppState, admin: Uuid, chat: Uuid, user: Uuid, as_admin: bool) -> ApiResult<bool> {
-    group_for_admin(state, chat, admin).await?;
-    check_users(state, &[user]).await?;
-    if chats::members(&state.db, chat).await?.len() >= MEMBERS_MAX {
-        return Err(ApiError::field(
-            "members",
-            format!("A group has at most {MEMBERS_MAX} members."),
-        ));
+    /// Adds a member; false when they already were one.
+    pub(crate) async fn add_member(
+        &self,
+        admin: UserId,
+        chat: ChatId,
+        user: UserId,
+        as_admin: bool,
+    ) -> ChatResult<bool> {
+        self.group_for_admin(chat, admin).await?;
+        self.check_users(&[user]).await?;
+        if chats::members(self.db(), chat).await?.len() >= MEMBERS_MAX {
+            return Err(too_many_members());
+        }
+        let added = chats::add_member(self.db(), chat, user, as_admin).await?;
+        if added {
+            self.publish(ChatEvent::MemberAdded { chat, user }, &[user]);
+        }
+        Ok(added)
     }
-    let added = chats::add_member(&state.db, chat, user, as_admin).await?;
-    if added {
-        state
-            .fanout
-            .to_chat_and_users(Event::MemberAdded { chat, user }, &[user]);
-    }
-    Ok(added)
-}
 
-/// Removes a member: an admin may remove anyone, any member may leave.
-pub async fn remove_member(state: &AppState, caller: Uuid, chat: Uuid, user: Uuid) -> ApiResult<()> {
-    if caller != user {
-        group_for_admin(state, chat, caller).await?;
-    } else if !chat_for_member(state, chat, caller).await?.is_group {
-        return Err(ApiError::BadRequest(
-            "Members of a two-person chat cannot change.".into(),
-        ));
+    /// Removes a member: an admin may remove anyone, any member may leave.
+    pub(crate) async fn remove_member(&self, caller: UserId, chat: ChatId, user: UserId) -> ChatResult<()> {
+        if caller != user {
+            self.group_for_admin(chat, caller).await?;
+        } else if !self.chat_for_member(chat, caller).await?.is_group {
+            return Err(ChatError::NotAGroup);
+        }
+        if !chats::remove_member(self.db(), chat, user).await? {
+            return Err(ChatError::NotFound);
+        }
+        self.publish(ChatEvent::MemberRemoved { chat, user }, &[user]);
+        Ok(())
     }
-    if !chats::remove_member(&state.db, chat, user).await? {
-        return Err(ApiError::NotFound);
-    }
-    state
-        .fanout
-        .to_chat_and_users(Event::MemberRemoved { chat, user }, &[user]);
-    Ok(())
 }

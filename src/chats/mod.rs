@@ -1,7 +1,18 @@
-//! Chats and messages: the rules (service), group commit (writer), REST routes and views.
+//! Chats and messages: the rules (the `Chats` service and its `impl` blocks), group commit
+//! (writer), domain events, REST routes and views.
 
-pub mod groups;
-pub mod routes;
-pub mod service;
-pub mod view;
-pub mod writer;
+mod draft;
+mod error;
+pub(crate) mod events;
+mod groups;
+mod listing;
+mod messages;
+pub(crate) mod routes;
+mod service;
+pub(crate) mod view;
+pub(crate) mod writer;
+
+pub(crate) use draft::{Draft, CLIENT_ID_MAX};
+pub(crate) use error::{ChatError, ChatResult};
+pub(crate) use messages::{MessageChange, PendingStore, Submitted};
+pub(crate) use service::Chats;

@@ -1,29 +1,52 @@
 //! The finished app's REST API under `/api/` (contract section 4).
 
 use std::collections::HashMap;
+use std::str::FromStr;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
-use super::groups;
-use super::service::{self, Draft, MessageChange};
-use super::view::MessageView;
-use crate::accounts::service::NAME_MAX;
-use crate::accounts::view;
-use crate::app::AppState;
+use super::draft::{Draft, MESSAGE_MAX_CHARS};
+use super::groups::{MEMBERS_MAX, TITLE_MAX};
+use super::messages::MessageChange;
+use super::view::{ChatView, MessageView};
+use super::{ChatError, Chats};
+use crate::accounts::{view, Accounts, NAME_MAX};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Body, Fields, PageLink, PageRequest};
-use crate::store::chats::{self, ChatRow};
-use crate::store::messages::{self, HistoryFilter};
-use crate::store::users::{self, ProfileChange};
+use crate::ids::{ChatId, MessageId, UserId};
+use crate::store::messages::HistoryFilter;
+use crate::store::users::ProfileChange;
 
-pub fn router() -> Router<AppState> {
+/// How chat failures look to an HTTP client.
+impl From<ChatError> for ApiError {
+    fn from(err: ChatError) -> ApiError {
+        match err {
+            ChatError::NotFound => ApiError::NotFound,
+            ChatError::Forbidden => ApiError::PermissionDenied,
+            ChatError::Refused(refusal) => ApiError::field(refusal.field, refusal.detail),
+            ChatError::Invalid { field, detail } => ApiError::field(field, detail),
+            ChatError::InvalidSeq { .. } => ApiError::field("seq", "No message with this sequence in this chat."),
+            ChatError::NotAGroup => ApiError::BadRequest("Members of a two-person chat cannot change.".into()),
+            ChatError::Unavailable => ApiError::Unavailable,
+            ChatError::WriteFailed(reason) => ApiError::Internal(anyhow::anyhow!(reason)),
+            ChatError::Store(err) => ApiError::Internal(anyhow::Error::new(err).context("chat storage")),
+            ChatError::Accounts(err) => err.into(),
+        }
+    }
+}
+
+pub(crate) fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Chats: FromRef<S>,
+    Accounts: FromRef<S>,
+{
     Router::new()
         .route("/api/user/", get(user_list))
         .route("/api/user/{id}/", get(user_detail).put(user_update).patch(user_update))
@@ -54,15 +77,17 @@ pub fn router() -> Router<AppState> {
 
 type Params = Query<HashMap<String, String>>;
 
-fn uuid_path(raw: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound)
+/// An id in the path: anything that does not parse is simply not found.
+fn id_path<T: FromStr>(raw: &str) -> ApiResult<T> {
+    raw.parse().map_err(|_| ApiError::NotFound)
 }
 
 /// A query filter that must be a uuid when given.
-fn uuid_param(params: &HashMap<String, String>, name: &str) -> ApiResult<Option<Uuid>> {
+fn id_param<T: FromStr>(params: &HashMap<String, String>, name: &str) -> ApiResult<Option<T>> {
     match params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
         None => Ok(None),
-        Some(v) => Uuid::parse_str(v)
+        Some(v) => v
+            .parse()
             .map(Some)
             .map_err(|_| ApiError::field(name, "Enter a valid UUID.")),
     }
@@ -78,13 +103,19 @@ fn bool_param(params: &HashMap<String, String>, name: &str) -> ApiResult<Option<
     }
 }
 
+/// A list of uuids in a body field; `None` when it is not one.
+fn id_list<T: FromStr>(value: &Value, max: usize) -> Option<Vec<T>> {
+    let items = value.as_array().filter(|items| items.len() <= max)?;
+    items.iter().map(|v| v.as_str().and_then(|s| s.parse().ok())).collect()
+}
+
 // ---- users ------------------------------------------------------------------------------
 
 async fn user_list(user: CurrentUser, Query(q): Params, link: PageLink) -> ApiResult<Json<Value>> {
     let page = PageRequest::from_query(&q)?;
     let me = &user.0;
     let text_matches = |name: &str, value: &str| q.get(name).is_none_or(|want| want.trim().eq_ignore_ascii_case(value));
-    let id_matches = uuid_param(&q, "id")?.is_none_or(|id| id == me.id);
+    let id_matches = id_param::<UserId>(&q, "id")?.is_none_or(|id| id == me.id);
     let valid_matches = bool_param(&q, "valid")?.is_none_or(|v| v == me.is_active);
     let matches = id_matches
         && valid_matches
@@ -97,19 +128,19 @@ async fn user_list(user: CurrentUser, Query(q): Params, link: PageLink) -> ApiRe
 }
 
 async fn user_detail(user: CurrentUser, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    if uuid_path(&id)? != user.id() {
+    if id_path::<UserId>(&id)? != user.id() {
         return Err(ApiError::NotFound);
     }
     Ok(Json(view::profile(&user.0)))
 }
 
 async fn user_update(
-    State(state): State<AppState>,
+    State(accounts): State<Accounts>,
     user: CurrentUser,
     Path(id): Path<String>,
     Body(body): Body,
 ) -> ApiResult<Json<Value>> {
-    if uuid_path(&id)? != user.id() {
+    if id_path::<UserId>(&id)? != user.id() {
         return Err(ApiError::NotFound);
     }
     // password, email, is_staff and is_superuser are read-only here and ignored, as DRF does.
@@ -125,7 +156,8 @@ async fn user_update(
     let updated = if change.is_empty() {
         user.0
     } else {
-        users::update_profile(&state.db, user.id(), &change)
+        accounts
+            .update_profile(user.id(), &change)
             .await?
             .ok_or(ApiError::NotFound)?
     };
@@ -133,7 +165,7 @@ async fn user_update(
 }
 
 async fn search_users(
-    State(state): State<AppState>,
+    State(accounts): State<Accounts>,
     user: CurrentUser,
     Query(q): Params,
     link: PageLink,
@@ -144,117 +176,56 @@ async fn search_users(
         .map(|s| {
             s.split(|c: char| c.is_whitespace() || c == ',' || c == '\0')
                 .filter(|t| !t.is_empty())
-                .map(str::to_string)
+                .take(10)
+                .map(|t| t.chars().take(NAME_MAX).collect())
                 .collect()
         })
         .unwrap_or_default();
-    let terms: Vec<String> = terms
-        .into_iter()
-        .take(10)
-        .map(|t| t.chars().take(NAME_MAX).collect())
-        .collect();
     // Only `?page=last` needs the count before the page.
     let page = if page.is_last() {
-        page.resolve(users::search(&state.db, user.id(), &terms, 0, 0).await?.0)
+        page.resolve(accounts.search(user.id(), &terms, 0, 0).await?.total)
     } else {
         page
     };
-    let (total, rows) = users::search(&state.db, user.id(), &terms, page.limit(), page.offset()).await?;
-    let results: Vec<Value> = rows.iter().map(view::brief).collect();
-    Ok(Json(page.render(total, results, &link)?))
+    let found = accounts.search(user.id(), &terms, page.limit(), page.offset()).await?;
+    let results: Vec<Value> = found.users.iter().map(view::brief).collect();
+    Ok(Json(page.render(found.total, results, &link)?))
 }
 
 // ---- chats ------------------------------------------------------------------------------
 
-/// A chat as the app shows it, from `viewer`'s side: both users, the last message, unread count.
-pub async fn chat_json(state: &AppState, chat: &ChatRow, viewer: Uuid) -> ApiResult<Value> {
-    let brief_of = |id: Option<Uuid>| async move {
-        match id {
-            Some(id) => users::by_id(&state.db, id)
-                .await
-                .map(|u| u.map(|u| view::brief(&u)).unwrap_or(Value::Null)),
-            None => Ok(Value::Null),
-        }
-    };
-    let from_user = brief_of(chat.from_user).await?;
-    let to_user = brief_of(chat.to_user).await?;
-    let last: Vec<MessageView> = messages::last_in_chat(&state.db, chat.id)
-        .await?
-        .iter()
-        .map(MessageView::rest)
-        .collect();
-    let unread = messages::unread_count(&state.db, chat.id, viewer).await?;
-    let mut value = json!({
-        "id": chat.id,
-        "fromUser": from_user,
-        "toUser": to_user,
-        "lastMessage": last,
-        "unreadCount": unread,
-        "isGroup": chat.is_group,
-        "title": chat.title,
-        "createdAt": view::iso(chat.created_at),
-        "updatedAt": view::iso(chat.updated_at),
-    });
-    if chat.is_group {
-        let members = chats::members(&state.db, chat.id).await?;
-        let ids: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
-        let rows = users::many_by_id(&state.db, &ids).await?;
-        let list: Vec<Value> = members
-            .iter()
-            .filter_map(|m| {
-                rows.iter().find(|u| u.id == m.user_id).map(|u| {
-                    let mut brief = view::brief(u);
-                    brief["isAdmin"] = json!(m.is_admin);
-                    brief
-                })
-            })
-            .collect();
-        value["members"] = json!(list);
-    }
-    Ok(value)
-}
-
 async fn chat_list(
-    State(state): State<AppState>,
+    State(chats): State<Chats>,
     user: CurrentUser,
     Query(q): Params,
     link: PageLink,
 ) -> ApiResult<Json<Value>> {
     let page = PageRequest::from_query(&q)?;
-    let only = uuid_param(&q, "id")?;
+    let only = id_param::<ChatId>(&q, "id")?;
     // Only `?page=last` needs the count before the page.
     let page = if page.is_last() {
-        page.resolve(chats::list_for_user(&state.db, user.id(), only, 0, 0).await?.0)
+        page.resolve(chats.count_chats(user.id(), only).await?)
     } else {
         page
     };
-    let (total, rows) = chats::list_for_user(&state.db, user.id(), only, page.limit(), page.offset()).await?;
-    let mut results = Vec::with_capacity(rows.len());
-    for chat in &rows {
-        results.push(chat_json(&state, chat, user.id()).await?);
-    }
-    Ok(Json(page.render(total, results, &link)?))
+    let listed = chats.list_chats(user.id(), only, page.limit(), page.offset()).await?;
+    Ok(Json(page.render(listed.total, listed.chats, &link)?))
 }
 
 async fn chat_detail(
-    State(state): State<AppState>,
+    State(chats): State<Chats>,
     user: CurrentUser,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let chat = service::chat_for_member(&state, uuid_path(&id)?, user.id()).await?;
-    Ok(Json(chat_json(&state, &chat, user.id()).await?))
+) -> ApiResult<Json<ChatView>> {
+    Ok(Json(chats.chat_view(id_path(&id)?, user.id()).await?))
 }
 
-async fn chat_delete(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    service::delete_chat(&state, user.id(), uuid_path(&id)?).await?;
+async fn chat_delete(State(chats): State<Chats>, user: CurrentUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    chats.delete_chat(user.id(), id_path(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn create_chat(State(state): State<AppState>, user: CurrentUser, Body(body): Body) -> ApiResult<Response> {
+async fn create_chat(State(chats): State<Chats>, user: CurrentUser, Body(body): Body) -> ApiResult<Response> {
     let mut f = Fields::new(&body);
     let ref_user = f.required_uuid("refUser");
     let with_user = f.required_uuid("chatWithUser");
@@ -262,38 +233,38 @@ async fn create_chat(State(state): State<AppState>, user: CurrentUser, Body(body
     let (Some(ref_user), Some(with_user)) = (ref_user, with_user) else {
         unreachable!("checked by finish()")
     };
-    if ref_user != user.id() {
+    if UserId(ref_user) != user.id() {
         return Err(ApiError::PermissionDenied);
     }
-    let (chat, _created) = service::open_pair(&state, user.id(), with_user).await?;
-    let body = chat_json(&state, &chat, user.id()).await?;
+    let (chat, _created) = chats.open_pair(user.id(), UserId(with_user)).await?;
+    let body = chats.chat_view(chat.id, user.id()).await?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 // ---- messages ---------------------------------------------------------------------------
 
 /// The sequence of a cursor message, which must belong to the listed chat.
-async fn cursor_seq(state: &AppState, q: &HashMap<String, String>, name: &str, chat: Uuid) -> ApiResult<Option<i64>> {
-    let Some(id) = uuid_param(q, name)? else {
+async fn cursor_seq(chats: &Chats, q: &HashMap<String, String>, name: &str, chat: ChatId) -> ApiResult<Option<i64>> {
+    let Some(id) = id_param::<MessageId>(q, name)? else {
         return Ok(None);
     };
-    match messages::by_id(&state.db, id).await? {
-        Some(m) if m.chat_id == chat => Ok(Some(m.seq)),
-        _ => Err(ApiError::field(name, "No message with this id in this chat.")),
+    match chats.cursor_seq(chat, id).await? {
+        Some(seq) => Ok(Some(seq)),
+        None => Err(ApiError::field(name, "No message with this id in this chat.")),
     }
 }
 
 async fn message_list(
-    State(state): State<AppState>,
+    State(chats): State<Chats>,
     user: CurrentUser,
     Query(q): Params,
     link: PageLink,
 ) -> ApiResult<Json<Value>> {
     let page = PageRequest::from_query(&q)?;
-    let Some(chat) = uuid_param(&q, "refChat")? else {
+    let Some(chat) = id_param::<ChatId>(&q, "refChat")? else {
         return Err(ApiError::field("refChat", "This field is required."));
     };
-    service::chat_for_member(&state, chat, user.id()).await?;
+    chats.chat_for_member(chat, user.id()).await?;
     let kind = match q.get("type").map(|t| t.trim()).filter(|t| !t.is_empty()) {
         None => None,
         Some(t) => Some(
@@ -302,113 +273,88 @@ async fn message_list(
         ),
     };
     let filter = HistoryFilter {
-        id: uuid_param(&q, "id")?,
+        id: id_param(&q, "id")?,
         kind,
         is_read: bool_param(&q, "isRead")?,
-        before_seq: cursor_seq(&state, &q, "before", chat).await?,
-        after_seq: cursor_seq(&state, &q, "after", chat).await?,
+        before_seq: cursor_seq(&chats, &q, "before", chat).await?,
+        after_seq: cursor_seq(&chats, &q, "after", chat).await?,
     };
     // Only `?page=last` needs the count before the page.
     let page = if page.is_last() {
-        page.resolve(messages::history(&state.db, chat, &filter, 0, 0).await?.0)
+        page.resolve(chats.history(chat, user.id(), &filter, 0, 0).await?.total)
     } else {
         page
     };
-    let (total, rows) = messages::history(&state.db, chat, &filter, page.limit(), page.offset()).await?;
-    let results: Vec<MessageView> = rows.iter().map(MessageView::rest).collect();
-    Ok(Json(page.render(total, results, &link)?))
+    let history = chats
+        .history(chat, user.id(), &filter, page.limit(), page.offset())
+        .await?;
+    let results: Vec<MessageView> = history.messages.iter().map(MessageView::rest).collect();
+    Ok(Json(page.render(history.total, results, &link)?))
 }
 
-/// Reads a message draft from a body (REST and v1 frames share the field names).
-pub fn read_draft(f: &mut Fields<'_>, max_extra: usize) -> Draft {
-    // The length is checked by `service::check_draft`, whose refusal carries the stable code
-    // `message_too_long` that socket clients get (a cap here would turn it into `invalid_frame`).
-    let text = f.optional_raw_str("message", usize::MAX).unwrap_or_default();
-    let kind = f.optional_int("type").unwrap_or(0);
-    // Absent means "" as in the seed; an explicit null stays null.
-    let extra_data = match f.optional_nullable_str("extraData", max_extra) {
-        None => Some(String::new()),
-        Some(value) => value,
-    };
-    let client_id = f.optional_str("clientId", service::CLIENT_ID_MAX);
-    Draft {
-        text,
-        kind: kind.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
-        extra_data,
-        client_id,
-    }
-}
-
-async fn message_create(State(state): State<AppState>, user: CurrentUser, Body(body): Body) -> ApiResult<Response> {
+async fn message_create(State(chats): State<Chats>, user: CurrentUser, Body(body): Body) -> ApiResult<Response> {
     let mut f = Fields::new(&body);
     let chat = f.required_uuid("refChat");
     if !f.present("message") {
         f.error("message", "This field is required.");
     }
-    let draft = read_draft(&mut f, state.config.max_body_bytes);
+    let draft = Draft::read(&mut f, chats.max_extra_bytes());
     f.finish()?;
-    let chat = chat.expect("checked by finish()");
+    let chat = ChatId(chat.expect("checked by finish()"));
     // `author` in the body is ignored: the author is always the caller.
     // A retry with the same clientId answers exactly as the first time did.
-    let stored = service::post(&state, user.id(), chat, draft).await?;
+    let stored = chats.post(user.id(), chat, draft).await?;
     Ok((StatusCode::CREATED, Json(MessageView::rest(&stored.row))).into_response())
 }
 
 async fn message_detail(
-    State(state): State<AppState>,
+    State(chats): State<Chats>,
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> ApiResult<Json<MessageView>> {
-    let message = service::message_for_member(&state, uuid_path(&id)?, user.id()).await?;
+    let message = chats.message_for_member(id_path(&id)?, user.id()).await?;
     Ok(Json(MessageView::rest(&message)))
 }
 
 async fn message_update(
-    State(state): State<AppState>,
+    State(chats): State<Chats>,
     user: CurrentUser,
     Path(id): Path<String>,
     Body(body): Body,
 ) -> ApiResult<Json<MessageView>> {
-    let id = uuid_path(&id)?;
+    let id: MessageId = id_path(&id)?;
     let mut f = Fields::new(&body);
-    let text = f.optional_raw_str("message", service::MESSAGE_MAX_CHARS);
+    let text = f.optional_raw_str("message", MESSAGE_MAX_CHARS);
     let is_read = f.optional_bool("isRead");
     f.finish()?;
     let message = if text.is_none() && is_read.is_none() {
-        service::message_for_member(&state, id, user.id()).await?
+        chats.message_for_member(id, user.id()).await?
     } else {
-        service::change_message(&state, user.id(), id, MessageChange { text, is_read }).await?
+        chats
+            .change_message(user.id(), id, MessageChange { text, is_read })
+            .await?
     };
     Ok(Json(MessageView::rest(&message)))
 }
 
 async fn message_delete(
-    State(state): State<AppState>,
+    State(chats): State<Chats>,
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    service::delete_message(&state, user.id(), uuid_path(&id)?).await?;
+    chats.delete_message(user.id(), id_path(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The app's bulk "mark read": `{"status":"OK"}`, or `{"status":"KO"}` for input it cannot use.
 async fn update_messages_status(
-    State(state): State<AppState>,
+    State(chats): State<Chats>,
     user: CurrentUser,
     Body(body): Body,
 ) -> ApiResult<Json<Value>> {
-    let ids: Option<Vec<Uuid>> = body
-        .get("messageIds")
-        .and_then(Value::as_array)
-        .filter(|ids| ids.len() <= 1000)
-        .and_then(|ids| {
-            ids.iter()
-                .map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()))
-                .collect()
-        });
-    match ids {
+    match body.get("messageIds").and_then(|ids| id_list::<MessageId>(ids, 1000)) {
         Some(ids) => {
-            service::mark_read(&state, user.id(), &ids).await?;
+            chats.mark_read(user.id(), &ids).await?;
             Ok(Json(json!({ "status": "OK" })))
         }
         None => Ok(Json(json!({ "status": "KO" }))),
@@ -417,60 +363,59 @@ async fn update_messages_status(
 
 // ---- groups -----------------------------------------------------------------------------
 
-async fn group_create(State(state): State<AppState>, user: CurrentUser, Body(body): Body) -> ApiResult<Response> {
+async fn group_create(State(chats): State<Chats>, user: CurrentUser, Body(body): Body) -> ApiResult<Response> {
     let mut f = Fields::new(&body);
-    let title = f.required_str("title", groups::TITLE_MAX);
+    let title = f.required_str("title", TITLE_MAX);
     f.finish()?;
-    let members: Vec<Uuid> = match body.get("members") {
+    let members: Vec<UserId> = match body.get("members") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) if items.len() <= groups::MEMBERS_MAX => items
-            .iter()
-            .map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()))
-            .collect::<Option<Vec<Uuid>>>()
-            .ok_or_else(|| ApiError::field("members", "Enter a list of valid UUIDs."))?,
-        Some(_) => return Err(ApiError::field("members", "Enter a list of valid UUIDs.")),
+        Some(value) => {
+            id_list(value, MEMBERS_MAX).ok_or_else(|| ApiError::field("members", "Enter a list of valid UUIDs."))?
+        }
     };
-    let chat = groups::create(&state, user.id(), &title.unwrap_or_default(), &members).await?;
-    Ok((StatusCode::CREATED, Json(chat_json(&state, &chat, user.id()).await?)).into_response())
+    let chat = chats
+        .create_group(user.id(), &title.unwrap_or_default(), &members)
+        .await?;
+    let body = chats.chat_view(chat.id, user.id()).await?;
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 async fn group_rename(
-    State(state): State<AppState>,
+    State(chats): State<Chats>,
     user: CurrentUser,
     Path(id): Path<String>,
     Body(body): Body,
-) -> ApiResult<Json<Value>> {
-    let chat = uuid_path(&id)?;
+) -> ApiResult<Json<ChatView>> {
+    let chat = id_path(&id)?;
     let mut f = Fields::new(&body);
-    let title = f.required_str("title", groups::TITLE_MAX);
+    let title = f.required_str("title", TITLE_MAX);
     f.finish()?;
-    groups::rename(&state, user.id(), chat, &title.unwrap_or_default()).await?;
-    let row = service::chat_for_member(&state, chat, user.id()).await?;
-    Ok(Json(chat_json(&state, &row, user.id()).await?))
+    chats.rename_group(user.id(), chat, &title.unwrap_or_default()).await?;
+    Ok(Json(chats.chat_view(chat, user.id()).await?))
 }
 
 async fn group_add_member(
-    State(state): State<AppState>,
+    State(chats): State<Chats>,
     user: CurrentUser,
     Path(id): Path<String>,
     Body(body): Body,
 ) -> ApiResult<Response> {
-    let chat = uuid_path(&id)?;
+    let chat = id_path(&id)?;
     let mut f = Fields::new(&body);
     let member = f.required_uuid("user");
     let as_admin = f.optional_bool("isAdmin").unwrap_or(false);
     f.finish()?;
-    let added = groups::add_member(&state, user.id(), chat, member.expect("checked by finish()"), as_admin).await?;
-    let row = service::chat_for_member(&state, chat, user.id()).await?;
+    let member = UserId(member.expect("checked by finish()"));
+    let added = chats.add_member(user.id(), chat, member, as_admin).await?;
     let status = if added { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(chat_json(&state, &row, user.id()).await?)).into_response())
+    Ok((status, Json(chats.chat_view(chat, user.id()).await?)).into_response())
 }
 
 async fn group_remove_member(
-    State(state): State<AppState>,
+    State(chats): State<Chats>,
     user: CurrentUser,
     Path((id, member)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    groups::remove_member(&state, user.id(), uuid_path(&id)?, uuid_path(&member)?).await?;
+    chats.remove_member(user.id(), id_path(&id)?, id_path(&member)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,18 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
+use crate::accounts::view::UserBrief;
+use crate::ids::{ChatId, MessageId, UserId};
 use crate::store::messages::MessageRow;
 
 /// The contract's message object (`{"id","refChat","author","message","type","extraData",
 /// "isRead","createdAt","updatedAt"}`), plus the chat order `seq` used by the v2 protocol.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct MessageView {
-    pub id: Uuid,
-    pub ref_chat: Uuid,
-    pub author: Option<Uuid>,
+pub(crate) struct MessageView {
+    pub id: MessageId,
+    pub ref_chat: ChatId,
+    pub author: Option<UserId>,
     pub message: String,
     #[serde(rename = "type")]
     pub kind: i32,
@@ -33,7 +34,7 @@ pub struct MessageView {
 
 impl MessageView {
     /// The REST shape: exactly the contract's fields.
-    pub fn rest(row: &MessageRow) -> MessageView {
+    pub(crate) fn rest(row: &MessageRow) -> MessageView {
         MessageView {
             id: row.id,
             ref_chat: row.chat_id,
@@ -51,7 +52,7 @@ impl MessageView {
     }
 
     /// The realtime shape: the contract's fields plus order, client id and tombstone flag.
-    pub fn full(row: &MessageRow) -> MessageView {
+    pub(crate) fn full(row: &MessageRow) -> MessageView {
         MessageView {
             seq: Some(row.seq),
             client_id: row.client_id.clone(),
@@ -61,8 +62,40 @@ impl MessageView {
     }
 }
 
+/// A chat as the app shows it, from one member's side: both users, the last message, and
+/// Causerie's additions (unread count, groups) after the series' fields.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ChatView {
+    pub id: ChatId,
+    /// `null` for a deleted user, and for groups.
+    pub from_user: Option<UserBrief>,
+    pub to_user: Option<UserBrief>,
+    /// The last live message, as a list of zero or one (the series' serializer shape).
+    pub last_message: Vec<MessageView>,
+    #[serde(with = "micros")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "micros")]
+    pub updated_at: DateTime<Utc>,
+    pub unread_count: i64,
+    pub is_group: bool,
+    pub title: Option<String>,
+    /// Groups only: every member, admins flagged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<MemberView>>,
+}
+
+/// A group member: the user's brief with their role.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct MemberView {
+    #[serde(flatten)]
+    pub user: UserBrief,
+    #[serde(rename = "isAdmin")]
+    pub is_admin: bool,
+}
+
 /// Timestamps as `2026-11-25T10:00:00.123456Z`, the way DRF renders them.
-pub mod micros {
+pub(crate) mod micros {
     use chrono::{DateTime, SecondsFormat, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 

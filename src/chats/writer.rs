@@ -3,16 +3,22 @@
 //! only then answers each sender. Throughput no longer pays one fsync per message, and nobody
 //! is acknowledged before their message is on disk.
 
-use tokio::sync::{mpsc, oneshot};
+//!
+//! The writer is an owned task: [`WriterTask::run`] ends only when told to stop, and then it
+//! first refuses new messages and stores everything already queued, answering every sender.
 
-use crate::chats::view::MessageView;
-use crate::realtime::event::Event;
-use crate::realtime::fanout::Fanout;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::events::{ChatEvent, EventSink};
+use super::view::MessageView;
 use crate::store::messages::{self, NewMessage, Stored};
 use crate::store::{is_unavailable, Db};
 
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     #[error("database unavailable")]
     Unavailable,
     #[error("chat no longer exists")]
@@ -24,43 +30,52 @@ pub enum WriteError {
 }
 
 type Reply = oneshot::Sender<Result<Stored, WriteError>>;
+type Job = (NewMessage, Reply);
 
 /// Resolves once a queued message is committed (or failed).
-pub type Committed = oneshot::Receiver<Result<Stored, WriteError>>;
+pub(crate) type Committed = oneshot::Receiver<Result<Stored, WriteError>>;
 
 /// Room for one message in the writer's queue.
-pub struct WriterPermit(mpsc::OwnedPermit<(NewMessage, Reply)>);
+pub(crate) struct WriterPermit(mpsc::OwnedPermit<Job>);
 
 impl WriterPermit {
-    pub fn enqueue(self, message: NewMessage) -> Committed {
+    pub(crate) fn enqueue(self, message: NewMessage) -> Committed {
         let (reply, answer) = oneshot::channel();
         self.0.send((message, reply));
         answer
     }
 }
 
+/// The way into the writer's queue (cheap to clone).
 #[derive(Clone)]
-pub struct MessageWriter {
-    queue: mpsc::Sender<(NewMessage, Reply)>,
+pub(crate) struct MessageWriter {
+    queue: mpsc::Sender<Job>,
+}
+
+/// The writer's work, to be run by whoever owns the server's tasks. Dropped without running
+/// (a command that stores no messages), every enqueue fails as `Stopped`.
+pub(crate) struct WriterTask {
+    db: Db,
+    events: Arc<dyn EventSink>,
+    queue: mpsc::Receiver<Job>,
+    max_batch: usize,
 }
 
 impl MessageWriter {
-    pub fn spawn(db: Db, fanout: Fanout, max_batch: usize) -> MessageWriter {
+    pub(crate) fn new(db: Db, events: Arc<dyn EventSink>, max_batch: usize) -> (MessageWriter, WriterTask) {
         let (queue, rx) = mpsc::channel(max_batch * 8);
-        tokio::spawn(run(db, fanout, rx, max_batch));
-        MessageWriter { queue }
-    }
-
-    /// Waits until nothing is queued for storage (or the deadline passes).
-    pub async fn drain(&self, deadline: tokio::time::Instant) {
-        while self.queue.capacity() < self.queue.max_capacity() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let task = WriterTask {
+            db,
+            events,
+            queue: rx,
+            max_batch,
+        };
+        (MessageWriter { queue }, task)
     }
 
     /// Queues a message for storage; the receiver resolves once it is committed. Messages are
     /// stored in the order they are queued.
-    pub async fn enqueue(&self, message: NewMessage) -> Result<Committed, WriteError> {
+    pub(crate) async fn enqueue(&self, message: NewMessage) -> Result<Committed, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send((message, reply))
@@ -71,7 +86,7 @@ impl MessageWriter {
 
     /// Queues a message if there is room now; hands it back when the queue is full, so that a
     /// socket can keep delivering while it waits for [`MessageWriter::room`].
-    pub fn try_enqueue(&self, message: NewMessage) -> Result<Result<Committed, NewMessage>, WriteError> {
+    pub(crate) fn try_enqueue(&self, message: NewMessage) -> Result<Result<Committed, NewMessage>, WriteError> {
         let (reply, answer) = oneshot::channel();
         match self.queue.try_send((message, reply)) {
             Ok(()) => Ok(Ok(answer)),
@@ -81,7 +96,9 @@ impl MessageWriter {
     }
 
     /// Resolves once the queue has room for one message, which the permit then holds.
-    pub fn room(&self) -> impl std::future::Future<Output = Result<WriterPermit, WriteError>> + Send + Sync + 'static {
+    pub(crate) fn room(
+        &self,
+    ) -> impl std::future::Future<Output = Result<WriterPermit, WriteError>> + Send + Sync + 'static {
         let queue = self.queue.clone();
         async move {
             queue
@@ -91,22 +108,39 @@ impl MessageWriter {
                 .map_err(|_| WriteError::Stopped)
         }
     }
-
-    /// Stores a message and resolves once it is committed.
-    pub async fn write(&self, message: NewMessage) -> Result<Stored, WriteError> {
-        self.enqueue(message).await?.await.map_err(|_| WriteError::Stopped)?
-    }
 }
 
-async fn run(db: Db, fanout: Fanout, mut rx: mpsc::Receiver<(NewMessage, Reply)>, max_batch: usize) {
-    let mut batch = Vec::with_capacity(max_batch);
-    // recv_many waits for the first message, then takes whatever else is already queued.
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
+impl WriterTask {
+    /// Stores batches until `stop` is cancelled; then refuses new messages and stores what is
+    /// already queued (each sender gets its answer) before returning.
+    pub(crate) async fn run(mut self, stop: CancellationToken) {
+        let mut batch = Vec::with_capacity(self.max_batch);
+        loop {
+            // recv_many waits for the first message, then takes whatever else is already queued.
+            let received = tokio::select! {
+                received = self.queue.recv_many(&mut batch, self.max_batch) => received,
+                _ = stop.cancelled() => {
+                    self.queue.close();
+                    break;
+                }
+            };
+            if received == 0 {
+                return;
+            }
+            self.store(&mut batch).await;
+        }
+        while self.queue.recv_many(&mut batch, self.max_batch).await > 0 {
+            self.store(&mut batch).await;
+        }
+        tracing::debug!("message writer drained");
+    }
+
+    async fn store(&self, batch: &mut Vec<Job>) {
         let (messages, replies): (Vec<NewMessage>, Vec<Reply>) = batch.drain(..).unzip();
-        let results = match messages::insert_batch(&db, &messages).await {
+        let results = match messages::insert_batch(&self.db, &messages).await {
             Ok(stored) => stored.into_iter().map(Ok).collect(),
             // One bad message (its chat deleted meanwhile) must not fail its neighbours.
-            Err(err) if messages.len() > 1 && !is_unavailable(&err) => one_by_one(&db, &messages).await,
+            Err(err) if messages.len() > 1 && !is_unavailable(&err) => one_by_one(&self.db, &messages).await,
             Err(err) => messages.iter().map(|_| Err(classify(&err))).collect::<Vec<_>>(),
         };
         metrics::histogram!("causerie_commit_batch_size").record(messages.len() as f64);
@@ -123,9 +157,12 @@ async fn run(db: Db, fanout: Fanout, mut rx: mpsc::Receiver<(NewMessage, Reply)>
         }
         metrics::counter!("causerie_messages_stored_total").increment(created.len() as u64);
         for row in &created {
-            fanout.to_chat(Event::Message {
-                message: MessageView::full(row),
-            });
+            self.events.publish(
+                ChatEvent::Message {
+                    message: MessageView::full(row),
+                },
+                &[],
+            );
         }
     }
 }

@@ -5,23 +5,22 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header::CONTENT_TYPE;
 use serde_json::{Map, Value};
 
-use crate::app::AppState;
 use crate::error::ApiError;
 
-/// The request body as a JSON object (an empty body is an empty object, as DRF sees it).
-pub struct Body(pub Map<String, Value>);
+/// The request body as a JSON object (an empty body is an empty object, as DRF sees it). Its
+/// size is capped by the router's `DefaultBodyLimit` (setting `max_body_bytes`).
+pub(crate) struct Body(pub Map<String, Value>);
 
-impl FromRequest<AppState> for Body {
+impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let content_type = req
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-        let limit = state.config.max_body_bytes;
-        let bytes: Bytes = axum::body::to_bytes(req.into_body(), limit)
+        let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|_| ApiError::PayloadTooLarge)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -5,37 +5,32 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::error::{ApiError, FieldErrors};
+use crate::error::ApiError;
+use crate::validation::{FieldErrors, REQUIRED};
 
-pub const REQUIRED: &str = "This field is required.";
-
-pub struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     body: &'a Map<String, Value>,
     errors: FieldErrors,
 }
 
 impl<'a> Fields<'a> {
-    pub fn new(body: &'a Map<String, Value>) -> Fields<'a> {
+    pub(crate) fn new(body: &'a Map<String, Value>) -> Fields<'a> {
         Fields {
             body,
             errors: FieldErrors::new(),
         }
     }
 
-    pub fn error(&mut self, field: &str, message: impl Into<String>) {
+    pub(crate) fn error(&mut self, field: &str, message: impl Into<String>) {
         self.errors.entry(field.to_string()).or_default().push(message.into());
     }
 
-    pub fn has_error(&self, field: &str) -> bool {
-        self.errors.contains_key(field)
-    }
-
-    pub fn present(&self, field: &str) -> bool {
+    pub(crate) fn present(&self, field: &str) -> bool {
         self.body.contains_key(field)
     }
 
     /// A required string: trimmed, non-blank, at most `max` characters.
-    pub fn required_str(&mut self, field: &str, max: usize) -> Option<String> {
+    pub(crate) fn required_str(&mut self, field: &str, max: usize) -> Option<String> {
         match self.body.get(field) {
             None => {
                 self.error(field, REQUIRED);
@@ -53,12 +48,12 @@ impl<'a> Fields<'a> {
     }
 
     /// An optional string (absent → None); null is refused; blank allowed; trimmed.
-    pub fn optional_str(&mut self, field: &str, max: usize) -> Option<String> {
+    pub(crate) fn optional_str(&mut self, field: &str, max: usize) -> Option<String> {
         self.str_inner(field, max, true)
     }
 
     /// Like `optional_str` but keeps surrounding whitespace (passwords, message text).
-    pub fn optional_raw_str(&mut self, field: &str, max: usize) -> Option<String> {
+    pub(crate) fn optional_raw_str(&mut self, field: &str, max: usize) -> Option<String> {
         self.str_inner(field, max, false)
     }
 
@@ -90,7 +85,7 @@ impl<'a> Fields<'a> {
     }
 
     /// A required string that may be blank (e.g. a password checked elsewhere).
-    pub fn required_raw_str(&mut self, field: &str, max: usize) -> Option<String> {
+    pub(crate) fn required_raw_str(&mut self, field: &str, max: usize) -> Option<String> {
         if !self.present(field) {
             self.error(field, REQUIRED);
             return None;
@@ -103,14 +98,14 @@ impl<'a> Fields<'a> {
         Some(value)
     }
 
-    pub fn optional_nullable_str(&mut self, field: &str, max: usize) -> Option<Option<String>> {
+    pub(crate) fn optional_nullable_str(&mut self, field: &str, max: usize) -> Option<Option<String>> {
         match self.body.get(field)? {
             Value::Null => Some(None),
             _ => self.optional_str(field, max).map(Some),
         }
     }
 
-    pub fn optional_bool(&mut self, field: &str) -> Option<bool> {
+    pub(crate) fn optional_bool(&mut self, field: &str) -> Option<bool> {
         let parsed = match self.body.get(field)? {
             Value::Bool(b) => Some(*b),
             Value::Number(n) if n.as_i64() == Some(1) => Some(true),
@@ -128,7 +123,7 @@ impl<'a> Fields<'a> {
         parsed
     }
 
-    pub fn optional_int(&mut self, field: &str) -> Option<i64> {
+    pub(crate) fn optional_int(&mut self, field: &str) -> Option<i64> {
         let parsed = match self.body.get(field)? {
             Value::Number(n) => n.as_i64(),
             Value::String(s) => s.trim().parse().ok(),
@@ -140,7 +135,7 @@ impl<'a> Fields<'a> {
         parsed
     }
 
-    pub fn optional_uuid(&mut self, field: &str) -> Option<Uuid> {
+    pub(crate) fn optional_uuid(&mut self, field: &str) -> Option<Uuid> {
         let parsed = match self.body.get(field)? {
             Value::String(s) => Uuid::parse_str(s.trim()).ok(),
             _ => None,
@@ -151,7 +146,7 @@ impl<'a> Fields<'a> {
         parsed
     }
 
-    pub fn required_uuid(&mut self, field: &str) -> Option<Uuid> {
+    pub(crate) fn required_uuid(&mut self, field: &str) -> Option<Uuid> {
         if !self.present(field) || self.body.get(field) == Some(&Value::Null) {
             self.error(field, REQUIRED);
             return None;
@@ -160,7 +155,7 @@ impl<'a> Fields<'a> {
     }
 
     /// An optional, nullable ISO 8601 date-time.
-    pub fn optional_datetime(&mut self, field: &str) -> Option<Option<DateTime<Utc>>> {
+    pub(crate) fn optional_datetime(&mut self, field: &str) -> Option<Option<DateTime<Utc>>> {
         match self.body.get(field)? {
             Value::Null => Some(None),
             Value::String(s) => match DateTime::parse_from_rfc3339(s.trim()) {
@@ -184,7 +179,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Ends reading: every collected error at once, or Ok.
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub(crate) fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {
             Ok(())
         } else {

@@ -1,9 +1,9 @@
 //! Pieces every REST handler shares: bodies, field reading, pagination.
 
-pub mod body;
-pub mod fields;
-pub mod page;
+pub(crate) mod body;
+pub(crate) mod fields;
+pub(crate) mod page;
 
-pub use body::Body;
-pub use fields::Fields;
-pub use page::{PageLink, PageRequest};
+pub(crate) use body::Body;
+pub(crate) use fields::Fields;
+pub(crate) use page::{PageLink, PageRequest};

@@ -6,11 +6,11 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 
-pub const DEFAULT_PAGE_SIZE: i64 = 20;
-pub const MAX_PAGE_SIZE: i64 = 100;
+pub(crate) const DEFAULT_PAGE_SIZE: i64 = 20;
+pub(crate) const MAX_PAGE_SIZE: i64 = 100;
 
 #[derive(Clone, Copy, Debug)]
-pub struct PageRequest {
+pub(crate) struct PageRequest {
     pub page: i64,
     pub size: i64,
 }
@@ -18,7 +18,7 @@ pub struct PageRequest {
 impl PageRequest {
     /// Reads `page` and `page_size` from the query; a page past the end is DRF's 404 "Invalid page."
     /// and is checked by [`PageRequest::render`] once the count is known.
-    pub fn from_query(query: &std::collections::HashMap<String, String>) -> Result<PageRequest, ApiError> {
+    pub(crate) fn from_query(query: &std::collections::HashMap<String, String>) -> Result<PageRequest, ApiError> {
         let page = match query.get("page").map(|p| p.trim()) {
             None | Some("") => 1,
             Some("last") => i64::MAX,
@@ -37,12 +37,12 @@ impl PageRequest {
     }
 
     /// True for `?page=last`, which needs the total before the page can be read.
-    pub fn is_last(self) -> bool {
+    pub(crate) fn is_last(self) -> bool {
         self.page == i64::MAX
     }
 
     /// Offset for the query; `page=last` is resolved against `total` by the caller via `resolve`.
-    pub fn resolve(self, total: i64) -> PageRequest {
+    pub(crate) fn resolve(self, total: i64) -> PageRequest {
         if self.page == i64::MAX {
             let last = ((total + self.size - 1) / self.size).max(1);
             PageRequest { page: last, ..self }
@@ -51,16 +51,16 @@ impl PageRequest {
         }
     }
 
-    pub fn offset(self) -> i64 {
+    pub(crate) fn offset(self) -> i64 {
         (self.page.saturating_sub(1)).saturating_mul(self.size)
     }
 
-    pub fn limit(self) -> i64 {
+    pub(crate) fn limit(self) -> i64 {
         self.size
     }
 
     /// The paginated body, with absolute `next` and `previous` links.
-    pub fn render<T: Serialize>(self, total: i64, results: Vec<T>, here: &PageLink) -> Result<Value, ApiError> {
+    pub(crate) fn render<T: Serialize>(self, total: i64, results: Vec<T>, here: &PageLink) -> Result<Value, ApiError> {
         let (base, uri) = (here.base.as_str(), &here.uri);
         let last = ((total + self.size - 1) / self.size).max(1);
         if self.page > last {
@@ -101,7 +101,7 @@ impl PageRequest {
 
 /// Where the request was sent, for absolute pagination links (DRF builds them from the request's
 /// host, so they work behind any address the client used).
-pub struct PageLink {
+pub(crate) struct PageLink {
     base: String,
     uri: Uri,
 }

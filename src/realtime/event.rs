@@ -7,83 +7,59 @@ use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use uuid::Uuid;
 
+use crate::chats::events::ChatEvent;
 use crate::chats::view::{micros, MessageView};
+use crate::ids::{ChatId, UserId};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Event {
-    /// A message was stored.
-    Message {
-        message: MessageView,
-    },
-    /// Its author changed the text.
-    MessageEdited {
-        message: MessageView,
-    },
-    MessageDeleted {
-        chat: Uuid,
-        id: Uuid,
-        seq: i64,
-    },
-    /// `user` has read `chat` up to `upto_seq` and/or the listed messages.
-    Read {
-        chat: Uuid,
-        user: Uuid,
-        upto_seq: Option<i64>,
-        ids: Vec<Uuid>,
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum Event {
+    /// Something stored in a chat (a message, an edit, a receipt, a membership change).
+    Chat {
+        event: ChatEvent,
     },
     Typing {
-        chat: Uuid,
-        user: Uuid,
+        chat: ChatId,
+        user: UserId,
     },
     Presence {
-        user: Uuid,
+        user: UserId,
         online: bool,
         #[serde(with = "micros")]
         at: DateTime<Utc>,
     },
-    /// The chat's membership or title changed.
-    ChatUpdated {
-        chat: Uuid,
-    },
-    MemberAdded {
-        chat: Uuid,
-        user: Uuid,
-    },
-    /// After delivery, the removed user's sockets leave the chat's room.
-    MemberRemoved {
-        chat: Uuid,
-        user: Uuid,
-    },
     /// Local only: events for this chat may have been missed (Redis was away); followers
     /// re-read what they are missing from storage. Never sent to clients as such.
     Resync {
-        chat: Uuid,
+        chat: ChatId,
     },
 }
 
 impl Event {
     /// The chat whose members receive this event (presence goes to users instead).
-    pub fn chat(&self) -> Option<Uuid> {
+    pub(crate) fn chat(&self) -> Option<ChatId> {
         match self {
-            Event::Message { message } | Event::MessageEdited { message } => Some(message.ref_chat),
-            Event::MessageDeleted { chat, .. }
-            | Event::Read { chat, .. }
-            | Event::Typing { chat, .. }
-            | Event::ChatUpdated { chat }
-            | Event::MemberAdded { chat, .. }
-            | Event::MemberRemoved { chat, .. }
-            | Event::Resync { chat } => Some(*chat),
+            Event::Chat { event } => Some(event.chat()),
+            Event::Typing { chat, .. } | Event::Resync { chat } => Some(*chat),
             Event::Presence { .. } => None,
+        }
+    }
+
+    /// The stored message this event carries, if it is one.
+    pub(crate) fn new_message(&self) -> Option<&MessageView> {
+        match self {
+            Event::Chat {
+                event: ChatEvent::Message { message },
+            } => Some(message),
+            _ => None,
         }
     }
 }
 
 /// How a socket wants its frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// Seed v1, `format=text`: `{"message":"hi", …stored fields}`.
     V1Text,
     /// Seed v1, `format=object`: `{"message":{…stored message}}`.
@@ -94,15 +70,15 @@ pub enum Format {
 
 /// An event with its frames rendered lazily, once per format, shared by every recipient.
 #[derive(Debug)]
-pub struct Delivery {
-    pub event: Event,
+pub(crate) struct Delivery {
+    pub(crate) event: Event,
     v1_text: OnceLock<Option<Utf8Bytes>>,
     v1_object: OnceLock<Option<Utf8Bytes>>,
     v2: OnceLock<Option<Utf8Bytes>>,
 }
 
 impl Delivery {
-    pub fn new(event: Event) -> Delivery {
+    pub(crate) fn new(event: Event) -> Delivery {
         Delivery {
             event,
             v1_text: OnceLock::new(),
@@ -113,7 +89,7 @@ impl Delivery {
 
     /// The frame for `format`, or None when sockets of that format do not receive this event
     /// (v1 sockets only ever see new messages, which is all the seed's page understands).
-    pub fn frame(&self, format: Format) -> Option<Utf8Bytes> {
+    pub(crate) fn frame(&self, format: Format) -> Option<Utf8Bytes> {
         let cell = match format {
             Format::V1Text => &self.v1_text,
             Format::V1Object => &self.v1_object,
@@ -125,8 +101,8 @@ impl Delivery {
 }
 
 fn render(event: &Event, format: Format) -> Option<String> {
-    match (format, event) {
-        (Format::V1Text, Event::Message { message }) => {
+    match (format, event.new_message()) {
+        (Format::V1Text, Some(message)) => {
             let mut value = serde_json::to_value(MessageView {
                 seq: None,
                 client_id: None,
@@ -139,11 +115,10 @@ fn render(event: &Event, format: Format) -> Option<String> {
             }
             Some(value.to_string())
         }
-        (Format::V1Object, Event::Message { message }) => {
+        (Format::V1Object, Some(message)) => {
             Some(json!({ "message": MessageView { seq: None, client_id: None, ..message.clone() } }).to_string())
         }
-        (Format::V2, Event::Resync { .. }) => None,
-        (Format::V2, event) => Some(crate::realtime::protocol::v2_frame(event).to_string()),
+        (Format::V2, _) => super::protocol::v2_frame(event).map(|frame| frame.to_string()),
         _ => None,
     }
 }

@@ -17,16 +17,19 @@ use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::event::{Delivery, Event};
 use super::hub::Hub;
+use crate::chats::events::{ChatEvent, EventSink};
+use crate::ids::{ChatId, UserId};
 
 const USERS_CHANNEL: &str = "causerie:users";
 const PUBLISH_QUEUE: usize = 65_536;
 const PUBLISH_BATCH: usize = 512;
 
-fn chat_channel(chat: Uuid) -> String {
+fn chat_channel(chat: ChatId) -> String {
     format!("causerie:chat:{chat}")
 }
 
@@ -37,11 +40,11 @@ struct Envelope {
     origin: Uuid,
     event: Event,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    users: Vec<Uuid>,
+    users: Vec<UserId>,
 }
 
 #[derive(Clone)]
-pub struct Fanout {
+pub(crate) struct Fanout {
     hub: Arc<Hub>,
     redis: Option<Arc<RedisRelay>>,
 }
@@ -53,17 +56,49 @@ struct RedisRelay {
     publisher_up: AtomicBool,
     /// Chats whose events could not be published; their followers are told to resync once
     /// Redis answers again.
-    dropped: Mutex<HashSet<Uuid>>,
+    dropped: Mutex<HashSet<ChatId>>,
+}
+
+/// The two Redis connection loops of a relay, to be run by the server's task owner.
+pub(crate) struct RelayTasks {
+    client: redis::Client,
+    relay: Arc<RedisRelay>,
+    hub: Arc<Hub>,
+    queue: mpsc::Receiver<Envelope>,
+    commands: mpsc::UnboundedReceiver<(ChatId, bool)>,
+}
+
+impl RelayTasks {
+    /// Publishes and subscribes until `stop`; what is queued for publishing then is sent once
+    /// more before returning, so the last stored messages still reach other instances.
+    pub(crate) async fn run(self, stop: CancellationToken) {
+        let RelayTasks {
+            client,
+            relay,
+            hub,
+            queue,
+            commands,
+        } = self;
+        tokio::join!(
+            publish_loop(client.clone(), relay.clone(), queue, stop.clone()),
+            async {
+                tokio::select! {
+                    _ = subscribe_loop(client, relay.clone(), hub, commands) => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
+        );
+    }
 }
 
 impl Fanout {
-    pub fn in_process(hub: Arc<Hub>) -> Fanout {
+    pub(crate) fn in_process(hub: Arc<Hub>) -> Fanout {
         Fanout { hub, redis: None }
     }
 
     /// Fan-out through Redis at `url`. Starts at once even if Redis is down (it reconnects by
     /// itself; `/readyz` reports it meanwhile).
-    pub fn redis(hub: Arc<Hub>, url: &str) -> anyhow::Result<Fanout> {
+    pub(crate) fn redis(hub: Arc<Hub>, url: &str) -> anyhow::Result<(Fanout, RelayTasks)> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid setting `redis_url`: {e}"))?;
         let (outbox, queue) = mpsc::channel(PUBLISH_QUEUE);
         let relay = Arc::new(RedisRelay {
@@ -77,49 +112,51 @@ impl Fanout {
         hub.set_room_watcher(Arc::new(move |chat, active| {
             let _ = commands.send((chat, active));
         }));
-        tokio::spawn(publish_loop(client.clone(), relay.clone(), queue));
-        tokio::spawn(subscribe_loop(client, relay.clone(), hub.clone(), command_rx));
-        Ok(Fanout {
-            hub,
-            redis: Some(relay),
-        })
+        let tasks = RelayTasks {
+            client,
+            relay: relay.clone(),
+            hub: hub.clone(),
+            queue,
+            commands: command_rx,
+        };
+        Ok((
+            Fanout {
+                hub,
+                redis: Some(relay),
+            },
+            tasks,
+        ))
     }
 
-    pub fn hub(&self) -> &Arc<Hub> {
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
 
     /// True without Redis; with it, true while both Redis connections work.
-    pub fn ready(&self) -> bool {
+    pub(crate) fn ready(&self) -> bool {
         self.redis
             .as_ref()
             .is_none_or(|r| r.subscriber_up.load(Ordering::Relaxed) && r.publisher_up.load(Ordering::Relaxed))
     }
 
-    pub fn uses_redis(&self) -> bool {
+    pub(crate) fn uses_redis(&self) -> bool {
         self.redis.is_some()
     }
 
-    /// Publishes a chat event to the chat's sockets.
-    pub fn to_chat(&self, event: Event) {
+    /// Publishes an event to the sockets following its chat.
+    pub(crate) fn to_chat(&self, event: Event) {
         self.publish(event, Vec::new());
     }
 
-    /// Publishes a chat event to the chat's sockets and to these users' sockets outside the
-    /// room (a user just added to a group learns of it on their `/ws/` socket).
-    pub fn to_chat_and_users(&self, event: Event, users: &[Uuid]) {
-        self.publish(event, users.to_vec());
-    }
-
     /// Publishes an event to all sockets of these users (presence).
-    pub fn to_users(&self, users: &[Uuid], event: Event) {
+    pub(crate) fn to_users(&self, users: &[UserId], event: Event) {
         if users.is_empty() {
             return;
         }
         self.publish(event, users.to_vec());
     }
 
-    fn publish(&self, event: Event, users: Vec<Uuid>) {
+    fn publish(&self, event: Event, users: Vec<UserId>) {
         let delivery = Arc::new(Delivery::new(event));
         deliver_locally(&self.hub, delivery.clone(), &users);
         if let Some(relay) = &self.redis {
@@ -138,15 +175,24 @@ impl Fanout {
     }
 }
 
+impl EventSink for Fanout {
+    fn publish(&self, event: ChatEvent, also_to: &[UserId]) {
+        Fanout::publish(self, Event::Chat { event }, also_to.to_vec());
+    }
+}
+
 /// Hands an event to this instance's sockets (also the entry point for events from Redis).
-pub fn deliver_locally(hub: &Hub, delivery: Arc<Delivery>, users: &[Uuid]) {
+fn deliver_locally(hub: &Hub, delivery: Arc<Delivery>, users: &[UserId]) {
     if let Some(chat) = delivery.event.chat() {
         hub.deliver_to_chat(chat, &delivery);
     }
     if !users.is_empty() {
         hub.deliver_to_users(users, &delivery);
     }
-    if let Event::MemberRemoved { chat, user } = delivery.event {
+    if let Event::Chat {
+        event: ChatEvent::MemberRemoved { chat, user },
+    } = delivery.event
+    {
         hub.evict(chat, user);
     }
 }
@@ -156,7 +202,13 @@ fn next_backoff(current: Duration) -> Duration {
     (current * 2).min(Duration::from_secs(5))
 }
 
-async fn publish_loop(client: redis::Client, relay: Arc<RedisRelay>, mut queue: mpsc::Receiver<Envelope>) {
+async fn publish_loop(
+    client: redis::Client,
+    relay: Arc<RedisRelay>,
+    mut queue: mpsc::Receiver<Envelope>,
+    stop: CancellationToken,
+) {
+    let mut stopping = false;
     let mut connection: Option<redis::aio::MultiplexedConnection> = None;
     let mut backoff = Duration::from_millis(100);
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
@@ -171,6 +223,9 @@ async fn publish_loop(client: redis::Client, relay: Arc<RedisRelay>, mut queue: 
                 }
                 Err(err) => {
                     relay.publisher_up.store(false, Ordering::Relaxed);
+                    if stopping || stop.is_cancelled() {
+                        return;
+                    }
                     tracing::warn!(%err, "Redis publisher cannot connect; retrying");
                     // Keep draining so senders never block; those events are marked for resync.
                     while let Ok(envelope) = queue.try_recv() {
@@ -182,8 +237,23 @@ async fn publish_loop(client: redis::Client, relay: Arc<RedisRelay>, mut queue: 
                 }
             }
         }
-        if queue.recv_many(&mut batch, PUBLISH_BATCH).await == 0 {
-            return;
+        if stopping {
+            // Whatever was queued before the stop, once; then done.
+            while batch.len() < PUBLISH_BATCH {
+                let Ok(envelope) = queue.try_recv() else { break };
+                batch.push(envelope);
+            }
+            if batch.is_empty() {
+                return;
+            }
+        } else {
+            tokio::select! {
+                received = queue.recv_many(&mut batch, PUBLISH_BATCH) => if received == 0 { return },
+                _ = stop.cancelled() => {
+                    stopping = true;
+                    continue;
+                }
+            }
         }
         let mut pipe = redis::pipe();
         for envelope in &batch {
@@ -204,6 +274,7 @@ async fn publish_loop(client: redis::Client, relay: Arc<RedisRelay>, mut queue: 
             Ok(Ok(())) => {
                 batch.clear();
             }
+            Ok(Err(_)) | Err(_) if stopping => return,
             Ok(Err(_)) | Err(_) => {
                 tracing::warn!("Redis publish failed; reconnecting");
                 relay.publisher_up.store(false, Ordering::Relaxed);
@@ -225,7 +296,7 @@ fn mark_dropped(relay: &RedisRelay, envelope: &Envelope) {
 
 /// After an outage, tells every instance's followers of the affected chats to catch up.
 fn announce_dropped(relay: &RedisRelay) {
-    let chats: Vec<Uuid> = relay.dropped.lock().drain().collect();
+    let chats: Vec<ChatId> = relay.dropped.lock().drain().collect();
     for chat in chats {
         let _ = relay.outbox.try_send(Envelope {
             origin: Uuid::nil(),
@@ -239,7 +310,7 @@ async fn subscribe_loop(
     client: redis::Client,
     relay: Arc<RedisRelay>,
     hub: Arc<Hub>,
-    mut commands: mpsc::UnboundedReceiver<(Uuid, bool)>,
+    mut commands: mpsc::UnboundedReceiver<(ChatId, bool)>,
 ) {
     let mut backoff = Duration::from_millis(100);
     let mut connected_before = false;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, Notify};
-use uuid::Uuid;
 
 use super::event::Delivery;
+use crate::ids::{ChatId, UserId};
 
 #[derive(Clone)]
 struct Listener {
@@ -18,43 +18,43 @@ struct Listener {
     tx: mpsc::Sender<Arc<Delivery>>,
     kick: Arc<Notify>,
     /// The chats this socket has joined (shared with its `Connection`).
-    chats: Arc<Mutex<Vec<Uuid>>>,
+    chats: Arc<Mutex<Vec<ChatId>>>,
 }
 
 #[derive(Default)]
 struct Rooms {
-    chats: HashMap<Uuid, Vec<Listener>>,
-    users: HashMap<Uuid, Vec<Listener>>,
+    chats: HashMap<ChatId, Vec<Listener>>,
+    users: HashMap<UserId, Vec<Listener>>,
 }
 
 /// Called with a chat id when the first local socket joins its room (`true`) or the last one
 /// leaves (`false`); the Redis fan-out uses it to (un)subscribe the chat's channel.
-pub type RoomWatcher = Arc<dyn Fn(Uuid, bool) + Send + Sync>;
+pub(crate) type RoomWatcher = Arc<dyn Fn(ChatId, bool) + Send + Sync>;
 
 #[derive(Default)]
-pub struct Hub {
+pub(crate) struct Hub {
     rooms: RwLock<Rooms>,
     next_conn: AtomicU64,
     watcher: RwLock<Option<RoomWatcher>>,
 }
 
 impl Hub {
-    pub fn new() -> Arc<Hub> {
+    pub(crate) fn new() -> Arc<Hub> {
         Arc::new(Hub::default())
     }
 
-    pub fn set_room_watcher(&self, watcher: RoomWatcher) {
+    pub(crate) fn set_room_watcher(&self, watcher: RoomWatcher) {
         *self.watcher.write() = Some(watcher);
     }
 
     /// Chats with at least one local socket.
-    pub fn active_chats(&self) -> Vec<Uuid> {
+    pub(crate) fn active_chats(&self) -> Vec<ChatId> {
         self.rooms.read().chats.keys().copied().collect()
     }
 
     /// Registers a socket of `user`; it receives that user's events at once and chat events
     /// after [`Connection::join`].
-    pub fn connect(self: &Arc<Hub>, user: Uuid, queue: usize) -> (Connection, mpsc::Receiver<Arc<Delivery>>) {
+    pub(crate) fn connect(self: &Arc<Hub>, user: UserId, queue: usize) -> (Connection, mpsc::Receiver<Arc<Delivery>>) {
         let (tx, rx) = mpsc::channel(queue);
         let listener = Listener {
             conn: self.next_conn.fetch_add(1, Ordering::Relaxed),
@@ -72,7 +72,7 @@ impl Hub {
     }
 
     /// Delivers to every local socket in the event's chat room.
-    pub fn deliver_to_chat(&self, chat: Uuid, delivery: &Arc<Delivery>) {
+    pub(crate) fn deliver_to_chat(&self, chat: ChatId, delivery: &Arc<Delivery>) {
         let slow = {
             let rooms = self.rooms.read();
             match rooms.chats.get(&chat) {
@@ -86,7 +86,7 @@ impl Hub {
     /// Delivers to every local socket of these users. For a chat event, sockets in that chat's
     /// room are skipped: [`Hub::deliver_to_chat`] has served them (a member removed from a
     /// group would otherwise get `member_removed` twice on a socket following the group).
-    pub fn deliver_to_users(&self, users: &[Uuid], delivery: &Arc<Delivery>) {
+    pub(crate) fn deliver_to_users(&self, users: &[UserId], delivery: &Arc<Delivery>) {
         let slow = {
             let rooms = self.rooms.read();
             let room = delivery.event.chat().and_then(|chat| rooms.chats.get(&chat));
@@ -103,17 +103,12 @@ impl Hub {
         self.kick_all(slow);
     }
 
-    /// True when `user` has at least one socket on this instance.
-    pub fn is_connected(&self, user: Uuid) -> bool {
-        self.rooms.read().users.get(&user).is_some_and(|l| !l.is_empty())
-    }
-
-    pub fn connection_count(&self) -> usize {
+    pub(crate) fn connection_count(&self) -> usize {
         self.rooms.read().users.values().map(Vec::len).sum()
     }
 
     /// Takes `user`'s sockets out of `chat`'s room (they were removed from the chat).
-    pub fn evict(&self, chat: Uuid, user: Uuid) {
+    pub(crate) fn evict(&self, chat: ChatId, user: UserId) {
         let listeners: Vec<Listener> = self.rooms.read().users.get(&user).cloned().unwrap_or_default();
         for listener in listeners {
             let mut chats = listener.chats.lock();
@@ -130,7 +125,7 @@ impl Hub {
         }
     }
 
-    fn leave(&self, chat: Uuid, conn: u64) {
+    fn leave(&self, chat: ChatId, conn: u64) {
         let emptied = {
             let mut rooms = self.rooms.write();
             let Some(listeners) = rooms.chats.get_mut(&chat) else {
@@ -148,7 +143,7 @@ impl Hub {
         }
     }
 
-    fn notify_watcher(&self, chat: Uuid, active: bool) {
+    fn notify_watcher(&self, chat: ChatId, active: bool) {
         let watcher = self.watcher.read().clone();
         if let Some(watcher) = watcher {
             watcher(chat, active);
@@ -172,24 +167,24 @@ fn offer(listeners: &[Listener], delivery: &Arc<Delivery>) -> Vec<Arc<Notify>> {
 }
 
 /// One socket's membership in the hub; leaving every room happens on drop.
-pub struct Connection {
+pub(crate) struct Connection {
     hub: Arc<Hub>,
-    user: Uuid,
+    user: UserId,
     listener: Listener,
 }
 
 impl Connection {
-    pub fn user(&self) -> Uuid {
+    pub(crate) fn user(&self) -> UserId {
         self.user
     }
 
     /// Resolves when the hub found this socket too slow and wants it closed.
-    pub fn kicked(&self) -> Arc<Notify> {
+    pub(crate) fn kicked(&self) -> Arc<Notify> {
         self.listener.kick.clone()
     }
 
     /// Starts receiving `chat`'s events (idempotent).
-    pub fn join(&self, chat: Uuid) {
+    pub(crate) fn join(&self, chat: ChatId) {
         let mut chats = self.listener.chats.lock();
         if chats.contains(&chat) {
             return;
@@ -207,7 +202,7 @@ impl Connection {
         }
     }
 
-    pub fn leave(&self, chat: Uuid) {
+    pub(crate) fn leave(&self, chat: ChatId) {
         let mut chats = self.listener.chats.lock();
         if let Some(pos) = chats.iter().position(|c| *c == chat) {
             chats.swap_remove(pos);
@@ -216,12 +211,8 @@ impl Connection {
         }
     }
 
-    pub fn has_joined(&self, chat: Uuid) -> bool {
+    pub(crate) fn has_joined(&self, chat: ChatId) -> bool {
         self.listener.chats.lock().contains(&chat)
-    }
-
-    pub fn joined(&self) -> Vec<Uuid> {
-        self.listener.chats.lock().clone()
     }
 }
 

@@ -1,10 +1,130 @@
-//! Realtime: WebSocket handshakes and sessions, the wire protocol, the room hub and fan-out.
+//! Realtime: WebSocket handshakes and sessions, the wire protocol, the room hub, fan-out and
+//! presence. The `Realtime` service owns the open sockets: it tracks each session's task and
+//! closes them all, in order, at shutdown.
 
-pub mod event;
-pub mod fanout;
-pub mod hub;
-pub mod presence;
-pub mod protocol;
-pub mod routes;
-pub mod session;
-pub mod v2;
+mod errors;
+mod event;
+pub(crate) mod fanout;
+mod hub;
+mod presence;
+pub(crate) mod protocol;
+pub(crate) mod routes;
+mod session;
+mod v2;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::accounts::Accounts;
+use crate::chats::Chats;
+use crate::config::Config;
+pub(crate) use fanout::Fanout;
+pub(crate) use hub::Hub;
+pub(crate) use presence::PresenceCounter;
+
+/// The socket settings sessions run with.
+pub(crate) struct SocketSettings {
+    pub max_frame_bytes: usize,
+    pub frames_per_second: u32,
+    pub frames_burst: u32,
+    pub send_queue: usize,
+    pub ping_interval: Duration,
+}
+
+impl SocketSettings {
+    pub(crate) fn from_config(config: &Config) -> SocketSettings {
+        SocketSettings {
+            max_frame_bytes: config.ws_max_frame_bytes,
+            frames_per_second: config.ws_frames_per_second,
+            frames_burst: config.ws_frames_burst,
+            send_queue: config.ws_send_queue,
+            ping_interval: Duration::from_secs(config.ws_ping_interval_secs.max(1)),
+        }
+    }
+}
+
+struct Inner {
+    chats: Chats,
+    accounts: Accounts,
+    fanout: Fanout,
+    presence: Arc<PresenceCounter>,
+    settings: SocketSettings,
+    /// Every session task, so that shutdown can wait for the last close handshake.
+    sockets: TaskTracker,
+    /// Cancelled when the server starts shutting down: sessions answer their pending sends,
+    /// close with 1012 and end.
+    closing: CancellationToken,
+}
+
+/// The realtime service: one per server, cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Realtime(Arc<Inner>);
+
+impl Realtime {
+    pub(crate) fn new(
+        chats: Chats,
+        accounts: Accounts,
+        fanout: Fanout,
+        presence: Arc<PresenceCounter>,
+        settings: SocketSettings,
+    ) -> Realtime {
+        Realtime(Arc::new(Inner {
+            chats,
+            accounts,
+            fanout,
+            presence,
+            settings,
+            sockets: TaskTracker::new(),
+            closing: CancellationToken::new(),
+        }))
+    }
+
+    pub(crate) fn chats(&self) -> &Chats {
+        &self.0.chats
+    }
+
+    pub(crate) fn accounts(&self) -> &Accounts {
+        &self.0.accounts
+    }
+
+    pub(crate) fn fanout(&self) -> &Fanout {
+        &self.0.fanout
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        self.0.fanout.hub()
+    }
+
+    pub(crate) fn presence(&self) -> &PresenceCounter {
+        &self.0.presence
+    }
+
+    pub(crate) fn settings(&self) -> &SocketSettings {
+        &self.0.settings
+    }
+
+    /// Resolves once the server starts shutting down.
+    pub(crate) fn closing(&self) -> &CancellationToken {
+        &self.0.closing
+    }
+
+    /// Runs a session as a tracked task of this service.
+    fn track<F: Future<Output = ()> + Send + 'static>(&self, session: F) -> impl Future<Output = ()> + Send + 'static {
+        self.0.sockets.track_future(session)
+    }
+
+    /// Tells every session to close (1012, after answering what it has pending) and waits for
+    /// them, at most `within`. Returns how many were still open when the time ran out.
+    pub(crate) async fn close_sockets(&self, within: Duration) -> usize {
+        self.0.closing.cancel();
+        self.0.sockets.close();
+        match tokio::time::timeout(within, self.0.sockets.wait()).await {
+            Ok(()) => 0,
+            Err(_) => self.0.sockets.len(),
+        }
+    }
+}

@@ -4,51 +4,51 @@
 use uuid::Uuid;
 
 use super::event::Event;
-use crate::app::AppState;
-use crate::store::{chats, users};
+use super::Realtime;
+use crate::ids::UserId;
 
 /// Call after the user's socket joined the hub.
-pub async fn connected(state: &AppState, user: Uuid) {
-    if state.presence.connected(user).await {
-        announce(state, user, true).await;
+pub(crate) async fn connected(rt: &Realtime, user: UserId) {
+    if rt.presence().connected(user).await {
+        announce(rt, user, true).await;
     }
 }
 
 /// Call after the user's socket left the hub.
-pub async fn disconnected(state: &AppState, user: Uuid) {
-    if state.presence.disconnected(user).await {
-        announce(state, user, false).await;
+pub(crate) async fn disconnected(rt: &Realtime, user: UserId) {
+    if rt.presence().disconnected(user).await {
+        announce(rt, user, false).await;
     }
 }
 
-async fn announce(state: &AppState, user: Uuid, online: bool) {
+async fn announce(rt: &Realtime, user: UserId, online: bool) {
     // Announcements for one user run one at a time, and each re-checks the local state first:
     // a fast close-and-reopen cannot leave "offline" stored after "online".
-    let lock = state.presence.announce_lock(user);
+    let lock = rt.presence().announce_lock(user);
     let _turn = lock.lock().await;
-    if state.presence.has_local(user) != online {
+    if rt.presence().has_local(user) != online {
         return;
     }
-    let at = match users::set_presence(&state.db, user, online).await {
+    let at = match rt.accounts().set_presence(user, online).await {
         Ok(at) => at,
         Err(err) => return tracing::warn!(%err, %user, "could not store presence"),
     };
-    let audience = match chats::contacts(&state.db, user).await {
+    let audience = match rt.chats().contacts(user).await {
         Ok(contacts) => contacts,
         Err(err) => return tracing::warn!(%err, %user, "could not load presence audience"),
     };
-    state.fanout.to_users(&audience, Event::Presence { user, online, at });
+    rt.fanout().to_users(&audience, Event::Presence { user, online, at });
 }
 
 /// Counts each user's open sockets and reports the transitions between none and some. With
 /// Redis, "some" spans every instance: each instance keeps, per user, an entry in the sorted set
 /// `causerie:presence:{user}` whose score is an expiry time it refreshes while the user has a
 /// socket there, so an instance that dies stops counting within [`ENTRY_TTL`].
-pub struct PresenceCounter {
-    local: parking_lot::Mutex<std::collections::HashMap<Uuid, usize>>,
+pub(crate) struct PresenceCounter {
+    local: parking_lot::Mutex<std::collections::HashMap<UserId, usize>>,
     redis: Option<RedisPresence>,
     /// One lock per user with an announcement in flight.
-    announcing: parking_lot::Mutex<std::collections::HashMap<Uuid, std::sync::Weak<tokio::sync::Mutex<()>>>>,
+    announcing: parking_lot::Mutex<std::collections::HashMap<UserId, std::sync::Weak<tokio::sync::Mutex<()>>>>,
 }
 
 struct RedisPresence {
@@ -58,10 +58,10 @@ struct RedisPresence {
 }
 
 /// How long an instance's presence entry lives without a refresh.
-pub const ENTRY_TTL: std::time::Duration = std::time::Duration::from_secs(90);
+pub(crate) const ENTRY_TTL: std::time::Duration = std::time::Duration::from_secs(90);
 const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-fn presence_key(user: Uuid) -> String {
+fn presence_key(user: UserId) -> String {
     format!("causerie:presence:{user}")
 }
 
@@ -70,7 +70,7 @@ fn now_ms() -> i64 {
 }
 
 impl PresenceCounter {
-    pub fn in_process() -> PresenceCounter {
+    pub(crate) fn in_process() -> PresenceCounter {
         PresenceCounter {
             local: Default::default(),
             redis: None,
@@ -78,7 +78,14 @@ impl PresenceCounter {
         }
     }
 
-    pub fn redis(url: &str) -> anyhow::Result<std::sync::Arc<PresenceCounter>> {
+    /// Presence across instances through Redis, and the task that keeps this instance's
+    /// entries fresh (to be run by the server's task owner).
+    pub(crate) fn redis(
+        url: &str,
+    ) -> anyhow::Result<(
+        std::sync::Arc<PresenceCounter>,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    )> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid setting `redis_url`: {e}"))?;
         let counter = std::sync::Arc::new(PresenceCounter {
             local: Default::default(),
@@ -90,19 +97,19 @@ impl PresenceCounter {
             }),
         });
         let weak = std::sync::Arc::downgrade(&counter);
-        tokio::spawn(async move {
+        let refresh = async move {
             let mut tick = tokio::time::interval(REFRESH_EVERY);
             loop {
                 tick.tick().await;
                 let Some(counter) = weak.upgrade() else { return };
                 counter.refresh().await;
             }
-        });
-        Ok(counter)
+        };
+        Ok((counter, refresh))
     }
 
     /// True when this socket made the user go from offline to online.
-    pub async fn connected(&self, user: Uuid) -> bool {
+    pub(crate) async fn connected(&self, user: UserId) -> bool {
         let first_here = {
             let mut local = self.local.lock();
             let count = local.entry(user).or_insert(0);
@@ -120,7 +127,7 @@ impl PresenceCounter {
     }
 
     /// True when this was the user's last socket (on every instance).
-    pub async fn disconnected(&self, user: Uuid) -> bool {
+    pub(crate) async fn disconnected(&self, user: UserId) -> bool {
         let last_here = {
             let mut local = self.local.lock();
             match local.get_mut(&user) {
@@ -145,12 +152,12 @@ impl PresenceCounter {
     }
 
     /// True while this instance has a socket of `user`.
-    pub fn has_local(&self, user: Uuid) -> bool {
+    pub(crate) fn has_local(&self, user: UserId) -> bool {
         self.local.lock().contains_key(&user)
     }
 
     /// The lock that orders `user`'s announcements (dropped once nobody holds it).
-    fn announce_lock(&self, user: Uuid) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    fn announce_lock(&self, user: UserId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
         let mut map = self.announcing.lock();
         if let Some(lock) = map.get(&user).and_then(std::sync::Weak::upgrade) {
             return lock;
@@ -162,7 +169,7 @@ impl PresenceCounter {
     }
 
     async fn refresh(&self) {
-        let users: Vec<Uuid> = self.local.lock().keys().copied().collect();
+        let users: Vec<UserId> = self.local.lock().keys().copied().collect();
         if let Some(redis) = &self.redis {
             for user in users {
                 let _ = redis.join(user).await;
@@ -195,7 +202,7 @@ impl RedisPresence {
     }
 
     /// Adds or refreshes this instance's entry; returns how many other live instances have the user.
-    async fn join(&self, user: Uuid) -> redis::RedisResult<i64> {
+    async fn join(&self, user: UserId) -> redis::RedisResult<i64> {
         let key = presence_key(user);
         let now = now_ms();
         let mut pipe = redis::pipe();
@@ -213,7 +220,7 @@ impl RedisPresence {
     }
 
     /// Removes this instance's entry; returns how many live instances still have the user.
-    async fn leave(&self, user: Uuid) -> redis::RedisResult<i64> {
+    async fn leave(&self, user: UserId) -> redis::RedisResult<i64> {
         let key = presence_key(user);
         let mut pipe = redis::pipe();
         pipe.cmd("ZREM").arg(&key).arg(&self.instance).ignore();

@@ -4,26 +4,29 @@
 use std::collections::HashMap;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use uuid::Uuid;
 
 use super::event::Format;
-use super::{session, v2};
-
-/// The WebSocket subprotocol that selects the v2 protocol.
-pub const V2_PROTOCOL: &str = "causerie.v2";
-use crate::app::AppState;
-use crate::auth::extract::authenticate_access;
+use super::{session, v2, Realtime};
+use crate::accounts::AccountError;
+use crate::chats::ChatError;
 use crate::error::ApiError;
-use crate::store::chats;
+use crate::ids::ChatId;
 use crate::store::users::UserRow;
 
-pub fn router() -> Router<AppState> {
+/// The WebSocket subprotocol that selects the v2 protocol.
+pub(crate) const V2_PROTOCOL: &str = "causerie.v2";
+
+pub(crate) fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Realtime: FromRef<S>,
+{
     Router::new()
         .route("/ws/chat/{chat_id}/", get(chat_socket))
         .route("/ws/", get(user_socket))
@@ -46,8 +49,8 @@ const READ_BUFFER: usize = 2048;
 const WRITE_COALESCE: usize = 16 * 1024;
 
 /// Applies the buffer sizes that keep an idle socket to a few KiB.
-pub fn tune(upgrade: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
-    let limit = state.config.ws_max_frame_bytes;
+fn tune(upgrade: WebSocketUpgrade, rt: &Realtime) -> WebSocketUpgrade {
+    let limit = rt.settings().max_frame_bytes;
     upgrade
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_COALESCE)
@@ -58,40 +61,40 @@ pub fn tune(upgrade: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
 
 /// The user behind `?token=`, or the refusal to answer with (403 and its reason; 503 when the
 /// database does not answer).
-pub async fn authenticate_query(state: &AppState, query: &HashMap<String, String>) -> Result<UserRow, Response> {
+async fn authenticate_query(rt: &Realtime, query: &HashMap<String, String>) -> Result<UserRow, Response> {
     let Some(token) = query.get("token").filter(|t| !t.is_empty()) else {
         return Err(refuse("missing_token"));
     };
-    authenticate_access(state, token).await.map_err(|err| match err {
-        ApiError::UserInactive => refuse("inactive_user"),
-        ApiError::UserNotFound => refuse("unknown_user"),
-        ApiError::Unavailable => ApiError::Unavailable.into_response(),
+    rt.accounts().authenticate_access(token).await.map_err(|err| match err {
+        AccountError::UserInactive => refuse("inactive_user"),
+        AccountError::UserNotFound => refuse("unknown_user"),
+        AccountError::Unavailable | AccountError::Store(_) => ApiError::from(err).into_response(),
         _ => refuse("invalid_token"),
     })
 }
 
 async fn chat_socket(
-    State(state): State<AppState>,
+    State(rt): State<Realtime>,
     Path(chat_id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let user = match authenticate_query(&state, &query).await {
+    let user = match authenticate_query(&rt, &query).await {
         Ok(user) => user,
         Err(refusal) => return refusal,
     };
-    let Ok(chat) = Uuid::parse_str(&chat_id) else {
+    let Ok(chat) = chat_id.parse::<ChatId>() else {
         return refuse("unknown_chat");
     };
-    match chats::by_id(&state.db, chat).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return refuse("unknown_chat"),
-        Err(err) => return ApiError::from(err).into_response(),
+    match rt.chats().exists(chat).await {
+        Ok(true) => {}
+        Ok(false) => return refuse("unknown_chat"),
+        Err(err) => return unavailable(err),
     }
-    match chats::member(&state.db, chat, user.id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return refuse("not_a_member"),
-        Err(err) => return ApiError::from(err).into_response(),
+    match rt.chats().is_member(chat, user.id).await {
+        Ok(true) => {}
+        Ok(false) => return refuse("not_a_member"),
+        Err(err) => return unavailable(err),
     }
     let upgrade = upgrade.protocols([V2_PROTOCOL]);
     if upgrade.selected_protocol().is_some() {
@@ -107,7 +110,12 @@ async fn chat_socket(
             }
         };
         metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v2").increment(1);
-        return tune(upgrade, &state).on_upgrade(move |socket| v2::run(socket, state, user.id, Some((chat, after))));
+        let tracked = rt.clone();
+        return tune(upgrade, &rt).on_upgrade(move |socket| {
+            tracked
+                .clone()
+                .track(v2::run(socket, tracked, user.id, Some((chat, after))))
+        });
     }
     let format = match query.get("format").map(String::as_str) {
         None | Some("text") => Format::V1Text,
@@ -121,21 +129,32 @@ async fn chat_socket(
         }
     };
     metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v1").increment(1);
-    let joined = session::join_v1(&state, user.id, chat);
-    tune(upgrade, &state).on_upgrade(move |socket| session::run_v1(socket, state, chat, format, joined))
+    let joined = session::join_v1(&rt, user.id, chat);
+    let tracked = rt.clone();
+    tune(upgrade, &rt).on_upgrade(move |socket| {
+        tracked
+            .clone()
+            .track(session::run_v1(socket, tracked, chat, format, joined))
+    })
 }
 
 /// `/ws/`: one v2 socket for all of a user's chats (subscribe per chat).
 async fn user_socket(
-    State(state): State<AppState>,
+    State(rt): State<Realtime>,
     Query(query): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let user = match authenticate_query(&state, &query).await {
+    let user = match authenticate_query(&rt, &query).await {
         Ok(user) => user,
         Err(refusal) => return refusal,
     };
     metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v2").increment(1);
     let upgrade = upgrade.protocols([V2_PROTOCOL]);
-    tune(upgrade, &state).on_upgrade(move |socket| v2::run(socket, state, user.id, None))
+    let tracked = rt.clone();
+    tune(upgrade, &rt).on_upgrade(move |socket| tracked.clone().track(v2::run(socket, tracked, user.id, None)))
+}
+
+/// A storage failure during a handshake (503 when the database is away).
+fn unavailable(err: ChatError) -> Response {
+    ApiError::from(err).into_response()
 }

@@ -12,54 +12,49 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use super::event::{Delivery, Format};
 use super::hub::Connection;
 use super::protocol::{self, ErrorFrame};
-use crate::app::AppState;
-use crate::chats::service;
-use crate::error::ApiError;
+use super::Realtime;
+use crate::chats::{ChatError, PendingStore};
+use crate::ids::{ChatId, UserId};
 
 /// Close codes used by the server.
-pub mod close {
-    pub const NORMAL: u16 = 1000;
-    pub const POLICY: u16 = 1008;
-    pub const TOO_BIG: u16 = 1009;
-    pub const RESTARTING: u16 = 1012;
-    pub const TRY_AGAIN_LATER: u16 = 1013;
+pub(crate) mod close {
+    pub(crate) const POLICY: u16 = 1008;
+    pub(crate) const TOO_BIG: u16 = 1009;
+    pub(crate) const RESTARTING: u16 = 1012;
+    pub(crate) const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// Most queued frames written before one flush: several frames, one syscall.
 const FLUSH_BATCH: usize = 64;
 
-pub fn frame_limiter(state: &AppState) -> DefaultDirectRateLimiter {
+pub(crate) fn frame_limiter(rt: &Realtime) -> DefaultDirectRateLimiter {
     // Config validation guarantees both are positive.
-    let rate = NonZeroU32::new(state.config.ws_frames_per_second).expect("validated");
-    let burst = NonZeroU32::new(state.config.ws_frames_burst).expect("validated");
+    let rate = NonZeroU32::new(rt.settings().frames_per_second).expect("validated");
+    let burst = NonZeroU32::new(rt.settings().frames_burst).expect("validated");
     DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
 }
 
-/// Counts an open socket, in the `causerie_ws_connections` gauge and in the count that
-/// graceful shutdown waits on, for as long as it lives.
-pub struct OpenGauge(Arc<std::sync::atomic::AtomicUsize>);
+/// Counts an open socket in the `causerie_ws_connections` gauge for as long as it lives.
+pub(crate) struct OpenGauge;
 
 impl OpenGauge {
-    pub fn new(state: &AppState) -> OpenGauge {
+    pub(crate) fn new() -> OpenGauge {
         metrics::gauge!("causerie_ws_connections").increment(1.0);
-        state.open_sockets.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        OpenGauge(state.open_sockets.clone())
+        OpenGauge
     }
 }
 
 impl Drop for OpenGauge {
     fn drop(&mut self) {
         metrics::gauge!("causerie_ws_connections").decrement(1.0);
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
-pub fn close_message(code: u16, reason: &'static str) -> Message {
+pub(crate) fn close_message(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
@@ -67,7 +62,7 @@ pub fn close_message(code: u16, reason: &'static str) -> Message {
 }
 
 /// True when the read failed because the peer sent a frame over the size limit.
-pub fn is_too_big(err: &axum::Error) -> bool {
+pub(crate) fn is_too_big(err: &axum::Error) -> bool {
     use std::error::Error;
     let mut source: Option<&(dyn Error + 'static)> = Some(err);
     while let Some(e) = source {
@@ -80,7 +75,7 @@ pub fn is_too_big(err: &axum::Error) -> bool {
 }
 
 /// What one read from a socket means for its session loop.
-pub enum Inbound {
+pub(crate) enum Inbound {
     /// A text frame to handle.
     Text(Utf8Bytes),
     /// A frame refused before handling (binary, over the rate): answer with this error.
@@ -92,7 +87,7 @@ pub enum Inbound {
 }
 
 /// Classifies a read: the size limit (close 1009), the per-socket frame rate, control frames.
-pub fn read_inbound(
+pub(crate) fn read_inbound(
     read: Option<Result<Message, axum::Error>>,
     limiter: &DefaultDirectRateLimiter,
     last_heard: &mut Instant,
@@ -122,16 +117,16 @@ pub fn read_inbound(
 
 /// Server pings and the dead-peer rule shared by v1 and v2 sessions: a ping every interval,
 /// and a peer silent for three intervals is dropped.
-pub struct Keepalive {
+pub(crate) struct Keepalive {
     every: Duration,
     ticks: tokio::time::Interval,
     /// When the peer was last heard from (any frame).
-    pub last_heard: Instant,
+    pub(crate) last_heard: Instant,
 }
 
 impl Keepalive {
-    pub fn new(state: &AppState) -> Keepalive {
-        let every = Duration::from_secs(state.config.ws_ping_interval_secs.max(1));
+    pub(crate) fn new(rt: &Realtime) -> Keepalive {
+        let every = rt.settings().ping_interval;
         let ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         Keepalive {
             every,
@@ -141,7 +136,7 @@ impl Keepalive {
     }
 
     /// Waits for the next ping time: `Ok(ping)` to send, or `Err(close)` for a dead peer.
-    pub async fn due(&mut self) -> Result<Message, Message> {
+    pub(crate) async fn due(&mut self) -> Result<Message, Message> {
         self.ticks.tick().await;
         if self.last_heard.elapsed() > self.every * 3 {
             Err(close_message(close::POLICY, "no answer to pings"))
@@ -152,18 +147,17 @@ impl Keepalive {
 }
 
 /// The close frame for a socket whose queue overflowed.
-pub fn too_slow() -> Message {
+pub(crate) fn too_slow() -> Message {
     close_message(close::TRY_AGAIN_LATER, "too slow to read")
 }
 
-/// Resolves once the server starts shutting down.
-pub async fn stopping(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
-    // The guard that wait_for returns is not Send; drop it here, before any other await.
-    let _ = shutdown.wait_for(|stopping| *stopping).await.map(|_| ());
+/// The close frame sent to every socket when the server shuts down.
+pub(crate) fn restarting() -> Message {
+    close_message(close::RESTARTING, "server restarting")
 }
 
 /// Writes one frame and whatever else is already queued, then flushes once.
-pub async fn write_batch<S>(
+pub(crate) async fn write_batch<S>(
     sink: &mut S,
     first: Arc<Delivery>,
     rx: &mut mpsc::Receiver<Arc<Delivery>>,
@@ -192,38 +186,38 @@ where
 /// Joins `user`'s socket to `chat`'s room. Done before the handshake is answered, so a client
 /// that has its `101` gets every message stored from then on (they wait in the queue until the
 /// session runs); dropping the result (a failed upgrade) leaves the room.
-pub fn join_v1(state: &AppState, user: Uuid, chat: Uuid) -> (Connection, mpsc::Receiver<Arc<Delivery>>) {
-    let (connection, rx) = state.fanout.hub().connect(user, state.config.ws_send_queue);
+pub(crate) fn join_v1(rt: &Realtime, user: UserId, chat: ChatId) -> (Connection, mpsc::Receiver<Arc<Delivery>>) {
+    let (connection, rx) = rt.hub().connect(user, rt.settings().send_queue);
     connection.join(chat);
     (connection, rx)
 }
 
 /// Runs a seed (v1) socket for `user` in `chat`, joined by [`join_v1`], until either side closes.
-pub async fn run_v1(
+pub(crate) async fn run_v1(
     socket: WebSocket,
-    state: AppState,
-    chat: Uuid,
+    rt: Realtime,
+    chat: ChatId,
     format: Format,
     (connection, mut rx): (Connection, mpsc::Receiver<Arc<Delivery>>),
 ) {
-    let _gauge = OpenGauge::new(&state);
+    let _gauge = OpenGauge::new();
     let user = connection.user();
     // Work that only happens now and then is boxed, so the future an idle socket's task keeps
     // stays small (an idle connection should cost a few KiB).
-    Box::pin(super::presence::connected(&state, user)).await;
+    Box::pin(super::presence::connected(&rt, user)).await;
     let kicked = connection.kicked();
-    let limiter = frame_limiter(&state);
-    let mut keepalive = Keepalive::new(&state);
-    let mut shutdown = state.shutdown.clone();
+    let limiter = frame_limiter(&rt);
+    let mut keepalive = Keepalive::new(&rt);
+    let closing = rt.closing().clone();
     let (mut sink, mut stream) = socket.split();
 
     // Messages queued for storage; the socket goes on reading and delivering meanwhile.
-    let mut pending: FuturesOrdered<service::PendingStore> = FuturesOrdered::new();
+    let mut pending: FuturesOrdered<PendingStore> = FuturesOrdered::new();
     let close = loop {
         tokio::select! {
             biased;
             Some(stored) = pending.next(), if !pending.is_empty() => if let Err(err) = stored {
-                let error = api_error_frame(err);
+                let error = ErrorFrame::from(err);
                 metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
                 if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
             },
@@ -231,7 +225,7 @@ pub async fn run_v1(
                 Inbound::Closed(close) => break close,
                 Inbound::Nothing => continue,
                 Inbound::Refused(error) => if sink.send(Message::Text(error.v1().into())).await.is_err() { break None },
-                Inbound::Text(text) => match Box::pin(handle_v1_frame(&state, &connection, chat, &text)).await {
+                Inbound::Text(text) => match Box::pin(handle_v1_frame(&rt, &connection, chat, &text)).await {
                     Ok(committed) => pending.push_back(committed),
                     Err(error) => {
                         metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
@@ -253,20 +247,33 @@ pub async fn run_v1(
                 Ok(ping) => if sink.send(ping).await.is_err() { break None },
                 Err(dead) => break Some(dead),
             },
-            _ = stopping(&mut shutdown) => break Some(close_message(close::RESTARTING, "server restarting")),
+            _ = closing.cancelled() => break Some(restarting()),
         }
     };
-    if let Some(close) = close {
-        close_handshake(&mut sink, &mut stream, close).await;
+    match close {
+        Some(close) if closing.is_cancelled() => {
+            Box::pin(v1_goodbye(
+                &rt,
+                &connection,
+                chat,
+                &mut sink,
+                &mut stream,
+                pending,
+                close,
+            ))
+            .await
+        }
+        Some(close) => close_handshake(&mut sink, &mut stream, close).await,
+        None => {}
     }
     drop(connection);
-    Box::pin(super::presence::disconnected(&state, user)).await;
+    Box::pin(super::presence::disconnected(&rt, user)).await;
 }
 
 /// Sends our close frame, then waits briefly for the peer's reply before the TCP connection is
 /// dropped (RFC 6455 §7.1.1). Dropping at once can reset a connection whose peer still has
 /// frames in flight, and a reset may cost the peer the close frame it has not read yet.
-pub async fn close_handshake<S>(
+pub(crate) async fn close_handshake<S>(
     sink: &mut S,
     stream: &mut (impl futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin),
     close: Message,
@@ -289,41 +296,65 @@ pub async fn close_handshake<S>(
     .await;
 }
 
+/// A v1 socket's end at shutdown. v1 clients fire and forget, so nothing they sent may be
+/// lost: failures of sends still pending are reported first; then, after our close frame,
+/// text frames the client sent before it saw that close are still stored (RFC 6455 lets us
+/// read until its close arrives; no echo can follow a close frame).
+async fn v1_goodbye<S>(
+    rt: &Realtime,
+    connection: &Connection,
+    chat: ChatId,
+    sink: &mut S,
+    stream: &mut (impl futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin),
+    mut pending: FuturesOrdered<PendingStore>,
+    close: Message,
+) where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    while let Some(stored) = pending.next().await {
+        if let Err(err) = stored {
+            let _ = sink.send(Message::Text(ErrorFrame::from(err).v1().into())).await;
+        }
+    }
+    if tokio::time::timeout(Duration::from_secs(2), sink.send(close))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(frame)) = stream.next().await {
+            match frame {
+                Message::Text(text) => {
+                    if let Ok(store) = handle_v1_frame(rt, connection, chat, &text).await {
+                        pending.push_back(store);
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    while pending.next().await.is_some() {}
+}
+
 /// Checks a v1 frame and queues its message for storage (the echo to the room follows the
 /// commit). A socket whose user was removed from the chat has left its room and is refused.
 async fn handle_v1_frame(
-    state: &AppState,
+    rt: &Realtime,
     connection: &Connection,
-    chat: Uuid,
+    chat: ChatId,
     text: &str,
-) -> Result<service::PendingStore, ErrorFrame> {
+) -> Result<PendingStore, ErrorFrame> {
     let user = connection.user();
     let map = protocol::parse_object(text)?;
-    let draft = protocol::parse_v1_message(&map, chat, user, state.config.ws_max_frame_bytes)?;
-    if let Err(refusal) = service::check_draft(&draft, state.config.ws_max_frame_bytes) {
+    let draft = protocol::parse_v1_message(&map, chat, user, rt.chats().max_extra_bytes())?;
+    if let Err(refusal) = draft.check(rt.chats().max_extra_bytes()) {
         return Err(ErrorFrame::new(refusal.code, refusal.detail));
     }
     if !connection.has_joined(chat) {
-        return Err(api_error_frame(ApiError::NotFound));
+        return Err(ChatError::NotFound.into());
     }
-    service::submit_as_member(state, user, chat, draft)
-        .await
-        .map_err(api_error_frame)
-}
-
-/// Maps a service failure to an error frame; internal details stay in the log.
-pub fn api_error_frame(err: ApiError) -> ErrorFrame {
-    match err {
-        ApiError::NotFound => ErrorFrame::new("not_found", "No such chat, or you are not one of its members."),
-        ApiError::PermissionDenied => {
-            ErrorFrame::new("forbidden", "You do not have permission to perform this action.")
-        }
-        ApiError::Unavailable => ErrorFrame::new(
-            "unavailable",
-            "Storage is unavailable; the message was not stored. Retry.",
-        ),
-        ApiError::Validation(_) => ErrorFrame::new("invalid_frame", protocol::field_errors_text(err)),
-        ApiError::Internal(_) => ErrorFrame::new("internal", "Internal server error; the message was not stored."),
-        other => ErrorFrame::new("invalid_frame", other.to_string()),
-    }
+    Ok(rt.chats().submit(user, chat, draft).await?)
 }

@@ -20,23 +20,20 @@ use futures_util::stream::{FuturesOrdered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
 use super::event::{Delivery, Event, Format};
 use super::hub::Connection;
 use super::presence;
 use super::protocol::{self, ErrorFrame};
-use super::session::{self, close, close_message, Inbound, OpenGauge};
-use crate::app::AppState;
-use crate::chats::groups;
-use crate::chats::routes::read_draft;
-use crate::chats::service::{self, MessageChange, Submitted, CLIENT_ID_MAX};
+use super::session::{self, Inbound, OpenGauge};
+use super::Realtime;
+use crate::chats::events::ChatEvent;
 use crate::chats::view::MessageView;
-use crate::chats::writer::{WriteError, WriterPermit};
-use crate::error::{ApiError, ApiResult};
+use crate::chats::writer::WriterPermit;
+use crate::chats::{ChatError, ChatResult, Chats, Draft, MessageChange, Submitted, CLIENT_ID_MAX};
 use crate::http::Fields;
+use crate::ids::{ChatId, MessageId, UserId};
 use crate::store::messages::{NewMessage, Stored};
-use crate::store::{chats, messages};
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -46,16 +43,16 @@ const REPLAY_PAGE: i64 = 500;
 const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 
 struct Session {
-    state: AppState,
-    user: Uuid,
+    rt: Realtime,
+    user: UserId,
     connection: Connection,
     /// Last sequence sent, per followed chat.
-    sent_seq: HashMap<Uuid, i64>,
-    last_typing: HashMap<Uuid, Instant>,
+    sent_seq: HashMap<ChatId, i64>,
+    last_typing: HashMap<ChatId, Instant>,
     /// Sends queued for storage, answered in the order they were made.
-    pending: FuturesOrdered<Pin<Box<dyn Future<Output = (PendingAck, ApiResult<Stored>)> + Send + Sync>>>,
+    pending: FuturesOrdered<Pin<Box<dyn Future<Output = (PendingAck, ChatResult<Stored>)> + Send + Sync>>>,
     /// (chat, clientId) of those sends, oldest first.
-    in_flight: std::collections::VecDeque<(Uuid, String)>,
+    in_flight: std::collections::VecDeque<(ChatId, String)>,
     /// A send that found the storage queue full. Meanwhile the socket reads nothing new (so
     /// its sends keep their order) but keeps delivering.
     blocked: Option<BlockedSend>,
@@ -65,13 +62,13 @@ struct Session {
 struct BlockedSend {
     message: NewMessage,
     ack: PendingAck,
-    room: Pin<Box<dyn Future<Output = Result<WriterPermit, WriteError>> + Send + Sync>>,
+    room: Pin<Box<dyn Future<Output = Result<WriterPermit, ChatError>> + Send + Sync>>,
 }
 
 /// What an `ack` (or its error) must say about the send it answers.
 struct PendingAck {
     client_id: String,
-    chat: Uuid,
+    chat: ChatId,
     reference: Option<Value>,
 }
 
@@ -80,19 +77,19 @@ const MAX_SENDS_IN_FLIGHT: usize = 256;
 
 /// Runs a v2 socket. `initial` is the chat of a `/ws/chat/{id}/` URL, followed from `after`
 /// (or from now).
-pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option<(Uuid, Option<i64>)>) {
-    let _gauge = OpenGauge::new(&state);
-    let (connection, mut rx) = state.fanout.hub().connect(user, state.config.ws_send_queue);
+pub(crate) async fn run(socket: WebSocket, rt: Realtime, user: UserId, initial: Option<(ChatId, Option<i64>)>) {
+    let _gauge = OpenGauge::new();
+    let (connection, mut rx) = rt.hub().connect(user, rt.settings().send_queue);
     // Work that only happens now and then is boxed, so the future an idle socket's task keeps
     // stays small (an idle connection should cost a few KiB).
-    Box::pin(presence::connected(&state, user)).await;
+    Box::pin(presence::connected(&rt, user)).await;
     let kicked = connection.kicked();
-    let limiter = session::frame_limiter(&state);
-    let mut keepalive = session::Keepalive::new(&state);
-    let mut shutdown = state.shutdown.clone();
+    let limiter = session::frame_limiter(&rt);
+    let mut keepalive = session::Keepalive::new(&rt);
+    let closing = rt.closing().clone();
     let (mut sink, mut stream) = socket.split();
     let mut session = Session {
-        state: state.clone(),
+        rt: rt.clone(),
         user,
         connection,
         sent_seq: HashMap::new(),
@@ -142,18 +139,26 @@ pub async fn run(socket: WebSocket, state: AppState, user: Uuid, initial: Option
                 Ok(ping) => if sink.send(ping).await.is_err() { break None },
                 Err(dead) => break Some(dead),
             },
-            _ = session::stopping(&mut shutdown) => break Some(close_message(close::RESTARTING, "server restarting")),
+            _ = closing.cancelled() => break Some(session::restarting()),
         }
     };
+    if closing.is_cancelled() {
+        // Every send already read is answered (ack or error) before the close frame.
+        while let Some(done) = session.pending.next().await {
+            if session.finish_send(&mut sink, done).await.is_err() {
+                break;
+            }
+        }
+    }
     if let Some(close) = close {
         session::close_handshake(&mut sink, &mut stream, close).await;
     }
     let Session { connection, .. } = session;
     drop(connection);
-    Box::pin(presence::disconnected(&state, user)).await;
+    Box::pin(presence::disconnected(&rt, user)).await;
 }
 
-async fn wait_for_room(blocked: &mut Option<BlockedSend>) -> Result<WriterPermit, WriteError> {
+async fn wait_for_room(blocked: &mut Option<BlockedSend>) -> Result<WriterPermit, ChatError> {
     match blocked {
         Some(blocked) => blocked.room.as_mut().await,
         None => std::future::pending().await,
@@ -173,12 +178,12 @@ async fn send_json(sink: &mut Sink, frame: Value) -> Result<(), axum::Error> {
     sink.send(Message::Text(frame.to_string().into())).await
 }
 
-fn required_uuid(map: &Map<String, Value>, field: &'static str) -> Result<Uuid, ErrorFrame> {
+fn required_id<T: std::str::FromStr>(map: &Map<String, Value>, field: &'static str) -> Result<T, ErrorFrame> {
     match map.get(field) {
         None | Some(Value::Null) => Err(ErrorFrame::new("missing_field", format!("\"{field}\" is required."))),
         Some(v) => v
             .as_str()
-            .and_then(|s| Uuid::parse_str(s).ok())
+            .and_then(|s| s.parse().ok())
             .ok_or_else(|| ErrorFrame::new("invalid_field", format!("\"{field}\" must be a uuid."))),
     }
 }
@@ -194,6 +199,10 @@ fn optional_seq(map: &Map<String, Value>, field: &'static str) -> Result<Option<
 }
 
 impl Session {
+    fn chats(&self) -> &Chats {
+        self.rt.chats()
+    }
+
     /// Handles one inbound frame; `Err` only when the socket is gone.
     async fn handle(&mut self, sink: &mut Sink, text: &str) -> Result<(), ()> {
         let map = match protocol::parse_object(text) {
@@ -225,13 +234,13 @@ impl Session {
         match kind {
             "send" => self.send_message(map, reference).await,
             "subscribe" => {
-                let chat = required_uuid(map, "chat")?;
+                let chat = required_id(map, "chat")?;
                 let after = optional_seq(map, "afterSeq")?;
                 self.subscribe(sink, chat, after, reference).await
             }
             "resume" => self.resume(sink, map, reference).await,
             "unsubscribe" => {
-                let chat = required_uuid(map, "chat")?;
+                let chat = required_id(map, "chat")?;
                 self.connection.leave(chat);
                 self.sent_seq.remove(&chat);
                 self.reply(sink, json!({ "type": "unsubscribed", "chat": chat }), reference)
@@ -240,7 +249,7 @@ impl Session {
             "read" => self.read(map).await,
             "typing" => self.typing(map).await,
             "edit" => {
-                let id = required_uuid(map, "id")?;
+                let id = required_id(map, "id")?;
                 if map.get("message").is_none_or(Value::is_null) {
                     return Err(ErrorFrame::new("missing_field", "\"message\" is required."));
                 }
@@ -249,38 +258,36 @@ impl Session {
                 f.finish()
                     .map_err(|e| ErrorFrame::new("invalid_frame", protocol::field_errors_text(e)))?;
                 // The same rules, and codes, as a new text message.
-                let draft = service::Draft {
+                let draft = Draft {
                     text,
-                    ..service::Draft::default()
+                    ..Draft::default()
                 };
-                service::check_draft(&draft, self.state.config.ws_max_frame_bytes)
+                draft
+                    .check(self.chats().max_extra_bytes())
                     .map_err(|r| ErrorFrame::new(r.code, r.detail))?;
                 let change = MessageChange {
                     text: Some(draft.text),
                     is_read: None,
                 };
-                service::change_message(&self.state, self.user, id, change)
-                    .await
-                    .map_err(session::api_error_frame)?;
+                self.chats().change_message(self.user, id, change).await?;
                 Ok(())
             }
             "delete" => {
-                let id = required_uuid(map, "id")?;
-                service::delete_message(&self.state, self.user, id)
-                    .await
-                    .map_err(session::api_error_frame)
+                let id = required_id(map, "id")?;
+                Ok(self.chats().delete_message(self.user, id).await?)
             }
             "add_member" | "remove_member" => {
-                let chat = required_uuid(map, "chat")?;
-                let member = required_uuid(map, "user")?;
+                let chat = required_id(map, "chat")?;
+                let member = required_id(map, "user")?;
                 let result = if kind == "add_member" {
-                    groups::add_member(&self.state, self.user, chat, member, false)
+                    self.chats()
+                        .add_member(self.user, chat, member, false)
                         .await
                         .map(|_| ())
                 } else {
-                    groups::remove_member(&self.state, self.user, chat, member).await
+                    self.chats().remove_member(self.user, chat, member).await
                 };
-                result.map_err(session::api_error_frame)
+                Ok(result?)
             }
             "ping" => self.reply(sink, json!({ "type": "pong" }), reference).await,
             "" => Err(ErrorFrame::new("missing_field", "\"type\" is required.")),
@@ -301,7 +308,7 @@ impl Session {
     }
 
     async fn send_message(&mut self, map: &Map<String, Value>, reference: Option<&Value>) -> Result<(), ErrorFrame> {
-        let chat = required_uuid(map, "chat")?;
+        let chat = required_id(map, "chat")?;
         let client_id = match map.get("clientId") {
             None | Some(Value::Null) => return Err(ErrorFrame::new("missing_field", "\"clientId\" is required.")),
             Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= CLIENT_ID_MAX => id.clone(),
@@ -322,19 +329,17 @@ impl Session {
             fields.insert("type".into(), kind.clone());
         }
         let mut f = Fields::new(&fields);
-        let mut draft = read_draft(&mut f, self.state.config.ws_max_frame_bytes);
+        let mut draft = Draft::read(&mut f, self.chats().max_extra_bytes());
         f.finish()
             .map_err(|e| ErrorFrame::new("invalid_frame", protocol::field_errors_text(e)))?;
         draft.client_id = Some(client_id.clone());
-        service::check_draft(&draft, self.state.config.ws_max_frame_bytes)
+        draft
+            .check(self.chats().max_extra_bytes())
             .map_err(|r| ErrorFrame::new(r.code, r.detail))?;
         if !self.connection.has_joined(chat) {
-            service::chat_for_member(&self.state, chat, self.user)
-                .await
-                .map_err(session::api_error_frame)?;
+            self.chats().chat_for_member(chat, self.user).await?;
         }
-        let submitted =
-            service::try_submit_as_member(&self.state, self.user, chat, draft).map_err(session::api_error_frame)?;
+        let submitted = self.chats().try_submit(self.user, chat, draft)?;
         self.in_flight.push_back((chat, client_id.clone()));
         let ack = PendingAck {
             client_id,
@@ -344,7 +349,7 @@ impl Session {
         match submitted {
             Submitted::Queued(committed) => self.pending.push_back(Box::pin(async move { (ack, committed.await) })),
             Submitted::QueueFull(message) => {
-                let room = Box::pin(self.state.writer.room());
+                let room = Box::pin(self.chats().storage_room());
                 self.blocked = Some(BlockedSend { message, ack, room });
             }
         }
@@ -353,23 +358,27 @@ impl Session {
 
     /// Queues the send that found the storage queue full, now that there is room (or answers
     /// it with an error, in its turn, if storage stopped).
-    fn queue_blocked_send(&mut self, permit: Result<WriterPermit, WriteError>) {
+    fn queue_blocked_send(&mut self, permit: Result<WriterPermit, ChatError>) {
         let Some(BlockedSend { message, ack, .. }) = self.blocked.take() else {
             return;
         };
         match permit {
             Ok(permit) => {
-                let committed = service::submit_with(permit, message);
+                let committed = Chats::submit_with(permit, message);
                 self.pending.push_back(Box::pin(async move { (ack, committed.await) }));
             }
             Err(_) => self
                 .pending
-                .push_back(Box::pin(async move { (ack, Err(ApiError::Unavailable)) })),
+                .push_back(Box::pin(async move { (ack, Err(ChatError::Unavailable)) })),
         }
     }
 
     /// Answers a send once its commit is known: `ack`, or an error frame naming its clientId.
-    async fn finish_send(&mut self, sink: &mut Sink, (ack, result): (PendingAck, ApiResult<Stored>)) -> Result<(), ()> {
+    async fn finish_send(
+        &mut self,
+        sink: &mut Sink,
+        (ack, result): (PendingAck, ChatResult<Stored>),
+    ) -> Result<(), ()> {
         self.in_flight.pop_front();
         let mut frame = match result {
             Ok(stored) => json!({
@@ -380,7 +389,7 @@ impl Session {
                 "message": MessageView::full(&stored.row),
             }),
             Err(err) => {
-                let error = session::api_error_frame(err);
+                let error = ErrorFrame::from(err);
                 metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
                 json!({ "type": "error", "code": error.code, "detail": error.detail, "clientId": ack.client_id, "chat": ack.chat })
             }
@@ -395,13 +404,11 @@ impl Session {
     async fn subscribe(
         &mut self,
         sink: &mut Sink,
-        chat: Uuid,
+        chat: ChatId,
         after: Option<i64>,
         reference: Option<&Value>,
     ) -> Result<(), ErrorFrame> {
-        let row = service::chat_for_member(&self.state, chat, self.user)
-            .await
-            .map_err(session::api_error_frame)?;
+        let row = self.chats().chat_for_member(chat, self.user).await?;
         if let Some(after) = after {
             if after < 0 || after > row.last_seq {
                 return Err(ErrorFrame::new(
@@ -418,11 +425,7 @@ impl Session {
         self.connection.join(chat);
         let start = match after {
             Some(after) => after,
-            None => chats::by_id(&self.state.db, chat)
-                .await
-                .map_err(db_error)?
-                .map(|c| c.last_seq)
-                .unwrap_or(row.last_seq),
+            None => self.chats().last_seq(chat).await?,
         };
         self.sent_seq.insert(chat, start);
         self.catch_up(sink, chat, i64::MAX).await?;
@@ -442,18 +445,19 @@ impl Session {
         map: &Map<String, Value>,
         reference: Option<&Value>,
     ) -> Result<(), ErrorFrame> {
-        let mut wanted: Vec<(Uuid, i64)> = Vec::new();
+        let mut wanted: Vec<(ChatId, i64)> = Vec::new();
         if let Some(Value::Object(chats)) = map.get("chats") {
             for (chat, seq) in chats {
-                let chat =
-                    Uuid::parse_str(chat).map_err(|_| ErrorFrame::new("invalid_field", "chat ids must be uuids."))?;
+                let chat: ChatId = chat
+                    .parse()
+                    .map_err(|_| ErrorFrame::new("invalid_field", "chat ids must be uuids."))?;
                 let seq = seq
                     .as_i64()
                     .ok_or_else(|| ErrorFrame::new("invalid_field", "sequences must be integers."))?;
                 wanted.push((chat, seq));
             }
         } else {
-            let chat = required_uuid(map, "chat")?;
+            let chat = required_id(map, "chat")?;
             let seq = optional_seq(map, "lastSeq")?
                 .ok_or_else(|| ErrorFrame::new("missing_field", "\"lastSeq\" is required."))?;
             wanted.push((chat, seq));
@@ -475,21 +479,24 @@ impl Session {
     }
 
     /// Sends stored messages of `chat` after the last one sent, up to (not including) `before`.
-    async fn catch_up(&mut self, sink: &mut Sink, chat: Uuid, before: i64) -> Result<(), ErrorFrame> {
+    async fn catch_up(&mut self, sink: &mut Sink, chat: ChatId, before: i64) -> Result<(), ErrorFrame> {
         loop {
             let from = self.sent_seq.get(&chat).copied().unwrap_or(0);
             if from + 1 >= before {
                 return Ok(());
             }
             let limit = REPLAY_PAGE.min(before.saturating_sub(from + 1));
-            let rows = messages::since(&self.state.db, chat, from, limit)
-                .await
-                .map_err(db_error)?;
+            let rows = self.chats().since(chat, from, limit).await?;
             let count = rows.len() as i64;
             for row in rows {
-                let frame = protocol::v2_frame(&Event::Message {
-                    message: MessageView::full(&row),
-                });
+                let event = Event::Chat {
+                    event: ChatEvent::Message {
+                        message: MessageView::full(&row),
+                    },
+                };
+                let Some(frame) = protocol::v2_frame(&event) else {
+                    continue;
+                };
                 self.sent_seq.insert(chat, row.seq);
                 if send_json(sink, frame).await.is_err() {
                     return Ok(());
@@ -519,7 +526,7 @@ impl Session {
                 next = rx.try_recv().ok();
                 continue;
             }
-            if let Event::Message { message } = &delivery.event {
+            if let Some(message) = delivery.event.new_message() {
                 // Our own message's echo: its ack goes first (the commit is known by now, since
                 // storage answers senders before it publishes).
                 if message.author == Some(self.user) {
@@ -566,14 +573,12 @@ impl Session {
     }
 
     async fn read(&mut self, map: &Map<String, Value>) -> Result<(), ErrorFrame> {
-        let chat = required_uuid(map, "chat")?;
+        let chat = required_id(map, "chat")?;
         let seq = match (optional_seq(map, "seq")?, map.get("messageId")) {
             (Some(seq), _) => seq,
             (None, Some(_)) => {
-                let id = required_uuid(map, "messageId")?;
-                let message = service::message_for_member(&self.state, id, self.user)
-                    .await
-                    .map_err(session::api_error_frame)?;
+                let id: MessageId = required_id(map, "messageId")?;
+                let message = self.chats().message_for_member(id, self.user).await?;
                 if message.chat_id != chat {
                     return Err(ErrorFrame::new("wrong_chat", "That message belongs to another chat."));
                 }
@@ -586,22 +591,14 @@ impl Session {
                 ))
             }
         };
-        match service::read_upto(&self.state, self.user, chat, seq).await {
-            Ok(_) => Ok(()),
-            Err(ApiError::Validation(_)) => Err(ErrorFrame::new(
-                "invalid_seq",
-                format!("No message {seq} in this chat."),
-            )),
-            Err(err) => Err(session::api_error_frame(err)),
-        }
+        self.chats().read_upto(self.user, chat, seq).await?;
+        Ok(())
     }
 
     async fn typing(&mut self, map: &Map<String, Value>) -> Result<(), ErrorFrame> {
-        let chat = required_uuid(map, "chat")?;
+        let chat = required_id(map, "chat")?;
         if !self.connection.has_joined(chat) {
-            service::chat_for_member(&self.state, chat, self.user)
-                .await
-                .map_err(session::api_error_frame)?;
+            self.chats().chat_for_member(chat, self.user).await?;
         }
         let now = Instant::now();
         if self
@@ -615,11 +612,7 @@ impl Session {
             ));
         }
         self.last_typing.insert(chat, now);
-        self.state.fanout.to_chat(Event::Typing { chat, user: self.user });
+        self.rt.fanout().to_chat(Event::Typing { chat, user: self.user });
         Ok(())
     }
-}
-
-fn db_error(err: sqlx::Error) -> ErrorFrame {
-    session::api_error_frame(ApiError::from(err))
 }

@@ -1,16 +1,16 @@
 //! The `chats` and `chat_members` tables.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
-use super::{is_unique_violation, now, Db};
+use super::{id_chunks, is_unique_violation, now, Db};
+use crate::ids::{ChatId, UserId};
 use crate::with_db;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ChatRow {
-    pub id: Uuid,
-    pub from_user: Option<Uuid>,
-    pub to_user: Option<Uuid>,
+    pub id: ChatId,
+    pub from_user: Option<UserId>,
+    pub to_user: Option<UserId>,
     pub is_group: bool,
     pub title: Option<String>,
     pub last_seq: i64,
@@ -20,7 +20,7 @@ pub struct ChatRow {
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MemberRow {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub is_admin: bool,
     pub last_read_seq: i64,
     pub joined_at: DateTime<Utc>,
@@ -29,28 +29,28 @@ pub struct MemberRow {
 const COLUMNS: &str = "c.id, c.from_user, c.to_user, c.is_group, c.title, c.last_seq, c.created_at, c.updated_at";
 
 /// The key that makes a pair's chat unique whichever of the two created it.
-fn pair_key(a: Uuid, b: Uuid) -> String {
+fn pair_key(a: UserId, b: UserId) -> String {
     let (low, high) = if a <= b { (a, b) } else { (b, a) };
     format!("{low}:{high}")
 }
 
-pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<ChatRow>, sqlx::Error> {
+pub async fn by_id(db: &Db, id: ChatId) -> Result<Option<ChatRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM chats c WHERE c.id = $1");
     with_db!(db, pool => sqlx::query_as::<_, ChatRow>(&sql).bind(id).fetch_optional(pool).await)
 }
 
-pub async fn pair(db: &Db, a: Uuid, b: Uuid) -> Result<Option<ChatRow>, sqlx::Error> {
+pub async fn pair(db: &Db, a: UserId, b: UserId) -> Result<Option<ChatRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM chats c WHERE c.pair_key = $1");
     with_db!(db, pool => sqlx::query_as::<_, ChatRow>(&sql).bind(pair_key(a, b)).fetch_optional(pool).await)
 }
 
 /// Finds the pair's chat or creates it; `true` when it was created now. Two concurrent creators
 /// race on the unique pair key and the loser reads the winner's chat.
-pub async fn find_or_create_pair(db: &Db, from: Uuid, to: Uuid) -> Result<(ChatRow, bool), sqlx::Error> {
+pub async fn find_or_create_pair(db: &Db, from: UserId, to: UserId) -> Result<(ChatRow, bool), sqlx::Error> {
     if let Some(chat) = pair(db, from, to).await? {
         return Ok((chat, false));
     }
-    let id = Uuid::now_v7();
+    let id = ChatId::new();
     let at = now();
     let key = pair_key(from, to);
     // An async block, so that `?` lands in `created` (a lost race is handled below) instead of
@@ -85,8 +85,13 @@ pub async fn find_or_create_pair(db: &Db, from: Uuid, to: Uuid) -> Result<(ChatR
 }
 
 /// Creates a group chat with `admin` as its first admin and the given members.
-pub async fn create_group(db: &Db, title: &str, admin: Uuid, members: &[Uuid]) -> Result<ChatRow, sqlx::Error> {
-    let id = Uuid::now_v7();
+pub(crate) async fn create_group(
+    db: &Db,
+    title: &str,
+    admin: UserId,
+    members: &[UserId],
+) -> Result<ChatRow, sqlx::Error> {
+    let id = ChatId::new();
     let at = now();
     with_db!(db, pool => {
         let mut tx = pool.begin().await?;
@@ -108,7 +113,7 @@ pub async fn create_group(db: &Db, title: &str, admin: Uuid, members: &[Uuid]) -
     by_id(db, id).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
-pub async fn set_title(db: &Db, chat: Uuid, title: &str) -> Result<(), sqlx::Error> {
+pub(crate) async fn set_title(db: &Db, chat: ChatId, title: &str) -> Result<(), sqlx::Error> {
     with_db!(db, pool => sqlx::query("UPDATE chats SET title = $2, updated_at = $3 WHERE id = $1")
         .bind(chat).bind(title).bind(now()).execute(pool).await.map(|r| r.rows_affected()))?;
     Ok(())
@@ -116,7 +121,7 @@ pub async fn set_title(db: &Db, chat: Uuid, title: &str) -> Result<(), sqlx::Err
 
 /// Adds a member; false when they already were one. New members start at the chat's current
 /// sequence so joining does not flood them with unread history.
-pub async fn add_member(db: &Db, chat: Uuid, user: Uuid, admin: bool) -> Result<bool, sqlx::Error> {
+pub(crate) async fn add_member(db: &Db, chat: ChatId, user: UserId, admin: bool) -> Result<bool, sqlx::Error> {
     let done = with_db!(db, pool => sqlx::query(
         "INSERT INTO chat_members (chat_id, user_id, is_admin, last_read_seq, joined_at) \
          SELECT $1, $2, $3, last_seq, $4 FROM chats WHERE id = $1 ON CONFLICT DO NOTHING")
@@ -125,62 +130,109 @@ pub async fn add_member(db: &Db, chat: Uuid, user: Uuid, admin: bool) -> Result<
     Ok(done == 1)
 }
 
-pub async fn remove_member(db: &Db, chat: Uuid, user: Uuid) -> Result<bool, sqlx::Error> {
+pub(crate) async fn remove_member(db: &Db, chat: ChatId, user: UserId) -> Result<bool, sqlx::Error> {
     let done = with_db!(db, pool => sqlx::query("DELETE FROM chat_members WHERE chat_id = $1 AND user_id = $2")
         .bind(chat).bind(user).execute(pool).await.map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 
-pub async fn member(db: &Db, chat: Uuid, user: Uuid) -> Result<Option<MemberRow>, sqlx::Error> {
+pub(crate) async fn member(db: &Db, chat: ChatId, user: UserId) -> Result<Option<MemberRow>, sqlx::Error> {
     with_db!(db, pool => sqlx::query_as::<_, MemberRow>(
         "SELECT user_id, is_admin, last_read_seq, joined_at FROM chat_members WHERE chat_id = $1 AND user_id = $2")
         .bind(chat).bind(user).fetch_optional(pool).await)
 }
 
-pub async fn members(db: &Db, chat: Uuid) -> Result<Vec<MemberRow>, sqlx::Error> {
+pub async fn members(db: &Db, chat: ChatId) -> Result<Vec<MemberRow>, sqlx::Error> {
     with_db!(db, pool => sqlx::query_as::<_, MemberRow>(
         "SELECT user_id, is_admin, last_read_seq, joined_at FROM chat_members WHERE chat_id = $1 ORDER BY joined_at, user_id")
         .bind(chat).fetch_all(pool).await)
 }
 
 /// Users who share at least one chat with `user` (the audience of their presence).
-pub async fn contacts(db: &Db, user: Uuid) -> Result<Vec<Uuid>, sqlx::Error> {
-    with_db!(db, pool => sqlx::query_scalar::<_, Uuid>(
+pub(crate) async fn contacts(db: &Db, user: UserId) -> Result<Vec<UserId>, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar::<_, UserId>(
         "SELECT DISTINCT other.user_id FROM chat_members me \
          JOIN chat_members other ON other.chat_id = me.chat_id AND other.user_id <> me.user_id \
          WHERE me.user_id = $1")
         .bind(user).fetch_all(pool).await)
 }
 
-/// One page of the chats `user` belongs to, most recently active first.
-pub async fn list_for_user(
-    db: &Db,
-    user: Uuid,
-    only: Option<Uuid>,
-    limit: i64,
-    offset: i64,
-) -> Result<(i64, Vec<ChatRow>), sqlx::Error> {
-    let filter = "m.user_id = $1 AND ($2 IS NULL OR c.id = $2)";
-    let count_sql = format!("SELECT COUNT(*) FROM chats c JOIN chat_members m ON m.chat_id = c.id WHERE {filter}");
-    let page_sql = format!(
-        "SELECT {COLUMNS} FROM chats c JOIN chat_members m ON m.chat_id = c.id WHERE {filter} \
-         ORDER BY c.updated_at DESC, c.id DESC LIMIT $3 OFFSET $4"
-    );
-    with_db!(db, pool => {
-        let total: i64 = sqlx::query_scalar(&count_sql).bind(user).bind(only).fetch_one(pool).await?;
-        let rows = sqlx::query_as::<_, ChatRow>(&page_sql)
-            .bind(user).bind(only).bind(limit).bind(offset)
-            .fetch_all(pool).await?;
-        Ok((total, rows))
-    })
+/// A chat as one member sees it in their list: the chat, that member's unread count and the id
+/// of the chat's last live message.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct ListedChat {
+    #[sqlx(flatten)]
+    pub chat: ChatRow,
+    pub unread: i64,
+    pub last_message: Option<crate::ids::MessageId>,
 }
 
-pub async fn all(db: &Db, limit: i64) -> Result<Vec<ChatRow>, sqlx::Error> {
+/// One page of the chats `user` belongs to, most recently active first, each with `user`'s
+/// unread count (messages from others after their read mark and not marked read one by one)
+/// and its last live message's id: one statement however many chats the page holds.
+pub(crate) async fn page_for_user(
+    db: &Db,
+    user: UserId,
+    only: Option<ChatId>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<ListedChat>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS}, \
+           (SELECT COUNT(*) FROM messages u WHERE u.chat_id = c.id AND u.seq > m.last_read_seq \
+              AND u.deleted = FALSE AND u.is_read = FALSE AND (u.author IS NULL OR u.author <> $1)) AS unread, \
+           (SELECT l.id FROM messages l WHERE l.chat_id = c.id AND l.deleted = FALSE \
+              ORDER BY l.seq DESC LIMIT 1) AS last_message \
+         FROM chats c JOIN chat_members m ON m.chat_id = c.id \
+         WHERE m.user_id = $1 AND ($2 IS NULL OR c.id = $2) \
+         ORDER BY c.updated_at DESC, c.id DESC LIMIT $3 OFFSET $4"
+    );
+    with_db!(db, pool => sqlx::query_as::<_, ListedChat>(&sql)
+        .bind(user).bind(only).bind(limit).bind(offset)
+        .fetch_all(pool).await)
+}
+
+/// How many chats `user` belongs to (the page's `count`).
+pub(crate) async fn count_for_user(db: &Db, user: UserId, only: Option<ChatId>) -> Result<i64, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM chat_members m WHERE m.user_id = $1 AND ($2 IS NULL OR m.chat_id = $2)")
+        .bind(user).bind(only).fetch_one(pool).await)
+}
+
+/// A member of one of several chats.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct ChatMemberRow {
+    pub chat_id: ChatId,
+    pub user_id: UserId,
+    pub is_admin: bool,
+}
+
+/// The members of these chats, in joining order per chat.
+pub(crate) async fn members_of(db: &Db, chats: &[ChatId]) -> Result<Vec<ChatMemberRow>, sqlx::Error> {
+    let mut rows = Vec::new();
+    for chunk in id_chunks(chats) {
+        let sql = format!(
+            "SELECT chat_id, user_id, is_admin FROM chat_members WHERE chat_id IN {} \
+             ORDER BY chat_id, joined_at, user_id",
+            chunk.placeholders(1)
+        );
+        rows.extend(with_db!(db, pool => {
+            let mut query = sqlx::query_as::<_, ChatMemberRow>(&sql);
+            for id in chunk.padded() {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await
+        })?);
+    }
+    Ok(rows)
+}
+
+pub(crate) async fn all(db: &Db, limit: i64) -> Result<Vec<ChatRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM chats c ORDER BY c.updated_at DESC LIMIT $1");
     with_db!(db, pool => sqlx::query_as::<_, ChatRow>(&sql).bind(limit).fetch_all(pool).await)
 }
 
-pub async fn delete(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn delete(db: &Db, id: ChatId) -> Result<(), sqlx::Error> {
     with_db!(db, pool => sqlx::query("DELETE FROM chats WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
     Ok(())
 }

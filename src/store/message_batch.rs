@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 
+use crate::ids::{ChatId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Sqlite, Transaction};
-use uuid::Uuid;
 
 use super::messages::{MessageRow, NewMessage, Stored, COLUMNS};
 use super::{now, Db};
@@ -67,7 +67,7 @@ struct Plan<'a> {
 
 impl<'a> Plan<'a> {
     fn new(batch: &'a [NewMessage], earlier: &[MessageRow]) -> Plan<'a> {
-        type Key<'k> = (Uuid, Uuid, &'k str);
+        type Key<'k> = (ChatId, UserId, &'k str);
         let earlier_at: HashMap<Key, usize> = earlier
             .iter()
             .enumerate()
@@ -104,18 +104,18 @@ impl<'a> Plan<'a> {
 
     /// How many new messages each chat gets, chats in id order (the order their rows are
     /// locked in, so that concurrent writers on PostgreSQL cannot deadlock).
-    fn counts_per_chat(&self) -> Vec<(Uuid, i64)> {
-        let mut counts: HashMap<Uuid, i64> = HashMap::new();
+    fn counts_per_chat(&self) -> Vec<(ChatId, i64)> {
+        let mut counts: HashMap<ChatId, i64> = HashMap::new();
         for message in &self.fresh {
             *counts.entry(message.chat_id).or_default() += 1;
         }
-        let mut counts: Vec<(Uuid, i64)> = counts.into_iter().collect();
+        let mut counts: Vec<(ChatId, i64)> = counts.into_iter().collect();
         counts.sort_unstable();
         counts
     }
 
     /// The rows to insert, given each chat's first reserved sequence number.
-    fn rows(&self, first_seqs: &HashMap<Uuid, i64>, at: DateTime<Utc>) -> Vec<MessageRow> {
+    fn rows(&self, first_seqs: &HashMap<ChatId, i64>, at: DateTime<Utc>) -> Vec<MessageRow> {
         let mut next_seq = first_seqs.clone();
         self.fresh
             .iter()
@@ -124,7 +124,7 @@ impl<'a> Plan<'a> {
                     .get_mut(&m.chat_id)
                     .expect("every chat of the batch was reserved");
                 let row = MessageRow {
-                    id: Uuid::now_v7(),
+                    id: MessageId::new(),
                     chat_id: m.chat_id,
                     seq: *seq,
                     author: Some(m.author),
@@ -161,9 +161,9 @@ impl<'a> Plan<'a> {
 }
 
 /// Turns `UPDATE … RETURNING id, last_seq` answers into each chat's first reserved number.
-fn first_seqs(counts: &[(Uuid, i64)], reserved: Vec<(Uuid, i64)>) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
-    let wanted: HashMap<Uuid, i64> = counts.iter().copied().collect();
-    let firsts: HashMap<Uuid, i64> = reserved
+fn first_seqs(counts: &[(ChatId, i64)], reserved: Vec<(ChatId, i64)>) -> Result<HashMap<ChatId, i64>, sqlx::Error> {
+    let wanted: HashMap<ChatId, i64> = counts.iter().copied().collect();
+    let firsts: HashMap<ChatId, i64> = reserved
         .into_iter()
         .filter_map(|(chat, last)| Some((chat, last - wanted.get(&chat)? + 1)))
         .collect();
@@ -194,8 +194,8 @@ mod postgres {
             return Ok(Vec::new());
         }
         let client_ids: Vec<&str> = keyed.iter().filter_map(|m| m.client_id.as_deref()).collect();
-        let chats: Vec<Uuid> = keyed.iter().map(|m| m.chat_id).collect();
-        let authors: Vec<Uuid> = keyed.iter().map(|m| m.author).collect();
+        let chats: Vec<ChatId> = keyed.iter().map(|m| m.chat_id).collect();
+        let authors: Vec<UserId> = keyed.iter().map(|m| m.author).collect();
         let sql = format!(
             "SELECT m.* FROM unnest($1::text[], $2::uuid[], $3::uuid[]) AS k(client_id, chat_id, author) \
              CROSS JOIN LATERAL (SELECT {COLUMNS} FROM messages \
@@ -214,10 +214,10 @@ mod postgres {
     /// writing to overlapping chats in different orders would deadlock.
     pub async fn reserve(
         tx: &mut Transaction<'_, Postgres>,
-        counts: &[(Uuid, i64)],
+        counts: &[(ChatId, i64)],
         at: DateTime<Utc>,
-    ) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
-        let (chats, amounts): (Vec<Uuid>, Vec<i64>) = counts.iter().copied().unzip();
+    ) -> Result<HashMap<ChatId, i64>, sqlx::Error> {
+        let (chats, amounts): (Vec<ChatId>, Vec<i64>) = counts.iter().copied().unzip();
         if chats.is_empty() {
             return Ok(HashMap::new());
         }
@@ -227,7 +227,7 @@ mod postgres {
                 .execute(&mut **tx)
                 .await?;
         }
-        let reserved: Vec<(Uuid, i64)> = sqlx::query_as(
+        let reserved: Vec<(ChatId, i64)> = sqlx::query_as(
             "UPDATE chats SET last_seq = chats.last_seq + d.n, updated_at = $3 \
              FROM unnest($1::uuid[], $2::int8[]) AS d(id, n) WHERE chats.id = d.id \
              RETURNING chats.id, chats.last_seq",
@@ -249,10 +249,10 @@ mod postgres {
         if rows.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-        let chats: Vec<Uuid> = rows.iter().map(|r| r.chat_id).collect();
+        let ids: Vec<MessageId> = rows.iter().map(|r| r.id).collect();
+        let chats: Vec<ChatId> = rows.iter().map(|r| r.chat_id).collect();
         let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-        let authors: Vec<Option<Uuid>> = rows.iter().map(|r| r.author).collect();
+        let authors: Vec<Option<UserId>> = rows.iter().map(|r| r.author).collect();
         let client_ids: Vec<Option<&str>> = rows.iter().map(|r| r.client_id.as_deref()).collect();
         let bodies: Vec<&str> = rows.iter().map(|r| r.body.as_str()).collect();
         let kinds: Vec<i32> = rows.iter().map(|r| r.kind).collect();
@@ -323,9 +323,9 @@ mod sqlite {
     /// and a prepared single-row UPDATE costs microseconds.
     pub async fn reserve(
         tx: &mut Transaction<'_, Sqlite>,
-        counts: &[(Uuid, i64)],
+        counts: &[(ChatId, i64)],
         at: DateTime<Utc>,
-    ) -> Result<HashMap<Uuid, i64>, sqlx::Error> {
+    ) -> Result<HashMap<ChatId, i64>, sqlx::Error> {
         let mut reserved = Vec::with_capacity(counts.len());
         for &(chat, count) in counts {
             let last: Option<i64> = sqlx::query_scalar(
@@ -386,7 +386,7 @@ mod sqlite {
 mod tests {
     use super::*;
 
-    fn message(chat: Uuid, author: Uuid, client_id: Option<&str>) -> NewMessage {
+    fn message(chat: ChatId, author: UserId, client_id: Option<&str>) -> NewMessage {
         NewMessage {
             chat_id: chat,
             author,
@@ -409,8 +409,8 @@ mod tests {
 
     #[test]
     fn a_plan_numbers_each_chat_in_input_order_and_stores_repeats_once() {
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
-        let alice = Uuid::now_v7();
+        let (a, b) = (ChatId::new(), ChatId::new());
+        let alice = UserId::new();
         let batch = vec![
             message(a, alice, Some("x")),
             message(b, alice, Some("x")),
@@ -433,9 +433,9 @@ mod tests {
 
     #[test]
     fn a_plan_answers_a_retry_with_the_message_it_repeats() {
-        let chat = Uuid::now_v7();
-        let alice = Uuid::now_v7();
-        let bob = Uuid::now_v7();
+        let chat = ChatId::new();
+        let alice = UserId::new();
+        let bob = UserId::new();
         let earlier = Plan::new(&[message(chat, alice, Some("x"))], &[]).rows(&HashMap::from([(chat, 1)]), now());
         // Bob's "x" is his own clientId, not a repeat of Alice's.
         let batch = vec![message(chat, alice, Some("x")), message(chat, bob, Some("x"))];
@@ -451,7 +451,7 @@ mod tests {
 
     #[test]
     fn a_reservation_missing_a_chat_fails_the_batch() {
-        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let (a, b) = (ChatId::new(), ChatId::new());
         let firsts = first_seqs(&[(a, 2), (b, 1)], vec![(a, 7), (b, 1)]).unwrap();
         assert_eq!(firsts, HashMap::from([(a, 6), (b, 1)]));
         assert!(matches!(

@@ -5,19 +5,19 @@
 //! of one chat on PostgreSQL and whose single writer does so on SQLite).
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
-use super::{now, Db};
+use super::{id_chunks, now, Db};
+use crate::ids::{ChatId, MessageId, UserId};
 use crate::with_db;
 
 pub use super::message_batch::insert_batch;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MessageRow {
-    pub id: Uuid,
-    pub chat_id: Uuid,
+    pub id: MessageId,
+    pub chat_id: ChatId,
     pub seq: i64,
-    pub author: Option<Uuid>,
+    pub author: Option<UserId>,
     pub client_id: Option<String>,
     pub body: String,
     pub kind: i32,
@@ -34,8 +34,8 @@ pub(super) const COLUMNS: &str =
 /// A message to store, already validated by the chat service.
 #[derive(Clone, Debug)]
 pub struct NewMessage {
-    pub chat_id: Uuid,
-    pub author: Uuid,
+    pub chat_id: ChatId,
+    pub author: UserId,
     pub client_id: Option<String>,
     pub body: String,
     pub kind: i32,
@@ -50,15 +50,15 @@ pub struct Stored {
     pub created: bool,
 }
 
-pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
+pub(crate) async fn by_id(db: &Db, id: MessageId) -> Result<Option<MessageRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = $1 AND deleted = FALSE");
     with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).fetch_optional(pool).await)
 }
 
 /// Filters of the history listing (DRF's `filterset_fields`).
 #[derive(Default, Debug, Clone)]
-pub struct HistoryFilter {
-    pub id: Option<Uuid>,
+pub(crate) struct HistoryFilter {
+    pub id: Option<MessageId>,
     pub kind: Option<i32>,
     pub is_read: Option<bool>,
     /// Only messages older than this sequence (cursor `?before=`).
@@ -68,9 +68,9 @@ pub struct HistoryFilter {
 }
 
 /// One page of a chat's live messages, newest first.
-pub async fn history(
+pub(crate) async fn history(
     db: &Db,
-    chat: Uuid,
+    chat: ChatId,
     filter: &HistoryFilter,
     limit: i64,
     offset: i64,
@@ -78,7 +78,7 @@ pub async fn history(
     // Only the filters in use make it into the SQL, so the plain "one chat, newest first" page
     // runs on the partial index of live messages alone.
     enum Param {
-        Id(Uuid),
+        Id(MessageId),
         Int(i32),
         Flag(bool),
         Seq(i64),
@@ -134,33 +134,37 @@ pub async fn history(
 }
 
 /// Everything after `seq` in chat order, deleted messages included (as tombstones), for catch-up.
-pub async fn since(db: &Db, chat: Uuid, seq: i64, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
+pub async fn since(db: &Db, chat: ChatId, seq: i64, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3");
     with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(chat).bind(seq).bind(limit).fetch_all(pool).await)
 }
 
-pub async fn last_in_chat(db: &Db, chat: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND deleted = FALSE ORDER BY seq DESC LIMIT 1");
-    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(chat).fetch_optional(pool).await)
+/// These live messages, in no particular order.
+pub(crate) async fn by_ids(db: &Db, ids: &[MessageId]) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in id_chunks(ids) {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE id IN {} AND deleted = FALSE",
+            chunk.placeholders(1)
+        );
+        rows.extend(with_db!(db, pool => {
+            let mut query = sqlx::query_as::<_, MessageRow>(&sql);
+            for id in chunk.padded() {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await
+        })?);
+    }
+    Ok(rows)
 }
 
-/// Messages from others that `user` has not read: after their read mark and not marked one by one.
-pub async fn unread_count(db: &Db, chat: Uuid, user: Uuid) -> Result<i64, sqlx::Error> {
-    with_db!(db, pool => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM messages WHERE chat_id = $1 AND deleted = FALSE AND is_read = FALSE \
-         AND (author IS NULL OR author <> $2) \
-         AND seq > COALESCE((SELECT last_read_seq FROM chat_members WHERE chat_id = $1 AND user_id = $2), 0)")
-        .bind(chat).bind(user).fetch_one(pool).await)
-}
-
-pub async fn edit_body(db: &Db, id: Uuid, body: &str) -> Result<Option<MessageRow>, sqlx::Error> {
+pub(crate) async fn edit_body(db: &Db, id: MessageId, body: &str) -> Result<Option<MessageRow>, sqlx::Error> {
     let sql =
         format!("UPDATE messages SET body = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}");
     with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(body).bind(now()).fetch_optional(pool).await)
 }
 
-pub async fn set_read(db: &Db, id: Uuid, read: bool) -> Result<Option<MessageRow>, sqlx::Error> {
+pub(crate) async fn set_read(db: &Db, id: MessageId, read: bool) -> Result<Option<MessageRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE messages SET is_read = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}"
     );
@@ -168,7 +172,7 @@ pub async fn set_read(db: &Db, id: Uuid, read: bool) -> Result<Option<MessageRow
 }
 
 /// Soft delete: the row stays as a tombstone so catch-up can tell clients it is gone.
-pub async fn delete(db: &Db, id: Uuid) -> Result<Option<MessageRow>, sqlx::Error> {
+pub(crate) async fn delete(db: &Db, id: MessageId) -> Result<Option<MessageRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE messages SET deleted = TRUE, body = '', extra_data = NULL, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}"
     );
@@ -177,7 +181,11 @@ pub async fn delete(db: &Db, id: Uuid) -> Result<Option<MessageRow>, sqlx::Error
 
 /// Marks as read the given messages that sit in `reader`'s chats and were written by someone
 /// else; returns the rows that changed.
-pub async fn mark_read_by_ids(db: &Db, reader: Uuid, ids: &[Uuid]) -> Result<Vec<MessageRow>, sqlx::Error> {
+pub(crate) async fn mark_read_by_ids(
+    db: &Db,
+    reader: UserId,
+    ids: &[MessageId],
+) -> Result<Vec<MessageRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE messages SET is_read = TRUE, updated_at = $3 WHERE id = $1 AND deleted = FALSE AND is_read = FALSE \
          AND author IS NOT NULL AND author <> $2 \
@@ -200,10 +208,10 @@ pub async fn mark_read_by_ids(db: &Db, reader: Uuid, ids: &[Uuid]) -> Result<Vec
 /// A read receipt: `reader` has read everything in `chat` up to `seq`. Moves their read mark
 /// (never backwards) and, in two-person chats, sets `isRead` on the other person's messages.
 /// Returns the new mark.
-pub async fn mark_read_upto(
+pub(crate) async fn mark_read_upto(
     db: &Db,
-    chat: Uuid,
-    reader: Uuid,
+    chat: ChatId,
+    reader: UserId,
     seq: i64,
     flag_messages: bool,
 ) -> Result<i64, sqlx::Error> {
@@ -226,6 +234,7 @@ pub async fn mark_read_upto(
     })
 }
 
+/// Every stored message, tombstones included.
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(pool).await)
 }

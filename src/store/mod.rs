@@ -4,11 +4,11 @@
 //! [`with_db!`], which compiles the same body once per backend. Only the migrations differ,
 //! because DDL types differ (uuid/timestamptz on PostgreSQL, blob/text on SQLite).
 
-pub mod chats;
+pub(crate) mod chats;
 mod message_batch;
-pub mod messages;
-pub mod tokens;
-pub mod users;
+pub(crate) mod messages;
+pub(crate) mod tokens;
+pub(crate) mod users;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -101,7 +101,7 @@ impl Db {
 }
 
 /// The file a `sqlite:` URL points at, if any (used to keep the generated secret beside it).
-pub fn sqlite_path(url: &str) -> Option<&Path> {
+pub(crate) fn sqlite_path(url: &str) -> Option<&Path> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then(|| Path::new(path))
@@ -109,7 +109,7 @@ pub fn sqlite_path(url: &str) -> Option<&Path> {
 
 /// Errors that mean "the database is not there right now" rather than "the query is wrong":
 /// they become 503 so clients retry, and the pool reconnects by itself.
-pub fn is_unavailable(err: &sqlx::Error) -> bool {
+pub(crate) fn is_unavailable(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
@@ -122,15 +122,50 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
 }
 
 /// True for a unique-constraint violation on either backend.
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// A slice of ids for `IN (…)`, cut into chunks whose placeholder lists come in a few sizes
+/// only (padded with NULLs, which match nothing), so that each statement text is prepared once
+/// per connection instead of once per list length.
+pub(crate) struct IdChunk<'a, T> {
+    ids: &'a [T],
+    slots: usize,
+}
+
+const ID_CHUNK_SIZES: [usize; 3] = [8, 32, 128];
+
+pub(crate) fn id_chunks<T>(ids: &[T]) -> impl Iterator<Item = IdChunk<'_, T>> {
+    let largest = ID_CHUNK_SIZES[ID_CHUNK_SIZES.len() - 1];
+    ids.chunks(largest).map(move |ids| IdChunk {
+        ids,
+        slots: ID_CHUNK_SIZES
+            .into_iter()
+            .find(|size| *size >= ids.len())
+            .unwrap_or(largest),
+    })
+}
+
+impl<'a, T: Copy> IdChunk<'a, T> {
+    /// `($first, $first+1, …)`, one placeholder per slot.
+    pub(crate) fn placeholders(&self, first: usize) -> String {
+        let list: Vec<String> = (first..first + self.slots).map(|n| format!("${n}")).collect();
+        format!("({})", list.join(", "))
+    }
+
+    /// The values to bind, one per slot.
+    pub(crate) fn padded(&self) -> impl Iterator<Item = Option<T>> + 'a {
+        let ids = self.ids;
+        (0..self.slots).map(move |i| ids.get(i).copied())
+    }
+}
+
 /// The current time at the precision both backends keep (PostgreSQL stores microseconds).
-pub fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     truncate(Utc::now())
 }
 
-pub fn truncate(at: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn truncate(at: DateTime<Utc>) -> DateTime<Utc> {
     at.trunc_subsecs(6)
 }

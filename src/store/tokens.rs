@@ -1,13 +1,18 @@
 //! Blacklisted refresh tokens (SimpleJWT's `token_blacklist` app), by `jti`.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::{now, Db};
+use crate::ids::UserId;
 use crate::with_db;
 
 /// Blacklists a token; returns false when it already was (so a rotated token is used once).
-pub async fn blacklist(db: &Db, jti: &str, user_id: Uuid, expires_at: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+pub(crate) async fn blacklist(
+    db: &Db,
+    jti: &str,
+    user_id: UserId,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     let done = with_db!(db, pool => sqlx::query(
         "INSERT INTO token_blacklist (jti, user_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
         .bind(jti)
@@ -19,7 +24,7 @@ pub async fn blacklist(db: &Db, jti: &str, user_id: Uuid, expires_at: DateTime<U
     Ok(done == 1)
 }
 
-pub async fn is_blacklisted(db: &Db, jti: &str) -> Result<bool, sqlx::Error> {
+pub(crate) async fn is_blacklisted(db: &Db, jti: &str) -> Result<bool, sqlx::Error> {
     let found: Option<i32> = with_db!(db, pool => sqlx::query_scalar("SELECT 1 FROM token_blacklist WHERE jti = $1")
         .bind(jti)
         .fetch_optional(pool)
@@ -28,7 +33,7 @@ pub async fn is_blacklisted(db: &Db, jti: &str) -> Result<bool, sqlx::Error> {
 }
 
 /// Drops entries for tokens that have expired anyway (SimpleJWT's `flushexpiredtokens`).
-pub async fn flush_expired(db: &Db) -> Result<u64, sqlx::Error> {
+pub(crate) async fn flush_expired(db: &Db) -> Result<u64, sqlx::Error> {
     with_db!(db, pool => sqlx::query("DELETE FROM token_blacklist WHERE expires_at < $1")
         .bind(now())
         .execute(pool)

@@ -1,14 +1,14 @@
 //! The `users` table.
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
-use super::{now, Db};
+use super::{id_chunks, now, Db};
+use crate::ids::UserId;
 use crate::with_db;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UserRow {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: String,
     pub password: String,
     pub first_name: String,
@@ -39,7 +39,7 @@ pub struct NewUser<'a> {
 
 /// Fields a user may change on their own record; `None` leaves a field as it is.
 #[derive(Default, Debug)]
-pub struct ProfileChange {
+pub(crate) struct ProfileChange {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub online: Option<bool>,
@@ -64,7 +64,7 @@ pub async fn insert(db: &Db, new: &NewUser<'_>) -> Result<UserRow, sqlx::Error> 
          date_joined, online, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7, $8, FALSE, $8, $8) RETURNING {COLUMNS}"
     );
-    let id = Uuid::now_v7();
+    let id = UserId::new();
     let at = now();
     with_db!(db, pool => sqlx::query_as::<_, UserRow>(&sql)
         .bind(id)
@@ -79,7 +79,7 @@ pub async fn insert(db: &Db, new: &NewUser<'_>) -> Result<UserRow, sqlx::Error> 
         .await)
 }
 
-pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+pub async fn by_id(db: &Db, id: UserId) -> Result<Option<UserRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
     with_db!(db, pool => sqlx::query_as::<_, UserRow>(&sql).bind(id).fetch_optional(pool).await)
 }
@@ -90,18 +90,27 @@ pub async fn by_email(db: &Db, email: &str) -> Result<Option<UserRow>, sqlx::Err
     with_db!(db, pool => sqlx::query_as::<_, UserRow>(&sql).bind(email).fetch_optional(pool).await)
 }
 
-pub async fn many_by_id(db: &Db, ids: &[Uuid]) -> Result<Vec<UserRow>, sqlx::Error> {
+/// These users, in no particular order (unknown ids are left out).
+pub(crate) async fn many_by_id(db: &Db, ids: &[UserId]) -> Result<Vec<UserRow>, sqlx::Error> {
     let mut rows = Vec::with_capacity(ids.len());
-    // Small lists (chat participants); a loop keeps the query text portable.
-    for id in ids {
-        if let Some(row) = by_id(db, *id).await? {
-            rows.push(row);
-        }
+    for chunk in id_chunks(ids) {
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE id IN {}", chunk.placeholders(1));
+        rows.extend(with_db!(db, pool => {
+            let mut query = sqlx::query_as::<_, UserRow>(&sql);
+            for id in chunk.padded() {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await
+        })?);
     }
     Ok(rows)
 }
 
-pub async fn update_profile(db: &Db, id: Uuid, change: &ProfileChange) -> Result<Option<UserRow>, sqlx::Error> {
+pub(crate) async fn update_profile(
+    db: &Db,
+    id: UserId,
+    change: &ProfileChange,
+) -> Result<Option<UserRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE users SET \
            first_name = COALESCE($2, first_name), \
@@ -128,7 +137,7 @@ pub async fn update_profile(db: &Db, id: Uuid, change: &ProfileChange) -> Result
         .await)
 }
 
-pub async fn set_password(db: &Db, id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+pub async fn set_password(db: &Db, id: UserId, hash: &str) -> Result<(), sqlx::Error> {
     with_db!(db, pool => sqlx::query("UPDATE users SET password = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
         .bind(hash)
@@ -139,7 +148,7 @@ pub async fn set_password(db: &Db, id: Uuid, hash: &str) -> Result<(), sqlx::Err
     Ok(())
 }
 
-pub async fn record_login(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+pub(crate) async fn record_login(db: &Db, id: UserId) -> Result<(), sqlx::Error> {
     with_db!(db, pool => sqlx::query("UPDATE users SET last_login = $2 WHERE id = $1")
         .bind(id)
         .bind(now())
@@ -150,7 +159,7 @@ pub async fn record_login(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
 }
 
 /// Presence as the finished app records it: online flag and the time of the change.
-pub async fn set_presence(db: &Db, id: Uuid, online: bool) -> Result<DateTime<Utc>, sqlx::Error> {
+pub(crate) async fn set_presence(db: &Db, id: UserId, online: bool) -> Result<DateTime<Utc>, sqlx::Error> {
     let at = now();
     with_db!(db, pool => sqlx::query("UPDATE users SET online = $2, last_connexion_date = $3 WHERE id = $1")
         .bind(id)
@@ -162,7 +171,7 @@ pub async fn set_presence(db: &Db, id: Uuid, online: bool) -> Result<DateTime<Ut
     Ok(at)
 }
 
-pub async fn set_active(db: &Db, id: Uuid, active: bool) -> Result<bool, sqlx::Error> {
+pub async fn set_active(db: &Db, id: UserId, active: bool) -> Result<bool, sqlx::Error> {
     let done = with_db!(db, pool => sqlx::query("UPDATE users SET is_active = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
         .bind(active)
@@ -173,7 +182,7 @@ pub async fn set_active(db: &Db, id: Uuid, active: bool) -> Result<bool, sqlx::E
     Ok(done == 1)
 }
 
-pub async fn set_staff(db: &Db, id: Uuid, staff: bool, superuser: bool) -> Result<(), sqlx::Error> {
+pub async fn set_staff(db: &Db, id: UserId, staff: bool, superuser: bool) -> Result<(), sqlx::Error> {
     with_db!(db, pool => sqlx::query("UPDATE users SET is_staff = $2, is_superuser = $3 WHERE id = $1")
         .bind(id)
         .bind(staff)
@@ -184,13 +193,13 @@ pub async fn set_staff(db: &Db, id: Uuid, staff: bool, superuser: bool) -> Resul
     Ok(())
 }
 
-pub async fn delete(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn delete(db: &Db, id: UserId) -> Result<(), sqlx::Error> {
     with_db!(db, pool => sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// A page of all users, by email.
-pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(i64, Vec<UserRow>), sqlx::Error> {
+pub(crate) async fn list(db: &Db, limit: i64, offset: i64) -> Result<(i64, Vec<UserRow>), sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users ORDER BY email LIMIT $1 OFFSET $2");
     with_db!(db, pool => {
         let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?;
@@ -201,9 +210,9 @@ pub async fn list(db: &Db, limit: i64, offset: i64) -> Result<(i64, Vec<UserRow>
 
 /// Active users other than `caller` whose first or last name contains every term
 /// (case-insensitive), one page of them by name.
-pub async fn search(
+pub(crate) async fn search(
     db: &Db,
-    caller: Uuid,
+    caller: UserId,
     terms: &[String],
     limit: i64,
     offset: i64,

@@ -2,7 +2,7 @@
 //! (`/api/schema/`) and its docs page (`/documentation/`, `/api/docs/`). Every asset is embedded
 //! in the binary; nothing is fetched from the network.
 
-pub mod openapi;
+pub(crate) mod openapi;
 
 use std::sync::Arc;
 
@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::app::AppState;
 use crate::error::ApiError;
 
 const CHAT_HTML: &str = include_str!("assets/chat.html");
@@ -21,8 +20,8 @@ const CHAT_CSS: &str = include_str!("assets/chat.css");
 
 /// Where the page's script and style live. Outside the prefixes whose paths get a trailing
 /// slash added before routing (see `app::add_trailing_slash`).
-pub const CHAT_JS_PATH: &str = "/static/web/chat.js";
-pub const CHAT_CSS_PATH: &str = "/static/web/chat.css";
+pub(crate) const CHAT_JS_PATH: &str = "/static/web/chat.js";
+pub(crate) const CHAT_CSS_PATH: &str = "/static/web/chat.css";
 
 /// The page runs only its own script and style and talks only to this origin (HTTP and its
 /// WebSocket: CSP 3 `'self'` covers `ws:`/`wss:` to the same host).
@@ -30,7 +29,7 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self';
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; \
      frame-ancestors 'none'";
 
-pub fn router() -> Router<AppState> {
+pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/chat/", get(chat_page))
         .route("/chat/{chat_id}/", get(chat_page_for))

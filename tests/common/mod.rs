@@ -24,7 +24,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use causerie::config::EmailBackend;
-use causerie::{AppState, Config, Server};
+use causerie::ids::UserId;
+use causerie::testing::{self, Handle};
+use causerie::{Config, Server};
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -32,7 +34,7 @@ use sqlx::{Connection, Executor};
 use tempfile::TempDir;
 use uuid::Uuid;
 
-pub use causerie::store::users::UserRow;
+pub use causerie::testing::store::users::UserRow;
 
 pub mod ws;
 
@@ -210,7 +212,10 @@ impl Drop for PgDatabase {
 /// Field order matters for `Drop`: the server goes first, then the database, then the temp dir.
 pub struct TestServer {
     server: Option<Server>,
-    pub state: AppState,
+    pub state: Handle,
+    db: testing::store::Db,
+    /// The configuration the server started with.
+    pub config: Config,
     pub addr: SocketAddr,
     pub backend: Backend,
     pub database_url: String,
@@ -250,7 +255,7 @@ impl TestServer {
     pub async fn start_peer(&self, tweak: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = base_config();
         config.database_url = self.database_url.clone();
-        config.secret_key = self.state.config.secret_key.clone();
+        config.secret_key = self.config.secret_key.clone();
         tweak(&mut config);
         Self::launch(self.backend, config, None, None).await
     }
@@ -258,9 +263,9 @@ impl TestServer {
     async fn launch(backend: Backend, config: Config, pg: Option<PgDatabase>, dir: Option<TempDir>) -> TestServer {
         config.validate().expect("test configuration is valid");
         let database_url = config.database_url.clone();
-        let server = Server::start(config).await.expect("server starts");
+        let server = Server::start(config.clone()).await.expect("server starts");
         assert_eq!(
-            server.state.db.is_postgres(),
+            server.testing().db().is_postgres(),
             backend == Backend::Postgres,
             "server runs on {backend:?}"
         );
@@ -270,8 +275,10 @@ impl TestServer {
             .build()
             .expect("HTTP client");
         TestServer {
-            state: server.state.clone(),
-            addr: server.addr,
+            state: server.testing(),
+            db: server.testing().db(),
+            config,
+            addr: server.addr(),
             server: Some(server),
             backend,
             database_url,
@@ -291,8 +298,8 @@ impl TestServer {
         }
     }
 
-    pub fn db(&self) -> &causerie::store::Db {
-        &self.state.db
+    pub fn db(&self) -> &testing::store::Db {
+        &self.db
     }
 
     pub fn base_url(&self) -> String {
@@ -308,8 +315,8 @@ impl TestServer {
     }
 
     /// Mail captured by the memory backend.
-    pub fn outbox(&self) -> Vec<causerie::mail::Email> {
-        self.state.mailer.outbox()
+    pub fn outbox(&self) -> Vec<testing::Email> {
+        self.state.outbox()
     }
 
     // ---- HTTP ------------------------------------------------------------------------------
@@ -417,9 +424,9 @@ impl TestServer {
     pub async fn quick_user_named(&self, email: &str, password: &str, first_name: &str, last_name: &str) -> TestUser {
         let hash = cached_hash(password);
         let email = email.trim().to_lowercase();
-        let row = causerie::store::users::insert(
+        let row = testing::store::users::insert(
             self.db(),
-            &causerie::store::users::NewUser {
+            &testing::store::users::NewUser {
                 email: &email,
                 password_hash: &hash,
                 first_name,
@@ -434,8 +441,8 @@ impl TestServer {
             id: row.id.to_string(),
             email,
             password: password.to_string(),
-            access: self.state.tokens.access(row.id),
-            refresh: self.state.tokens.refresh(row.id),
+            access: self.state.access_token(row.id),
+            refresh: self.state.refresh_token(row.id),
         }
     }
 
@@ -462,7 +469,7 @@ impl TestServer {
     }
 
     pub async fn user_row(&self, id: &str) -> Option<UserRow> {
-        causerie::store::users::by_id(self.db(), Uuid::parse_str(id).expect("uuid"))
+        testing::store::users::by_id(self.db(), id.parse().expect("uuid"))
             .await
             .expect("reading a user")
     }
@@ -477,7 +484,7 @@ fn cached_hash(password: &str) -> String {
     if let Some(hash) = cache.lock().unwrap().get(password) {
         return hash.clone();
     }
-    let hash = causerie::auth::password::hash_now(password).expect("argon2 hash");
+    let hash = testing::hash_password(password);
     cache.lock().unwrap().insert(password.to_string(), hash.clone());
     hash
 }
@@ -494,6 +501,10 @@ pub struct TestUser {
 impl TestUser {
     pub fn uuid(&self) -> Uuid {
         Uuid::parse_str(&self.id).expect("uuid")
+    }
+
+    pub fn user_id(&self) -> UserId {
+        UserId(self.uuid())
     }
 }
 

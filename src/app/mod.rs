@@ -1,81 +1,43 @@
-//! Assembly: shared state, the router, start-up and graceful shutdown.
+//! Assembly: the services built from the configuration, the router, start-up and ordered
+//! shutdown. This is the only module that sees every service.
+
+mod lifecycle;
+mod ops;
+mod state;
 
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, Method};
 use axum::routing::get;
-use axum::{Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde_json::json;
+use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::jwt::TokenIssuer;
+use self::lifecycle::{periodically, Stage};
+use self::ops::Ops;
+pub(crate) use self::state::AppState;
+use crate::accounts::Accounts;
+use crate::chats::events::EventSink;
 use crate::chats::writer::MessageWriter;
+use crate::chats::Chats;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::limits::RateLimits;
 use crate::mail::Mailer;
-use crate::realtime::fanout::Fanout;
-use crate::realtime::hub::Hub;
-use crate::realtime::presence::PresenceCounter;
+use crate::realtime::{Fanout, Hub, PresenceCounter, Realtime, SocketSettings};
 use crate::store::Db;
-
-pub struct Shared {
-    pub config: Config,
-    pub db: Db,
-    pub tokens: TokenIssuer,
-    /// The signing key, also used for password reset tokens.
-    pub secret: Vec<u8>,
-    pub limits: RateLimits,
-    pub mailer: Mailer,
-    pub metrics: PrometheusHandle,
-    pub fanout: Fanout,
-    pub presence: Arc<PresenceCounter>,
-    pub writer: MessageWriter,
-    /// Open WebSocket sessions (graceful shutdown waits for them to close).
-    pub open_sockets: Arc<std::sync::atomic::AtomicUsize>,
-    /// Flips to true when the server starts shutting down.
-    pub shutdown: watch::Receiver<bool>,
-}
-
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-/// The Prometheus recorder is process-global; several servers in one test process share it.
-fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Fails only if another recorder was installed first; then ours just stays unused.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
-}
 
 /// Where the generated signing key is kept when `secret_key` is unset: `secret_key_file`, or
 /// `causerie.secret` beside the SQLite file (the working directory for PostgreSQL).
-pub fn secret_key_path(config: &Config) -> PathBuf {
+pub(crate) fn secret_key_path(config: &Config) -> PathBuf {
     config.secret_key_file.clone().unwrap_or_else(|| {
         crate::store::sqlite_path(&config.database_url)
             .and_then(|db| db.parent())
@@ -122,7 +84,7 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 }
 
 /// Connects to the database and runs migrations.
-pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+pub(crate) async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let db = Db::connect(&config.database_url, config.database_max_connections)
         .await
         .with_context(|| "connecting to the database (setting `database_url`)")?;
@@ -130,53 +92,107 @@ pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// Everything the server needs, built from the configuration.
-pub async fn build_state(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<AppState> {
-    let db = open_database(&config).await?;
-    let secret = load_secret(&config)?;
-    let tokens = TokenIssuer::new(
-        &secret,
-        Duration::from_secs(config.access_token_lifetime_secs),
-        Duration::from_secs(config.refresh_token_lifetime_secs),
-    );
-    let (fanout, presence) = match &config.redis_url {
-        Some(url) => (Fanout::redis(Hub::new(), url)?, PresenceCounter::redis(url)?),
-        None => (Fanout::in_process(Hub::new()), Arc::new(PresenceCounter::in_process())),
-    };
-    let writer = MessageWriter::spawn(db.clone(), fanout.clone(), config.group_commit_max);
-    let shared = Shared {
-        fanout,
-        writer,
-        presence,
-        open_sockets: Arc::default(),
-        limits: RateLimits::new(&config),
-        mailer: Mailer::from_config(&config)?,
-        metrics: metrics_handle(),
-        config,
-        db,
-        tokens,
-        secret,
-        shutdown,
-    };
-    Ok(AppState(Arc::new(shared)))
+/// The services an admin command needs: the database and the account and chat rules, without
+/// the server's machinery (no writer task, no Redis, no sockets). Such a command stores no
+/// messages; one that tried would be told storage is unavailable.
+pub(crate) struct Offline {
+    pub accounts: Accounts,
+    pub chats: Chats,
 }
 
-pub fn router(state: AppState) -> Router {
-    let cors = cors_layer(&state.config);
+impl Offline {
+    pub(crate) async fn open(config: &Config) -> anyhow::Result<Offline> {
+        let db = open_database(config).await?;
+        let accounts = Accounts::new(db.clone(), load_secret(config)?, Mailer::from_config(config)?, config);
+        let nobody: Arc<dyn EventSink> = Arc::new(Fanout::in_process(Hub::new()));
+        let (writer, unstarted) = MessageWriter::new(db.clone(), nobody.clone(), 1);
+        drop(unstarted);
+        let chats = Chats::new(db.clone(), accounts.clone(), nobody, writer, config.max_body_bytes);
+        Ok(Offline { accounts, chats })
+    }
+}
+
+/// The stages shutdown stops, in order, after the listener and the sockets.
+struct Stages {
+    /// Group commit: drained after the sockets, so every send they read is answered.
+    writer: Stage,
+    /// Redis relays, presence refresh, limiter sweeps: after the writer, so the last stored
+    /// messages still reach other instances.
+    services: Stage,
+}
+
+/// Builds every service and starts their background tasks.
+async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> {
+    let db = open_database(config).await?;
+    let secret = load_secret(config)?;
+    let accounts = Accounts::new(db.clone(), secret, Mailer::from_config(config)?, config);
+    let hub = Hub::new();
+    let (fanout, presence) = match &config.redis_url {
+        Some(url) => {
+            let (fanout, relays) = Fanout::redis(hub, url)?;
+            stages.services.spawn(|stop| relays.run(stop));
+            let (presence, refresh) = PresenceCounter::redis(url)?;
+            stages.services.spawn_until_stopped(refresh);
+            (fanout, presence)
+        }
+        None => (Fanout::in_process(hub), Arc::new(PresenceCounter::in_process())),
+    };
+    let events: Arc<dyn EventSink> = Arc::new(fanout.clone());
+    let (writer, writer_task) = MessageWriter::new(db.clone(), events.clone(), config.group_commit_max);
+    stages.writer.spawn(|stop| writer_task.run(stop));
+    let chats = Chats::new(db.clone(), accounts.clone(), events, writer, config.max_body_bytes);
+    let realtime = Realtime::new(
+        chats.clone(),
+        accounts.clone(),
+        fanout.clone(),
+        presence,
+        SocketSettings::from_config(config),
+    );
+    let limits = RateLimits::new(config);
+    let swept = limits.clone();
+    stages.services.spawn(|stop| {
+        periodically(Duration::from_secs(60), stop, move || {
+            swept.sweep();
+            std::future::ready(())
+        })
+    });
+    let flushed = accounts.clone();
+    stages.services.spawn(|stop| {
+        periodically(Duration::from_secs(3600), stop, move || {
+            let accounts = flushed.clone();
+            async move { accounts.flush_expired_blacklist().await }
+        })
+    });
+    Ok(AppState {
+        accounts,
+        chats,
+        realtime,
+        limits,
+        ops: Arc::new(Ops {
+            db,
+            fanout,
+            metrics: ops::metrics_handle(),
+            stopping: CancellationToken::new(),
+        }),
+    })
+}
+
+fn router(state: AppState, config: &Config) -> Router {
     Router::new()
         .merge(crate::accounts::routes::router())
         .merge(crate::chats::routes::router())
         .merge(crate::realtime::routes::router())
         .merge(crate::web::router())
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics_text))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(cors)
+        .layer(cors_layer(config))
         .with_state(state)
 }
 
@@ -240,36 +256,14 @@ async fn method_not_allowed(req: Request) -> ApiError {
     ApiError::MethodNotAllowed(req.method().to_string())
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-async fn readyz(State(state): State<AppState>) -> Response {
-    let database = state.db.ping().await;
-    let redis = state.fanout.ready();
-    let ready = database && redis && !*state.shutdown.borrow();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(json!({ "status": if ready { "ready" } else { "unavailable" }, "database": database, "redis": if state.fanout.uses_redis() { json!(redis) } else { json!(null) } })),
-    )
-        .into_response()
-}
-
-async fn metrics_text(State(state): State<AppState>) -> String {
-    state.metrics.render()
-}
-
 /// A server listening on a socket, as tests and `serve` run it.
 pub struct Server {
-    pub addr: SocketAddr,
-    pub state: AppState,
-    shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    addr: SocketAddr,
+    state: AppState,
+    grace: Duration,
+    accepting: CancellationToken,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    stages: Stages,
 }
 
 impl Server {
@@ -286,41 +280,66 @@ impl Server {
                 tracing::debug!(error = %err, "could not set TCP_NODELAY");
             }
         });
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let state = build_state(config, shutdown_rx.clone()).await?;
-        let app = tower::ServiceExt::<Request>::map_request(router(state.clone()), add_trailing_slash);
+        let stages = Stages {
+            writer: Stage::new("message writer"),
+            services: Stage::new("background services"),
+        };
+        let state = assemble(&config, &stages).await?;
+        let app = tower::ServiceExt::<Request>::map_request(router(state.clone(), &config), add_trailing_slash);
         let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
-        let mut stop = shutdown_rx;
-        let task = tokio::spawn(async move {
+        let accepting = CancellationToken::new();
+        let stop_accepting = accepting.clone();
+        let http = tokio::spawn(async move {
             axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stopping| *stopping).await;
-                })
+                .with_graceful_shutdown(async move { stop_accepting.cancelled().await })
                 .await
         });
         Ok(Server {
             addr,
             state,
-            shutdown,
-            task,
+            grace: Duration::from_secs(config.shutdown_grace_secs),
+            accepting,
+            http,
+            stages,
         })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets in-flight requests finish, waits at most the configured grace time.
+    /// What tests may reach inside a running server.
+    #[doc(hidden)]
+    pub fn testing(&self) -> crate::testing::Handle {
+        crate::testing::Handle::new(self.state.clone())
+    }
+
+    /// Stops in order, within the configured grace time: stop accepting; close every socket
+    /// with 1012 (each first answers the sends it has read, then waits for the close
+    /// handshake) while in-flight HTTP requests finish; drain the message writer (everything
+    /// queued is committed and answered, anything later refused); stop the background
+    /// services; close the database pool.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        let _ = self.shutdown.send(true);
-        let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
-        match tokio::time::timeout(grace, self.task).await {
-            Ok(joined) => joined??,
-            Err(_) => {
-                tracing::warn!("shutdown grace period over; exiting with connections still open")
-            }
+        let deadline = tokio::time::Instant::now() + self.grace;
+        self.state.ops.stopping.cancel();
+        self.accepting.cancel();
+        let sockets = self.state.realtime.close_sockets(self.grace);
+        let http = tokio::time::timeout_at(deadline, self.http);
+        let (still_open, http) = tokio::join!(sockets, http);
+        if still_open > 0 {
+            tracing::warn!(still_open, "shutdown grace period over with sockets still open");
         }
-        self.state.db.close().await;
+        match http {
+            Ok(joined) => joined??,
+            Err(_) => tracing::warn!("shutdown grace period over with HTTP requests still running"),
+        }
+        self.stages.writer.stop(deadline).await;
+        self.stages.services.stop(deadline).await;
+        self.state.ops.db.close().await;
         Ok(())
     }
 }

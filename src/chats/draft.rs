@@ -1,0 +1,106 @@
+//! The message rules: what a client may submit as a message, before anything is stored. REST
+//! bodies, v1 frames and v2 `send` frames all end up as a [`Draft`] checked here.
+
+use crate::http::Fields;
+use crate::validation::BLANK;
+
+pub(crate) const TEXT: i32 = 0;
+pub(crate) const PHOTO: i32 = 2;
+/// Longest message text, in characters.
+pub(crate) const MESSAGE_MAX_CHARS: usize = 10_000;
+/// Longest `clientId` a client may choose.
+pub(crate) const CLIENT_ID_MAX: usize = 64;
+
+/// Why a message was refused, with a stable code for WebSocket error frames and the field a
+/// REST client sees it under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub code: &'static str,
+    pub field: &'static str,
+    pub detail: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, field: &'static str, detail: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            field,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A message as a client submitted it, before the rules ran.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Draft {
+    pub text: String,
+    pub kind: i32,
+    pub extra_data: Option<String>,
+    pub client_id: Option<String>,
+}
+
+impl Draft {
+    /// Applies the message rules: known type, non-blank text (or, for a location or photo, its
+    /// data), bounded sizes.
+    pub(crate) fn check(&self, max_extra: usize) -> Result<(), Refusal> {
+        if !(TEXT..=PHOTO).contains(&self.kind) {
+            return Err(Refusal::new(
+                "invalid_type",
+                "type",
+                format!("\"{}\" is not a valid choice.", self.kind),
+            ));
+        }
+        if self.text.chars().count() > MESSAGE_MAX_CHARS {
+            return Err(Refusal::new(
+                "message_too_long",
+                "message",
+                format!("Ensure this field has no more than {MESSAGE_MAX_CHARS} characters."),
+            ));
+        }
+        let has_extra = self.extra_data.as_deref().is_some_and(|e| !e.trim().is_empty());
+        if self.kind == TEXT && self.text.trim().is_empty() {
+            return Err(Refusal::new("empty_message", "message", BLANK));
+        }
+        if self.kind != TEXT && !has_extra && self.text.trim().is_empty() {
+            return Err(Refusal::new("empty_message", "extraData", BLANK));
+        }
+        if self.extra_data.as_deref().is_some_and(|e| e.len() > max_extra) {
+            return Err(Refusal::new(
+                "extra_data_too_long",
+                "extraData",
+                "Ensure this field is not too long.",
+            ));
+        }
+        if let Some(id) = &self.client_id {
+            if id.is_empty() || id.chars().count() > CLIENT_ID_MAX {
+                return Err(Refusal::new(
+                    "invalid_client_id",
+                    "clientId",
+                    format!("Ensure this field has 1 to {CLIENT_ID_MAX} characters."),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a draft from a body or a frame (REST and v1 frames share the field names); field
+    /// errors stay in `f` for the caller to report.
+    pub(crate) fn read(f: &mut Fields<'_>, max_extra: usize) -> Draft {
+        // The length is checked by `check`, whose refusal carries the stable code
+        // `message_too_long` that socket clients get (a cap here would turn it into `invalid_frame`).
+        let text = f.optional_raw_str("message", usize::MAX).unwrap_or_default();
+        let kind = f.optional_int("type").unwrap_or(0);
+        // Absent means "" as in the seed; an explicit null stays null.
+        let extra_data = match f.optional_nullable_str("extraData", max_extra) {
+            None => Some(String::new()),
+            Some(value) => value,
+        };
+        let client_id = f.optional_str("clientId", CLIENT_ID_MAX);
+        Draft {
+            text,
+            kind: kind.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+            extra_data,
+            client_id,
+        }
+    }
+}

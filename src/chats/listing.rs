@@ -1,0 +1,132 @@
+//! The chat list, as the app polls it (every second per open home screen): a fixed number of
+//! statements whatever the number of chats — the page with unread counts and last-message ids,
+//! those messages, group members, and the users shown.
+
+use std::collections::HashMap;
+
+use super::error::{ChatError, ChatResult};
+use super::service::Chats;
+use super::view::{ChatView, MemberView, MessageView};
+use crate::accounts::view::UserBrief;
+use crate::ids::{ChatId, UserId};
+use crate::store::chats::{self, ChatMemberRow, ChatRow, ListedChat};
+use crate::store::messages;
+
+/// A page of chats and the total it was cut from.
+pub(crate) struct ChatPage {
+    pub total: i64,
+    pub chats: Vec<ChatView>,
+}
+
+impl Chats {
+    /// How many chats `viewer` belongs to (`only`: just that one, if a member).
+    pub(crate) async fn count_chats(&self, viewer: UserId, only: Option<ChatId>) -> ChatResult<i64> {
+        Ok(chats::count_for_user(self.db(), viewer, only).await?)
+    }
+
+    /// One page of `viewer`'s chats, most recently active first.
+    pub(crate) async fn list_chats(
+        &self,
+        viewer: UserId,
+        only: Option<ChatId>,
+        limit: i64,
+        offset: i64,
+    ) -> ChatResult<ChatPage> {
+        let total = self.count_chats(viewer, only).await?;
+        let listed = chats::page_for_user(self.db(), viewer, only, limit, offset).await?;
+        Ok(ChatPage {
+            total,
+            chats: self.views(listed).await?,
+        })
+    }
+
+    /// One chat as `viewer` sees it in their list.
+    pub(crate) async fn chat_view(&self, chat: ChatId, viewer: UserId) -> ChatResult<ChatView> {
+        let listed = chats::page_for_user(self.db(), viewer, Some(chat), 1, 0).await?;
+        self.views(listed).await?.pop().ok_or(ChatError::NotFound)
+    }
+
+    async fn views(&self, listed: Vec<ListedChat>) -> ChatResult<Vec<ChatView>> {
+        let last_ids: Vec<_> = listed.iter().filter_map(|c| c.last_message).collect();
+        let last: HashMap<_, _> = messages::by_ids(self.db(), &last_ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect();
+        let groups: Vec<ChatId> = listed.iter().filter(|c| c.chat.is_group).map(|c| c.chat.id).collect();
+        let mut members: HashMap<ChatId, Vec<ChatMemberRow>> = HashMap::new();
+        if !groups.is_empty() {
+            for row in chats::members_of(self.db(), &groups).await? {
+                members.entry(row.chat_id).or_default().push(row);
+            }
+        }
+        let mut shown: Vec<UserId> = listed
+            .iter()
+            .flat_map(|c| [c.chat.from_user, c.chat.to_user])
+            .flatten()
+            .chain(members.values().flatten().map(|m| m.user_id))
+            .collect();
+        shown.sort_unstable();
+        shown.dedup();
+        let users: HashMap<UserId, UserBrief> = self
+            .accounts()
+            .users(&shown)
+            .await?
+            .iter()
+            .map(|u| (u.id, UserBrief::of(u)))
+            .collect();
+        let brief = |id: Option<UserId>| id.and_then(|id| users.get(&id).cloned());
+        Ok(listed
+            .into_iter()
+            .map(
+                |ListedChat {
+                     chat,
+                     unread,
+                     last_message,
+                 }| {
+                    let ChatRow {
+                        id,
+                        from_user,
+                        to_user,
+                        is_group,
+                        title,
+                        created_at,
+                        updated_at,
+                        ..
+                    } = chat;
+                    let member_views = is_group.then(|| {
+                        members
+                            .get(&id)
+                            .map(|rows| {
+                                rows.iter()
+                                    .filter_map(|m| {
+                                        users.get(&m.user_id).map(|user| MemberView {
+                                            user: user.clone(),
+                                            is_admin: m.is_admin,
+                                        })
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    });
+                    ChatView {
+                        id,
+                        from_user: brief(from_user),
+                        to_user: brief(to_user),
+                        last_message: last_message
+                            .and_then(|m| last.get(&m))
+                            .map(MessageView::rest)
+                            .into_iter()
+                            .collect(),
+                        created_at,
+                        updated_at,
+                        unread_count: unread,
+                        is_group,
+                        title,
+                        members: member_views,
+                    }
+                },
+            )
+            .collect())
+    }
+}
