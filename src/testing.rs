@@ -24,7 +24,8 @@ pub mod store {
     }
 
     pub mod messages {
-        pub use crate::store::messages::{count, insert_batch, since, MessageRow, NewMessage, Stored};
+        pub use crate::store::message_batch::insert_batch;
+        pub use crate::store::messages::{count, since, MessageRow, NewMessage, Stored};
     }
 }
 
@@ -60,11 +61,15 @@ pub fn foreign_tokens(secret: &[u8], user: UserId) -> (String, String) {
 /// A running server's insides, as far as tests need them.
 pub struct Handle(AppState);
 
-impl Handle {
-    pub(crate) fn new(state: AppState) -> Handle {
-        Handle(state)
+impl crate::Server {
+    /// What tests may reach inside a running server.
+    #[doc(hidden)]
+    pub fn testing(&self) -> Handle {
+        Handle(self.state.clone())
     }
+}
 
+impl Handle {
     pub fn db(&self) -> store::Db {
         self.0.ops.db.clone()
     }

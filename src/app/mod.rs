@@ -259,7 +259,7 @@ async fn method_not_allowed(req: Request) -> ApiError {
 /// A server listening on a socket, as tests and `serve` run it.
 pub struct Server {
     addr: SocketAddr,
-    state: AppState,
+    pub(crate) state: AppState,
     grace: Duration,
     accepting: CancellationToken,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -310,12 +310,6 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    /// What tests may reach inside a running server.
-    #[doc(hidden)]
-    pub fn testing(&self) -> crate::testing::Handle {
-        crate::testing::Handle::new(self.state.clone())
     }
 
     /// Stops in order, within the configured grace time: stop accepting; close every socket

@@ -1,8 +1,6 @@
-//! Who is calling: passwords, tokens and the extractor that turns a Bearer header into a user.
+//! The credentials: password hashes, JSON Web Tokens and password reset tokens. No rules about
+//! who may log in live here (that is `accounts`), only the cryptography.
 
-pub(crate) mod extract;
 pub(crate) mod jwt;
 pub(crate) mod password;
 pub(crate) mod reset;
-
-pub(crate) use extract::CurrentUser;

@@ -150,7 +150,7 @@ impl Fixtures {
                     extra_data: Some(String::new()),
                 })
                 .collect();
-            messages::insert_batch(&self.db, &batch)
+            crate::store::message_batch::insert_batch(&self.db, &batch)
                 .await
                 .context("prefilling messages")?;
             done += n;

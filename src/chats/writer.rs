@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{ChatEvent, EventSink};
 use super::view::MessageView;
-use crate::store::messages::{self, NewMessage, Stored};
+use crate::store::message_batch::insert_batch;
+use crate::store::messages::{NewMessage, Stored};
 use crate::store::{is_unavailable, Db};
 
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +138,7 @@ impl WriterTask {
 
     async fn store(&self, batch: &mut Vec<Job>) {
         let (messages, replies): (Vec<NewMessage>, Vec<Reply>) = batch.drain(..).unzip();
-        let results = match messages::insert_batch(&self.db, &messages).await {
+        let results = match insert_batch(&self.db, &messages).await {
             Ok(stored) => stored.into_iter().map(Ok).collect(),
             // One bad message (its chat deleted meanwhile) must not fail its neighbours.
             Err(err) if messages.len() > 1 && !is_unavailable(&err) => one_by_one(&self.db, &messages).await,
@@ -170,7 +171,7 @@ impl WriterTask {
 async fn one_by_one(db: &Db, messages: &[NewMessage]) -> Vec<Result<Stored, WriteError>> {
     let mut results = Vec::with_capacity(messages.len());
     for message in messages {
-        let result = messages::insert_batch(db, std::slice::from_ref(message)).await;
+        let result = insert_batch(db, std::slice::from_ref(message)).await;
         results.push(result.map(|mut s| s.remove(0)).map_err(|e| classify(&e)));
     }
     results

@@ -10,8 +10,6 @@ use super::{id_chunks, now, Db};
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::with_db;
 
-pub use super::message_batch::insert_batch;
-
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MessageRow {
     pub id: MessageId,

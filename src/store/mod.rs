@@ -5,7 +5,7 @@
 //! because DDL types differ (uuid/timestamptz on PostgreSQL, blob/text on SQLite).
 
 pub(crate) mod chats;
-mod message_batch;
+pub(crate) mod message_batch;
 pub(crate) mod messages;
 pub(crate) mod tokens;
 pub(crate) mod users;

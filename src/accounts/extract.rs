@@ -5,7 +5,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use crate::accounts::Accounts;
+use super::Accounts;
 use crate::error::ApiError;
 use crate::ids::UserId;
 use crate::store::users::UserRow;
