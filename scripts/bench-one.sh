@@ -17,7 +17,7 @@ mkdir -p "$out"
 out=$(realpath "$out")
 dir=$(mktemp -d /tmp/causerie-bench.XXXXXX)
 env_list=(CAUSERIE_BIND=127.0.0.1:$port CAUSERIE_WS_FRAMES_PER_SECOND=100000 CAUSERIE_WS_FRAMES_BURST=100000
-  CAUSERIE_RATE_LOGIN_PER_MINUTE=100000)
+  CAUSERIE_RATE_LOGIN_PER_MINUTE=100000 CAUSERIE_MAX_CONNECTIONS_PER_IP=0)
 db=""
 if [ "$backend" = pg ]; then
   db=bench_$(date +%s)_$$

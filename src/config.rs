@@ -103,6 +103,15 @@ pub struct Config {
     /// Seconds allowed for graceful shutdown after SIGTERM.
     pub shutdown_grace_secs: u64,
 
+    /// Seconds a client has to send a request's head; also how long an idle keep-alive
+    /// connection stays open (slow-header clients are cut off).
+    pub http_header_timeout_secs: u64,
+    /// Seconds a request body may go without sending any data.
+    pub http_body_timeout_secs: u64,
+    /// Most open connections (WebSockets included) from one client address; 0 for no cap.
+    /// Not applied with `trust_forwarded_for` (every connection then comes from the proxy).
+    pub max_connections_per_ip: usize,
+
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info,causerie=debug`.
     pub log_level: String,
@@ -143,6 +152,9 @@ impl Default for Config {
             ws_ping_interval_secs: 20,
             group_commit_max: 2048,
             shutdown_grace_secs: 10,
+            http_header_timeout_secs: 10,
+            http_body_timeout_secs: 30,
+            max_connections_per_ip: 1024,
             log_format: LogFormat::Text,
             log_level: "info".into(),
         }
@@ -228,6 +240,12 @@ impl Config {
         }
         if self.ws_send_queue < 8 {
             return invalid("ws_send_queue", "must be at least 8");
+        }
+        if self.http_header_timeout_secs == 0 {
+            return invalid("http_header_timeout_secs", "must be at least 1");
+        }
+        if self.http_body_timeout_secs == 0 {
+            return invalid("http_body_timeout_secs", "must be at least 1");
         }
         if self.group_commit_max == 0 {
             return invalid("group_commit_max", "must be at least 1");

@@ -49,6 +49,8 @@ pub(crate) enum ApiError {
     UnsupportedMediaType(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    #[error("request body not received in time")]
+    BodyTimeout,
     #[error("throttled for {0} s")]
     Throttled(u64),
     #[error("service unavailable")]
@@ -79,6 +81,7 @@ impl ApiError {
             MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -130,6 +133,7 @@ impl ApiError {
                 json!({ "detail": format!("Unsupported media type \"{ct}\" in request.") })
             }
             PayloadTooLarge => json!({ "detail": "Request body is too large." }),
+            BodyTimeout => json!({ "detail": "The request body was not received in time." }),
             Throttled(wait) => json!({
                 "detail": format!("Request was throttled. Expected available in {wait} second{}.", if *wait == 1 { "" } else { "s" })
             }),

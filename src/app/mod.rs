@@ -2,6 +2,7 @@
 //! shutdown. This is the only module that sees every service.
 
 mod lifecycle;
+mod listener;
 mod ops;
 mod state;
 
@@ -11,14 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use self::lifecycle::{periodically, Stage};
@@ -30,6 +32,7 @@ use crate::chats::writer::MessageWriter;
 use crate::chats::Chats;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::http::BodyLimit;
 use crate::limits::RateLimits;
 use crate::mail::Mailer;
 use crate::realtime::{Fanout, Hub, PresenceCounter, Realtime, SocketSettings};
@@ -188,7 +191,10 @@ fn router(state: AppState, config: &Config) -> Router {
         .route("/metrics", get(ops::metrics_text))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(Extension(BodyLimit(config.max_body_bytes)))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            config.http_body_timeout_secs,
+        )))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -262,7 +268,7 @@ pub struct Server {
     pub(crate) state: AppState,
     grace: Duration,
     accepting: CancellationToken,
-    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    http: tokio::task::JoinHandle<()>,
     stages: Stages,
 }
 
@@ -273,27 +279,24 @@ impl Server {
             .await
             .with_context(|| format!("binding {} (setting `bind`)", config.bind))?;
         let addr = listener.local_addr()?;
-        // Chat frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm holds
-        // an ack back until the client's delayed ACK for the previous frame arrives (~40 ms).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "could not set TCP_NODELAY");
-            }
-        });
         let stages = Stages {
             writer: Stage::new("message writer"),
             services: Stage::new("background services"),
         };
         let state = assemble(&config, &stages).await?;
         let app = tower::ServiceExt::<Request>::map_request(router(state.clone(), &config), add_trailing_slash);
-        let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
         let accepting = CancellationToken::new();
-        let stop_accepting = accepting.clone();
-        let http = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop_accepting.cancelled().await })
-                .await
-        });
+        let settings = listener::ListenerSettings {
+            header_timeout: Duration::from_secs(config.http_header_timeout_secs),
+            // Behind a trusted proxy every connection comes from the proxy: the cap would
+            // count the proxy, not the clients.
+            max_per_address: if config.trust_forwarded_for {
+                0
+            } else {
+                config.max_connections_per_ip
+            },
+        };
+        let http = tokio::spawn(listener::serve(listener, app, settings, accepting.clone()));
         Ok(Server {
             addr,
             state,
@@ -328,7 +331,7 @@ impl Server {
             tracing::warn!(still_open, "shutdown grace period over with sockets still open");
         }
         match http {
-            Ok(joined) => joined??,
+            Ok(joined) => joined?,
             Err(_) => tracing::warn!("shutdown grace period over with HTTP requests still running"),
         }
         self.stages.writer.stop(deadline).await;

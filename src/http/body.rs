@@ -1,28 +1,53 @@
 //! Request bodies the way DRF's parsers treat them: JSON or form data, clear 4xx otherwise.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
-/// The request body as a JSON object (an empty body is an empty object, as DRF sees it). Its
-/// size is capped by the router's `DefaultBodyLimit` (setting `max_body_bytes`).
+/// The largest body a route accepts, put in each request's extensions by the router
+/// (`max_body_bytes`; routes that take uploads set their own).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodyLimit(pub usize);
+
+/// The request body as a JSON object (an empty body is an empty object, as DRF sees it).
 pub(crate) struct Body(pub Map<String, Value>);
+
+/// Reads a whole body of at most the route's [`BodyLimit`]. A declared `Content-Length` above
+/// it is refused before any of the body is read; a body that stops arriving ends with 408 (the
+/// router's body timeout).
+pub(crate) async fn read_limited(req: Request) -> Result<axum::body::Bytes, ApiError> {
+    let limit = req.extensions().get::<BodyLimit>().map(|l| l.0).unwrap_or(usize::MAX);
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|err| {
+        let timed_out = std::iter::successors(Some(&err as &(dyn std::error::Error + 'static)), |e| e.source())
+            .any(|e| e.is::<tower_http::timeout::TimeoutError>());
+        if timed_out {
+            ApiError::BodyTimeout
+        } else {
+            ApiError::PayloadTooLarge
+        }
+    })
+}
 
 impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let content_type = req
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::PayloadTooLarge)?;
+        let bytes = read_limited(req).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(Map::new()));
         }

@@ -4,6 +4,6 @@ pub(crate) mod body;
 pub(crate) mod fields;
 pub(crate) mod page;
 
-pub(crate) use body::Body;
+pub(crate) use body::{Body, BodyLimit};
 pub(crate) use fields::Fields;
 pub(crate) use page::{PageLink, PageRequest};
