@@ -9,6 +9,7 @@ pub mod chats;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod import;
 pub mod limits;
 pub mod mail;
 pub mod realtime;

@@ -51,6 +51,8 @@ enum Command {
     },
     /// Load generator against a running server on this machine (docs/benchmarks.md).
     Bench(causerie::bench::BenchArgs),
+    /// Import a Django chattuto database; run again to bring over only what changed (docs/migrating.md).
+    ImportDjango(causerie::import::ImportArgs),
 }
 
 #[derive(Args)]
@@ -140,6 +142,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Users { action } => users_command(config, action).await,
         Command::Chats { action } => chats_command(config, action).await,
         Command::Bench(args) => causerie::bench::run(config, args).await,
+        Command::ImportDjango(args) => causerie::import::command(config, args).await,
     }
 }
 

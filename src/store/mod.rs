@@ -5,6 +5,7 @@
 //! because DDL types differ (uuid/timestamptz on PostgreSQL, blob/text on SQLite).
 
 pub mod chats;
+pub mod import;
 mod message_batch;
 pub mod messages;
 pub mod tokens;
