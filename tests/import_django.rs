@@ -87,6 +87,7 @@ impl DjangoDb {
             .arg(command)
             .arg("--database")
             .arg(&self.target)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .output()
             .await
             .unwrap_or_else(|e| panic!("running {} {}: {e}", self.python, script.display()));
