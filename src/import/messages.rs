@@ -24,11 +24,17 @@ pub(super) async fn run(ctx: &mut Context<'_>, source: &mut Source) -> Result<()
     let sql = source::changed_since(source::MESSAGES, source::MESSAGES_ORDER, since);
     let mut rows = source.rows(&sql, since);
     let mut batch = Vec::with_capacity(BATCH);
+    // Statistics again each time the messages written in this run have doubled.
+    let mut next_statistics = 5_000;
     while let Some(row) = rows.next().await {
         batch.push(row.map_err(SourceError::Sql)?);
         if batch.len() == BATCH {
             progress.advance(batch.len() as u64);
             import_batch(ctx, std::mem::take(&mut batch)).await?;
+            if ctx.report.messages.new >= next_statistics {
+                next_statistics *= 2;
+                refresh_statistics(ctx).await?;
+            }
         }
     }
     progress.advance(batch.len() as u64);
@@ -142,6 +148,18 @@ async fn import_batch(ctx: &mut Context<'_>, rows: Vec<SourceRow>) -> Result<(),
             })?;
     }
     Ok(())
+}
+
+pub(super) async fn refresh_statistics(ctx: &Context<'_>) -> Result<(), ImportError> {
+    match ctx.writer() {
+        Some(db) => store::refresh_planner_statistics(db)
+            .await
+            .map_err(|source| ImportError::Write {
+                what: "planner statistics".into(),
+                source,
+            }),
+        None => Ok(()),
+    }
 }
 
 /// The Causerie chat the message goes to, or why it is refused.

@@ -126,6 +126,7 @@ async fn import(source: &mut Source, target: Option<&Db>, options: &ImportOption
     let mut ctx = Context::load(target, options).await?;
     users::run(&mut ctx, source).await?;
     chats::run(&mut ctx, source).await?;
+    messages::refresh_statistics(&ctx).await?;
     messages::run(&mut ctx, source).await?;
     messages::recheck_read_flags(&mut ctx, source).await?;
     let devices = devices::read(&mut ctx, source).await?;

@@ -43,13 +43,18 @@ impl Source {
     /// users, chats and messages agree with each other whatever Django writes meanwhile.
     pub async fn open(url: &str) -> Result<Source, SourceError> {
         let mut source = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url)?.options([("default_transaction_read_only", "on")]);
+            // The snapshot's streams last as long as the import; they are not slow statements.
+            let options = PgConnectOptions::from_str(url)?
+                .options([("default_transaction_read_only", "on")])
+                .disable_statement_logging();
             Source::Postgres(options.connect().await?)
         } else if let Some(path) = crate::store::sqlite_path(url) {
             if !path.exists() {
                 return Err(SourceError::Missing(path.display().to_string()));
             }
-            let options = SqliteConnectOptions::from_str(url)?.read_only(true);
+            let options = SqliteConnectOptions::from_str(url)?
+                .read_only(true)
+                .disable_statement_logging();
             Source::Sqlite(options.connect().await?)
         } else {
             return Err(SourceError::Url(url.to_string()));

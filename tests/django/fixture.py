@@ -3,6 +3,7 @@
 
     fixture.py build  --database TARGET   migrate, then create the first state
     fixture.py change --database TARGET   change rows, as a live deployment would before cutover
+    fixture.py volume --database TARGET   a larger database, to measure the import
 
 TARGET is a SQLite file path or a postgres:// URL (an existing, empty database). Each command
 prints what it made as one JSON object on stdout; the Rust test checks the import against it.
@@ -270,13 +271,54 @@ def change():
     }
 
 
+def volume(users, chats, messages):
+    """A larger database for measuring the import (not used by the tests): `users` users,
+    `chats` chats between random pairs, `messages` messages spread over them, half read."""
+    import random
+
+    from django.contrib.auth.hashers import make_password
+    from django.core.management import call_command
+
+    from chat.models import Chat, Message, User
+
+    call_command("migrate", verbosity=0, interactive=False)
+    rng = random.Random(7)
+    password = make_password("Volume-Password-1")  # one real hash, shared: hashing is slow
+    people = User.objects.bulk_create(
+        [User(email=f"v{i}@example.com", password=password, first_name=f"V{i}") for i in range(users)],
+        batch_size=1000,
+    )
+    pairs = [rng.sample(people, 2) for _ in range(chats)]
+    rooms = Chat.objects.bulk_create([Chat(fromUser=a, toUser=b) for a, b in pairs], batch_size=1000)
+    batch = []
+    for i in range(messages):
+        k = rng.randrange(len(rooms))
+        author = pairs[k][rng.randrange(2)]
+        batch.append(
+            Message(refChat=rooms[k], author=author, message=f"message {i}", isRead=rng.random() < 0.5)
+        )
+        if len(batch) == 5000:
+            Message.objects.bulk_create(batch)
+            batch = []
+    Message.objects.bulk_create(batch)
+    return {"users": users, "chats": chats, "messages": messages}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["build", "change"])
+    parser.add_argument("command", choices=["build", "change", "volume"])
     parser.add_argument("--database", required=True, help="SQLite file path or postgres:// URL")
+    parser.add_argument("--users", type=int, default=1000, help="volume: users")
+    parser.add_argument("--chats", type=int, default=5000, help="volume: chats")
+    parser.add_argument("--messages", type=int, default=100000, help="volume: messages")
     args = parser.parse_args()
     setup(args.database)
-    result = build() if args.command == "build" else change()
+    if args.command == "build":
+        result = build()
+    elif args.command == "change":
+        result = change()
+    else:
+        result = volume(args.users, args.chats, args.messages)
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 
