@@ -663,3 +663,38 @@ fn row_of(out: &str, name: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Sources the import cannot read fail at once with a message naming the problem, and write
+/// nothing (no Django needed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_source_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("sqlite://{}", dir.path().join("causerie.db").display());
+    let missing = dir.path().join("nowhere.sqlite3");
+    let not_django = dir.path().join("other.sqlite3");
+    std::fs::File::create(&not_django).unwrap();
+    for (from, expected) in [
+        (
+            "mysql://root@localhost/chattuto".to_string(),
+            "--from must be sqlite://PATH or postgres://",
+        ),
+        (format!("sqlite://{}", missing.display()), "does not exist"),
+        (format!("sqlite://{}", not_django.display()), "has no table chat_user"),
+    ] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_causerie"))
+            .args(["import-django", "--from", &from])
+            .env("CAUSERIE_DATABASE_URL", &target)
+            .current_dir(dir.path())
+            .output()
+            .await
+            .expect("running causerie");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{from}: {stderr}");
+        assert!(stderr.contains(expected), "{from}: expected {expected:?} in {stderr}");
+        assert!(!missing.exists(), "the import created its missing source");
+    }
+    assert!(
+        !dir.path().join("causerie.db").exists(),
+        "Causerie's database was touched"
+    );
+}

@@ -112,8 +112,15 @@ pub async fn command(config: Config, args: ImportArgs) -> anyhow::Result<()> {
 
 /// Imports (or, dry, checks) the Django database `options.from` into `config.database_url`.
 pub async fn run(config: &Config, options: &ImportOptions) -> Result<Report, ImportError> {
-    let target = open_target(config, options.dry_run).await?;
+    // The source first: a wrong `--from` fails before Causerie's database is touched.
     let mut source = Source::open(&options.from).await?;
+    let target = match open_target(config, options.dry_run).await {
+        Ok(target) => target,
+        Err(err) => {
+            source.close().await;
+            return Err(err);
+        }
+    };
     let result = import(&mut source, target.as_ref(), options).await;
     source.close().await;
     if let Some(db) = target {

@@ -35,7 +35,7 @@ impl Progress {
             ProgressMode::Auto if std::io::stderr().is_terminal() => {
                 let bar = ProgressBar::new(total);
                 // The template is a constant known to parse; the default style is the fallback.
-                let style = ProgressStyle::with_template("{prefix:>9} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+                let style = ProgressStyle::with_template("{prefix:>9} [{bar:40}] {human_pos}/{human_len} eta {eta}")
                     .map(|s| s.progress_chars("=> "))
                     .unwrap_or_else(|_| ProgressStyle::default_bar());
                 bar.set_style(style);
@@ -75,7 +75,11 @@ impl Progress {
 
     pub fn finish(self) {
         match self {
-            Progress::Bar(bar) => bar.finish(),
+            Progress::Bar(bar) => {
+                let done = bar.position();
+                bar.finish_and_clear();
+                eprintln!("{:>9}: {done} read", bar.prefix());
+            }
             Progress::Lines { label, done, .. } => eprintln!("{label}: {done} read, done"),
             Progress::Silent => {}
         }
