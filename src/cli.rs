@@ -52,6 +52,8 @@ enum Command {
     },
     /// Load generator against a running server on this machine (docs/benchmarks.md).
     Bench(crate::bench::BenchArgs),
+    /// Import a Django chattuto database; run again to bring over only what changed (docs/migrating.md).
+    ImportDjango(crate::import::ImportArgs),
 }
 
 #[derive(Args)]
@@ -144,6 +146,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Users { action } => users_command(config, action).await,
         Command::Chats { action } => chats_command(config, action).await,
         Command::Bench(args) => crate::bench::run(config, args).await,
+        Command::ImportDjango(args) => crate::import::command(config, args).await,
     }
 }
 

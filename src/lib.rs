@@ -15,6 +15,7 @@ pub mod config;
 mod error;
 mod http;
 pub mod ids;
+mod import;
 mod limits;
 mod mail;
 mod realtime;

@@ -20,13 +20,22 @@ pub mod store {
     }
 
     pub mod chats {
-        pub use crate::store::chats::{by_id, delete, find_or_create_pair, members, pair, ChatRow, MemberRow};
+        pub use crate::store::chats::{
+            all, by_id, delete, find_or_create_pair, member, members, pair, ChatRow, MemberRow,
+        };
     }
 
     pub mod messages {
         pub use crate::store::message_batch::insert_batch;
         pub use crate::store::messages::{count, since, MessageRow, NewMessage, Stored};
     }
+}
+
+/// The Django importer, driven as `causerie import-django` drives it, and its bookkeeping.
+pub mod import {
+    pub use crate::import::report::{DevicesOutcome, Refusal, TableCounts};
+    pub use crate::import::{run, ImportOptions, ProgressMode, Report};
+    pub use crate::store::import::{has_table, watermarks};
 }
 
 /// An argon2id hash, computed on the calling thread.

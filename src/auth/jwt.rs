@@ -1,5 +1,6 @@
 //! JSON Web Tokens as SimpleJWT issues them: HS256, claims `token_type`, `exp`, `iat`, `jti`
-//! (32 hex chars) and `user_id`, no leeway.
+//! (32 hex chars) and `user_id`, no leeway. SimpleJWT 4.6 wrote no `iat`, so a token without one
+//! is accepted: a deployment that keeps Django's `SECRET_KEY` keeps its users logged in.
 
 use std::time::Duration;
 
@@ -21,7 +22,9 @@ pub enum TokenType {
 pub struct Claims {
     pub token_type: TokenType,
     pub exp: i64,
-    pub iat: i64,
+    /// Always written by us; absent from tokens SimpleJWT 4.6 issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
     pub jti: String,
     pub user_id: String,
 }
@@ -69,7 +72,7 @@ impl TokenIssuer {
         let claims = Claims {
             token_type,
             exp: now + lifetime.as_secs() as i64,
-            iat: now,
+            iat: Some(now),
             jti: Uuid::new_v4().simple().to_string(),
             user_id: user_id.to_string(),
         };
@@ -123,7 +126,47 @@ mod tests {
         let claims = t.decode(&refresh, None).unwrap();
         assert_eq!(claims.jti.len(), 32);
         assert_eq!(claims.user_id, user.to_string());
-        assert_eq!(claims.exp - claims.iat, 120);
+        assert_eq!(claims.iat.map(|iat| claims.exp - iat), Some(120));
+    }
+
+    /// A token as SimpleJWT 4.6 signs it: `token_type`, `exp`, `jti`, `user_id`, no `iat`.
+    fn simplejwt_46_token(secret: &[u8], token_type: &str, exp: i64, user: Uuid) -> String {
+        let claims = serde_json::json!({
+            "token_type": token_type,
+            "exp": exp,
+            "jti": Uuid::new_v4().simple().to_string(),
+            "user_id": user.to_string(),
+        });
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn simplejwt_46_tokens_without_iat_are_accepted() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let user = Uuid::new_v4();
+        let later = Utc::now().timestamp() + 600;
+        let access = simplejwt_46_token(secret, "access", later, user);
+        let claims = issuer()
+            .decode(&access, Some(TokenType::Access))
+            .expect("accepted without iat");
+        assert_eq!(claims.iat, None);
+        assert_eq!(claims.user_uuid(), Some(user));
+        let refresh = simplejwt_46_token(secret, "refresh", later, user);
+        assert!(issuer().decode(&refresh, Some(TokenType::Access)).is_none());
+        assert!(issuer().decode(&refresh, Some(TokenType::Refresh)).is_some());
+        // Still checked: expiry and the signing key.
+        let expired = simplejwt_46_token(secret, "access", Utc::now().timestamp() - 1, user);
+        assert!(issuer().decode(&expired, None).is_none());
+        let forged = simplejwt_46_token(b"not-the-key-not-the-key-not-the-k", "access", later, user);
+        assert!(issuer().decode(&forged, None).is_none());
+        // What we issue still carries iat.
+        let ours = issuer().decode(&issuer().access(user), None).unwrap();
+        assert!(ours.iat.is_some());
     }
 
     #[test]

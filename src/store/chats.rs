@@ -136,7 +136,7 @@ pub(crate) async fn remove_member(db: &Db, chat: ChatId, user: UserId) -> Result
     Ok(done == 1)
 }
 
-pub(crate) async fn member(db: &Db, chat: ChatId, user: UserId) -> Result<Option<MemberRow>, sqlx::Error> {
+pub async fn member(db: &Db, chat: ChatId, user: UserId) -> Result<Option<MemberRow>, sqlx::Error> {
     with_db!(db, pool => sqlx::query_as::<_, MemberRow>(
         "SELECT user_id, is_admin, last_read_seq, joined_at FROM chat_members WHERE chat_id = $1 AND user_id = $2")
         .bind(chat).bind(user).fetch_optional(pool).await)
@@ -227,7 +227,7 @@ pub(crate) async fn members_of(db: &Db, chats: &[ChatId]) -> Result<Vec<ChatMemb
     Ok(rows)
 }
 
-pub(crate) async fn all(db: &Db, limit: i64) -> Result<Vec<ChatRow>, sqlx::Error> {
+pub async fn all(db: &Db, limit: i64) -> Result<Vec<ChatRow>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM chats c ORDER BY c.updated_at DESC LIMIT $1");
     with_db!(db, pool => sqlx::query_as::<_, ChatRow>(&sql).bind(limit).fetch_all(pool).await)
 }

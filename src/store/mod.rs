@@ -5,6 +5,7 @@
 //! because DDL types differ (uuid/timestamptz on PostgreSQL, blob/text on SQLite).
 
 pub(crate) mod chats;
+pub(crate) mod import;
 pub(crate) mod message_batch;
 pub(crate) mod messages;
 pub(crate) mod tokens;
