@@ -3,6 +3,7 @@
 pub(crate) mod email;
 mod error;
 mod policy;
+mod requests;
 pub(crate) mod routes;
 mod service;
 pub(crate) mod view;
