@@ -6,7 +6,8 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::validation::{field_error, FieldErrors};
 
@@ -88,58 +89,121 @@ impl ApiError {
         }
     }
 
-    fn body(&self) -> Value {
+    fn body(self) -> ErrorBody {
         use ApiError::*;
+        let detail = |text: &str| ErrorBody::Detail(Detail::new(text));
         match self {
-            Validation(errors) => json!(errors),
-            BadRequest(detail) => json!({ "detail": detail }),
-            JsonParse(detail) => json!({ "detail": format!("JSON parse error - {detail}") }),
-            NotAuthenticated => {
-                json!({ "detail": "Authentication credentials were not provided." })
-            }
-            BadAuthorizationHeader => json!({
-                "detail": "Authorization header must contain two space-delimited values",
-                "code": "bad_authorization_header"
+            Validation(errors) => ErrorBody::Fields(FieldErrorsBody(errors)),
+            BadRequest(text) => detail(&text),
+            JsonParse(text) => detail(&format!("JSON parse error - {text}")),
+            NotAuthenticated => detail("Authentication credentials were not provided."),
+            BadAuthorizationHeader => ErrorBody::Detail(
+                Detail::new("Authorization header must contain two space-delimited values")
+                    .code("bad_authorization_header"),
+            ),
+            InvalidAccessToken => ErrorBody::Detail(Detail {
+                messages: Some(vec![TokenMessage {
+                    token_class: "AccessToken",
+                    token_type: "access",
+                    message: "Token is invalid or expired",
+                }]),
+                ..Detail::new("Given token not valid for any token type").code("token_not_valid")
             }),
-            InvalidAccessToken => json!({
-                "detail": "Given token not valid for any token type",
-                "code": "token_not_valid",
-                "messages": [{
-                    "token_class": "AccessToken",
-                    "token_type": "access",
-                    "message": "Token is invalid or expired"
-                }]
-            }),
-            TokenNotValid => {
-                json!({ "detail": "Token is invalid or expired", "code": "token_not_valid" })
-            }
-            TokenBlacklisted => {
-                json!({ "detail": "Token is blacklisted", "code": "token_not_valid" })
-            }
-            BadCredentials => {
-                json!({ "detail": "No active account found with the given credentials" })
-            }
-            UserInactive => json!({ "detail": "User is inactive", "code": "user_inactive" }),
-            UserNotFound => json!({ "detail": "User not found", "code": "user_not_found" }),
-            PermissionDenied => {
-                json!({ "detail": "You do not have permission to perform this action." })
-            }
-            NotFound => json!({ "detail": "Not found." }),
-            InvalidPage => json!({ "detail": "Invalid page." }),
-            MethodNotAllowed(method) => {
-                json!({ "detail": format!("Method \"{method}\" not allowed.") })
-            }
-            UnsupportedMediaType(ct) => {
-                json!({ "detail": format!("Unsupported media type \"{ct}\" in request.") })
-            }
-            PayloadTooLarge => json!({ "detail": "Request body is too large." }),
-            BodyTimeout => json!({ "detail": "The request body was not received in time." }),
-            Throttled(wait) => json!({
-                "detail": format!("Request was throttled. Expected available in {wait} second{}.", if *wait == 1 { "" } else { "s" })
-            }),
-            Unavailable => json!({ "detail": "Service temporarily unavailable, try again later." }),
-            Internal(_) => json!({ "detail": "Internal server error." }),
+            TokenNotValid => ErrorBody::Detail(Detail::new("Token is invalid or expired").code("token_not_valid")),
+            TokenBlacklisted => ErrorBody::Detail(Detail::new("Token is blacklisted").code("token_not_valid")),
+            BadCredentials => detail("No active account found with the given credentials"),
+            UserInactive => ErrorBody::Detail(Detail::new("User is inactive").code("user_inactive")),
+            UserNotFound => ErrorBody::Detail(Detail::new("User not found").code("user_not_found")),
+            PermissionDenied => detail("You do not have permission to perform this action."),
+            NotFound => detail("Not found."),
+            InvalidPage => detail("Invalid page."),
+            MethodNotAllowed(method) => detail(&format!("Method \"{method}\" not allowed.")),
+            UnsupportedMediaType(ct) => detail(&format!("Unsupported media type \"{ct}\" in request.")),
+            PayloadTooLarge => detail("Request body is too large."),
+            BodyTimeout => detail("The request body was not received in time."),
+            Throttled(wait) => detail(&format!(
+                "Request was throttled. Expected available in {wait} second{}.",
+                if wait == 1 { "" } else { "s" }
+            )),
+            Unavailable => detail("Service temporarily unavailable, try again later."),
+            Internal(_) => detail("Internal server error."),
         }
+    }
+}
+
+/// What an error answers with: field errors, or a `detail`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ErrorBody {
+    Fields(FieldErrorsBody),
+    Detail(Detail),
+}
+
+/// DRF's `{"detail": …}`; SimpleJWT adds `code`, and `messages` for a refused access token.
+/// The keys in SimpleJWT's order (its `DetailDictMixin` writes `detail`, then `code`, then the
+/// rest).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Detail {
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub code: Option<&'static str>,
+    /// Which token types were tried and why each refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub messages: Option<Vec<TokenMessage>>,
+}
+
+impl Detail {
+    pub(crate) fn new(detail: &str) -> Detail {
+        Detail {
+            detail: detail.to_string(),
+            code: None,
+            messages: None,
+        }
+    }
+
+    fn code(self, code: &'static str) -> Detail {
+        Detail {
+            code: Some(code),
+            ..self
+        }
+    }
+}
+
+/// One entry of SimpleJWT's `messages`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenMessage {
+    pub token_class: &'static str,
+    pub token_type: &'static str,
+    pub message: &'static str,
+}
+
+/// Validation errors, DRF's `{"field": ["message", …]}`.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub(crate) struct FieldErrorsBody(FieldErrors);
+
+impl utoipa::PartialSchema for FieldErrorsBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Validation errors: each field name maps to its messages \
+                 (`non_field_errors` for the body as a whole).",
+            ))
+            .additional_properties(Some(AdditionalProperties::RefOr(
+                ArrayBuilder::new().items(String::schema()).into(),
+            )))
+            .examples([serde_json::json!({ "email": ["This field is required."] })])
+            .into()
+    }
+}
+
+impl ToSchema for FieldErrorsBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "FieldErrors".into()
     }
 }
 
@@ -155,6 +219,10 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let status = self.status();
+        let retry_after = match self {
+            ApiError::Throttled(wait) => Some(wait),
+            _ => None,
+        };
         let mut response = (status, axum::Json(self.body())).into_response();
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
@@ -163,7 +231,7 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"api\""),
             );
         }
-        if let ApiError::Throttled(wait) = self {
+        if let Some(wait) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(wait));
         }
         response

@@ -105,3 +105,41 @@ where
         Ok(ClientIp(peer))
     }
 }
+
+/// Which limit a [`Throttle`] applies.
+pub(crate) trait Limited {
+    const SCOPE: Scope;
+}
+
+/// Registrations per client address.
+pub(crate) enum Registrations {}
+
+impl Limited for Registrations {
+    const SCOPE: Scope = Scope::Register;
+}
+
+/// Password reset requests and confirmations per client address.
+pub(crate) enum PasswordResets {}
+
+impl Limited for PasswordResets {
+    const SCOPE: Scope = Scope::PasswordReset;
+}
+
+/// Passes while the client is within `L`'s rate, else answers 429. As a handler argument before
+/// the body, it refuses a throttled client before its body is read.
+pub(crate) struct Throttle<L>(std::marker::PhantomData<L>);
+
+impl<S, L> FromRequestParts<S> for Throttle<L>
+where
+    S: Send + Sync,
+    RateLimits: FromRef<S>,
+    L: Limited,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        RateLimits::from_ref(state).check(L::SCOPE, ip)?;
+        Ok(Throttle(std::marker::PhantomData))
+    }
+}

@@ -1,10 +1,11 @@
 //! Field-level refusals as DRF's serializers report them (`{"field": ["message", …]}`): shared
 //! by the domain services that decide and the HTTP layer that renders.
 
-use std::collections::BTreeMap;
+use indexmap::IndexMap;
 
-/// Field name → messages.
-pub(crate) type FieldErrors = BTreeMap<String, Vec<String>>;
+/// Field name → messages, in the order the fields were read: a DRF serializer reports its
+/// errors in its fields' order.
+pub(crate) type FieldErrors = IndexMap<String, Vec<String>>;
 
 pub(crate) const REQUIRED: &str = "This field is required.";
 pub(crate) const BLANK: &str = "This field may not be blank.";

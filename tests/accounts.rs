@@ -5,6 +5,7 @@
 mod common;
 
 use causerie::testing::store::users;
+use common::ordered::Ordered;
 use common::{djoser_user, jwt_claims, Backend, TestServer, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -83,6 +84,74 @@ backend_tests!(
     register_rate_limit,
     health_and_fallbacks,
 );
+
+// ---- key order -------------------------------------------------------------------------------
+
+/// The keys come out in the order djoser's, SimpleJWT's and DRF's serializers write them (see
+/// `accounts::view` for what each order is based on). Read from the raw text: a parsed `Value`
+/// sorts its keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_keep_the_serializers_key_order() {
+    let srv = TestServer::start_with(Backend::Sqlite, |c| c.rotate_refresh_tokens = true).await;
+    let created = srv
+        .post_json(
+            "/auth/users/",
+            &json!({ "email": "order@example.com", "password": PASSWORD, "first_name": "Ada" }),
+        )
+        .await;
+    created.expect_status(201);
+    // UserCreateSerializer: REQUIRED_FIELDS, then LOGIN_FIELD, USER_ID_FIELD.
+    assert_eq!(
+        Ordered::parse(&created.text).keys(),
+        ["first_name", "last_name", "email", "id"]
+    );
+
+    let login = srv
+        .post_json(
+            "/auth/jwt/create/",
+            &json!({ "email": "order@example.com", "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(Ordered::parse(&login.text).keys(), ["refresh", "access"]);
+    let access = login.body["access"].as_str().unwrap().to_string();
+    let refresh = login.body["refresh"].as_str().unwrap().to_string();
+
+    let refreshed = srv
+        .post_json("/auth/jwt/refresh/", &json!({ "refresh": refresh }))
+        .await;
+    refreshed.expect_status(200);
+    assert_eq!(Ordered::parse(&refreshed.text).keys(), ["access", "refresh"]);
+
+    // UserSerializer: REQUIRED_FIELDS, then USER_ID_FIELD, LOGIN_FIELD.
+    let me = srv.get_auth("/auth/users/me/", &access).await;
+    assert_eq!(
+        Ordered::parse(&me.text).keys(),
+        ["first_name", "last_name", "id", "email"]
+    );
+    let list = Ordered::parse(&srv.get_auth("/auth/users/", &access).await.text);
+    assert_eq!(list.keys(), ["count", "next", "previous", "results"]);
+    assert_eq!(
+        list.get("results").at(0).keys(),
+        ["first_name", "last_name", "id", "email"]
+    );
+
+    // SimpleJWT's error: detail, code, then messages.
+    let refused = Ordered::parse(&srv.get_auth("/auth/users/me/", "garbage").await.text);
+    assert_eq!(refused.keys(), ["detail", "code", "messages"]);
+    assert_eq!(
+        refused.get("messages").at(0).keys(),
+        ["token_class", "token_type", "message"]
+    );
+    // Field errors in the serializer's field order (SetPasswordSerializer: new, then current).
+    let errors = srv
+        .post_json_auth("/auth/users/set_password/", &access, &json!({}))
+        .await;
+    assert_eq!(
+        Ordered::parse(&errors.text).keys(),
+        ["new_password", "current_password"]
+    );
+    srv.finish().await;
+}
 
 // ---- registration ----------------------------------------------------------------------------
 

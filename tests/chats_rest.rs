@@ -8,6 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use causerie::testing::store::users;
+use common::ordered::Ordered;
 use common::{Backend, TestServer, TestUser, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -23,30 +24,31 @@ fn forbidden() -> Value {
     json!({ "detail": "You do not have permission to perform this action." })
 }
 
-/// The contract's message object has exactly these keys.
+/// The contract's message object has exactly these keys, in DRF's `ModelSerializer` order: the
+/// primary key, the model's fields, then the forward relations.
 const MESSAGE_KEYS: [&str; 9] = [
     "id",
-    "refChat",
-    "author",
     "message",
     "type",
     "extraData",
     "isRead",
     "createdAt",
     "updatedAt",
+    "refChat",
+    "author",
 ];
 
-/// The `/api/user/` record: everything but secrets and privileges.
+/// The `/api/user/` record: everything but secrets and privileges, in the model's order.
 const PROFILE_KEYS: [&str; 11] = [
     "id",
     "email",
     "first_name",
     "last_name",
-    "online",
-    "lastConnexionDate",
-    "avatar",
     "is_active",
     "date_joined",
+    "lastConnexionDate",
+    "online",
+    "avatar",
     "createdAt",
     "updatedAt",
 ];
@@ -171,6 +173,77 @@ async fn unread(srv: &TestServer, user: &TestUser, chat: &str) -> i64 {
     chat_entry(srv, user, chat).await["unreadCount"]
         .as_i64()
         .expect("unreadCount is an integer")
+}
+
+// ---- key order -------------------------------------------------------------------------------
+
+/// The keys come out in the order the series' serializers write them (see `chats::view`), with
+/// Causerie's additions after. Read from the raw text: a parsed `Value` sorts its keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_keep_the_serializers_key_order() {
+    let srv = TestServer::start(Backend::Sqlite).await;
+    let (a, b) = (
+        named(&srv, "a@example.com", "Ann", "A").await,
+        named(&srv, "b@example.com", "Bob", "B").await,
+    );
+    let created = srv
+        .post_json_auth(
+            "/api/createChat/",
+            &a.access,
+            &json!({ "refUser": a.id, "chatWithUser": b.id }),
+        )
+        .await;
+    created.expect_status(201);
+    let chat_keys = [
+        "id",
+        "fromUser",
+        "toUser",
+        "lastMessage",
+        "createdAt",
+        "updatedAt",
+        "unreadCount",
+        "isGroup",
+        "title",
+    ];
+    assert_eq!(Ordered::parse(&created.text).keys(), chat_keys);
+    let chat = id_of(&created.body);
+
+    let sent = srv
+        .post_json_auth(
+            "/api/message/",
+            &a.access,
+            &json!({ "refChat": chat, "message": "hi", "type": 0, "extraData": "" }),
+        )
+        .await;
+    sent.expect_status(201);
+    assert_eq!(Ordered::parse(&sent.text).keys(), MESSAGE_KEYS);
+    let message = id_of(&sent.body);
+    let one = srv.get_auth(&format!("/api/message/{message}/"), &b.access).await;
+    assert_eq!(Ordered::parse(&one.text).keys(), MESSAGE_KEYS);
+
+    let page = Ordered::parse(
+        &srv.get_auth(&format!("/api/message/?refChat={chat}"), &b.access)
+            .await
+            .text,
+    );
+    assert_eq!(page.keys(), ["count", "next", "previous", "results"]);
+    assert_eq!(page.get("results").at(0).keys(), MESSAGE_KEYS);
+
+    let chats = Ordered::parse(&srv.get_auth("/api/chat/", &b.access).await.text);
+    let entry = chats.get("results").at(0);
+    assert_eq!(entry.keys(), chat_keys);
+    assert_eq!(
+        entry.get("fromUser").keys(),
+        ["id", "first_name", "last_name", "online"]
+    );
+    assert_eq!(entry.get("lastMessage").at(0).keys(), MESSAGE_KEYS);
+    // The app's user record: the primary key, then the model's fields in order.
+    let profile = srv.get_auth(&format!("/api/user/{}/", a.id), &a.access).await;
+    assert_eq!(Ordered::parse(&profile.text).keys(), PROFILE_KEYS);
+    // Body errors in the serializer's field order.
+    let refused = srv.post_json_auth("/api/createChat/", &a.access, &json!({})).await;
+    assert_eq!(Ordered::parse(&refused.text).keys(), ["refUser", "chatWithUser"]);
+    srv.finish().await;
 }
 
 // ---- authentication --------------------------------------------------------------------------

@@ -64,6 +64,20 @@ fn valid_domain(domain: &str) -> bool {
         && (tld.chars().all(char::is_alphabetic) || tld.starts_with("xn--"))
 }
 
+/// On the wire an email is a string in the `email` format.
+impl utoipa::PartialSchema for Email {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(MAX_LEN))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Email {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,24 +1,25 @@
-//! djoser's and SimpleJWT's routes under `/auth/`.
+//! djoser's and SimpleJWT's routes under `/auth/`. Each handler's `#[utoipa::path]` is its
+//! entry in the OpenAPI document; `router` registers handler and entry together.
 
-use std::collections::HashMap;
-
-use super::email::{self, Email};
-use super::service::{self, Accounts, Registration, NAME_MAX};
-use super::view;
+use super::requests::{
+    AnyToken, Credentials, CurrentPassword, NamesChange, NewAccount, PasswordChange, RefreshToken, ResetConfirm,
+    ResetRequest,
+};
+use super::service::{Accounts, Registration};
+use super::view::{CreatedUser, DjoserUser, Empty, Refreshed, TokenPair};
 use super::{AccountError, CurrentUser};
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Body, Fields, PageLink, PageRequest};
+use crate::error::{ApiError, ApiResult, Detail};
+use crate::http::answers::{InvalidPage, NotFound};
+use crate::http::{Form, Ids, Page, PageLink, PageRequest, Query};
 use crate::ids::UserId;
-use crate::limits::{ClientIp, RateLimits, Scope};
-use crate::store::users::{ProfileChange, UserRow};
-use axum::extract::{FromRef, Path, Query, State};
+use crate::limits::{ClientIp, PasswordResets, RateLimits, Registrations, Scope, Throttle};
+use crate::store::users::UserRow;
+use axum::extract::{FromRef, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{json, Value};
-
-const PASSWORD_MAX: usize = 4096;
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// How account failures look to an HTTP client (DRF's and SimpleJWT's bodies).
 impl From<AccountError> for ApiError {
@@ -38,100 +39,109 @@ impl From<AccountError> for ApiError {
     }
 }
 
-pub(crate) fn router<S>() -> Router<S>
+pub(crate) fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Accounts: FromRef<S>,
     RateLimits: FromRef<S>,
 {
-    Router::new()
-        .route("/auth/users/", get(list_users).post(register))
-        .route(
-            "/auth/users/me/",
-            get(me).put(update_me).patch(update_me).delete(delete_me),
-        )
-        .route("/auth/users/set_password/", post(set_password))
-        .route("/auth/users/reset_password/", post(reset_password))
-        .route("/auth/users/reset_password_confirm/", post(reset_password_confirm))
-        .route(
-            "/auth/users/{id}/",
-            get(user_detail).put(update_user).patch(update_user).delete(delete_user),
-        )
-        .route("/auth/jwt/create/", post(jwt_create))
-        .route("/auth/jwt/refresh/", post(jwt_refresh))
-        .route("/auth/jwt/verify/", post(jwt_verify))
-        .route("/auth/jwt/blacklist/", post(jwt_blacklist))
+    OpenApiRouter::new()
+        .routes(routes!(list_users, register))
+        .routes(routes!(me, update_me, delete_me))
+        .routes(routes!(set_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(reset_password_confirm))
+        .routes(routes!(user_detail, update_user, delete_user))
+        .routes(routes!(jwt_create))
+        .routes(routes!(jwt_refresh))
+        .routes(routes!(jwt_verify))
+        .routes(routes!(jwt_blacklist))
 }
 
+/// A page of users, named for `#[utoipa::path]` (which takes a generic body type for a derived
+/// one).
+type DjoserUserPage = Page<DjoserUser>;
+
+/// Register.
+#[utoipa::path(
+    post,
+    path = "/auth/users/",
+    tag = "accounts",
+    responses(
+        (status = CREATED, description = "The new user", body = CreatedUser),
+        (status = TOO_MANY_REQUESTS, description = "Too many registrations from this address (see `Retry-After`)", body = Detail),
+    )
+)]
 async fn register(
     State(accounts): State<Accounts>,
-    State(limits): State<RateLimits>,
-    ClientIp(ip): ClientIp,
-    Body(body): Body,
-) -> ApiResult<Response> {
-    limits.check(Scope::Register, ip)?;
-    let mut f = Fields::new(&body);
-    let email = f.required_str("email", email::MAX_LEN);
-    let password = f.required_raw_str("password", PASSWORD_MAX);
-    let first_name = f.optional_str("first_name", NAME_MAX).unwrap_or_default();
-    let last_name = f.optional_str("last_name", NAME_MAX).unwrap_or_default();
-    let email = email.and_then(|e| {
-        let parsed = Email::parse(&e);
-        if parsed.is_none() {
-            f.error("email", email::INVALID);
-        }
-        parsed
-    });
-    if let (Some(email), Some(password)) = (&email, &password) {
-        let problems = service::password_problems(password, email.as_str(), &first_name, &last_name);
-        for problem in problems {
-            f.error("password", problem);
-        }
-    }
-    f.finish()?;
-    let (Some(email), Some(password)) = (email, password) else {
-        unreachable!("finish() reported missing fields")
-    };
+    _: Throttle<Registrations>,
+    Form(new): Form<NewAccount>,
+) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
     let user = accounts
         .create_user(Registration {
-            email,
-            password,
-            first_name,
-            last_name,
+            email: new.email,
+            password: new.password,
+            first_name: new.first_name,
+            last_name: new.last_name,
             is_staff: false,
             is_superuser: false,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(view::djoser(&user))).into_response())
+    Ok((StatusCode::CREATED, Json(CreatedUser::of(&user))))
 }
 
-async fn me(user: CurrentUser) -> Json<Value> {
-    Json(view::djoser(&user.0))
+/// The caller.
+#[utoipa::path(
+    get,
+    path = "/auth/users/me/",
+    tag = "accounts",
+    security(("jwtAuth" = [])),
+    responses((status = OK, description = "The caller", body = DjoserUser))
+)]
+async fn me(user: CurrentUser) -> Json<DjoserUser> {
+    Json(DjoserUser::of(&user.0))
 }
 
-/// Names are the writable fields of djoser's user serializer (the email is its read-only login).
-fn names_change(body: &serde_json::Map<String, Value>) -> ApiResult<ProfileChange> {
-    let mut f = Fields::new(body);
-    let change = ProfileChange {
-        first_name: f.optional_str("first_name", NAME_MAX),
-        last_name: f.optional_str("last_name", NAME_MAX),
-        ..ProfileChange::default()
-    };
-    f.finish()?;
-    Ok(change)
+/// Change the caller's names.
+#[utoipa::path(
+    method(put, patch),
+    path = "/auth/users/me/",
+    tag = "accounts",
+    security(("jwtAuth" = [])),
+    responses((status = OK, description = "The updated user", body = DjoserUser))
+)]
+async fn update_me(
+    State(accounts): State<Accounts>,
+    user: CurrentUser,
+    Form(names): Form<NamesChange>,
+) -> ApiResult<Json<DjoserUser>> {
+    change_names(&accounts, user.id(), names).await
 }
 
-async fn update_me(State(accounts): State<Accounts>, user: CurrentUser, Body(body): Body) -> ApiResult<Json<Value>> {
-    let change = names_change(&body)?;
+async fn change_names(accounts: &Accounts, id: UserId, names: NamesChange) -> ApiResult<Json<DjoserUser>> {
     let updated = accounts
-        .update_profile(user.id(), &change)
+        .update_profile(id, &names.into())
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(view::djoser(&updated)))
+    Ok(Json(DjoserUser::of(&updated)))
 }
 
-async fn delete_me(State(accounts): State<Accounts>, user: CurrentUser, Body(body): Body) -> ApiResult<StatusCode> {
-    delete_account(&accounts, &user.0, &user.0, &body).await
+/// Delete the caller's account.
+///
+/// Needs the caller's own current password.
+#[utoipa::path(
+    delete,
+    path = "/auth/users/me/",
+    tag = "accounts",
+    security(("jwtAuth" = [])),
+    responses((status = NO_CONTENT, description = "Deleted"))
+)]
+async fn delete_me(
+    State(accounts): State<Accounts>,
+    user: CurrentUser,
+    Form(password): Form<CurrentPassword>,
+) -> ApiResult<StatusCode> {
+    delete_account(&accounts, &user.0, &user.0, password).await
 }
 
 /// Deleting an account always needs the caller's own current password (djoser's rule).
@@ -139,25 +149,35 @@ async fn delete_account(
     accounts: &Accounts,
     caller: &UserRow,
     target: &UserRow,
-    body: &serde_json::Map<String, Value>,
+    password: CurrentPassword,
 ) -> ApiResult<StatusCode> {
-    let mut f = Fields::new(body);
-    let current = f.required_raw_str("current_password", PASSWORD_MAX);
-    f.finish()?;
     accounts
-        .check_current_password(caller, "current_password", current.unwrap_or_default())
+        .check_current_password(caller, "current_password", password.current_password)
         .await?;
     accounts.delete_user(target.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// List users.
+///
+/// Staff see everyone; anyone else sees only themself.
+#[utoipa::path(
+    get,
+    path = "/auth/users/",
+    tag = "accounts",
+    params(PageRequest),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "A page of users", body = DjoserUserPage),
+        InvalidPage,
+    )
+)]
 async fn list_users(
     State(accounts): State<Accounts>,
     user: CurrentUser,
-    Query(query): Query<HashMap<String, String>>,
+    Query(page): Query<PageRequest>,
     link: PageLink,
-) -> ApiResult<Json<Value>> {
-    let page = PageRequest::from_query(&query)?;
+) -> ApiResult<Json<Page<DjoserUser>>> {
     let (total, rows) = if user.0.is_staff {
         let total = accounts.count_users().await?;
         let page = page.resolve(total);
@@ -167,148 +187,226 @@ async fn list_users(
         (1, vec![user.0.clone()])
     };
     let page = page.resolve(total);
-    let results: Vec<Value> = rows.iter().map(view::djoser).collect();
+    let results = rows.iter().map(DjoserUser::of).collect();
     Ok(Json(page.render(total, results, &link)?))
 }
 
-/// Self, or anyone for staff; everyone else is "not found" so ids cannot be probed.
-async fn visible_user(accounts: &Accounts, caller: &UserRow, id: &str) -> ApiResult<UserRow> {
-    let id: UserId = id.parse().map_err(|_| ApiError::NotFound)?;
-    if id == caller.id {
-        return Ok(caller.clone());
-    }
-    if !caller.is_staff {
-        return Err(ApiError::NotFound);
-    }
-    accounts.user(id).await?.ok_or(ApiError::NotFound)
+/// The user a `/auth/users/{id}/` request is about: the caller, or anyone for staff; everyone
+/// else is "not found", so ids cannot be probed. An extractor, so that the 404 comes before the
+/// body is read, as djoser's `get_object` does.
+struct Visible {
+    caller: UserRow,
+    target: UserRow,
 }
 
-async fn user_detail(
-    State(accounts): State<Accounts>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let target = visible_user(&accounts, &user.0, &id).await?;
-    Ok(Json(view::djoser(&target)))
+impl<S> FromRequestParts<S> for Visible
+where
+    S: Send + Sync,
+    Accounts: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Visible, ApiError> {
+        let CurrentUser(caller) = CurrentUser::from_request_parts(parts, state).await?;
+        let Ids(id) = Ids::<UserId>::from_request_parts(parts, state).await?;
+        let target = if id == caller.id {
+            caller.clone()
+        } else if caller.is_staff {
+            let accounts = Accounts::from_ref(state);
+            accounts.user(id).await?.ok_or(ApiError::NotFound)?
+        } else {
+            return Err(ApiError::NotFound);
+        };
+        Ok(Visible { caller, target })
+    }
 }
 
+/// One user.
+///
+/// The caller, or anyone for staff; others are 404.
+#[utoipa::path(
+    get,
+    path = "/auth/users/{id}/",
+    tag = "accounts",
+    params(("id" = UserId, Path, description = "The user's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "The user", body = DjoserUser),
+        NotFound,
+    )
+)]
+async fn user_detail(visible: Visible) -> Json<DjoserUser> {
+    Json(DjoserUser::of(&visible.target))
+}
+
+/// Change a user's names.
+#[utoipa::path(
+    method(put, patch),
+    path = "/auth/users/{id}/",
+    tag = "accounts",
+    params(("id" = UserId, Path, description = "The user's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "The updated user", body = DjoserUser),
+        NotFound,
+    )
+)]
 async fn update_user(
     State(accounts): State<Accounts>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-    Body(body): Body,
-) -> ApiResult<Json<Value>> {
-    let target = visible_user(&accounts, &user.0, &id).await?;
-    let change = names_change(&body)?;
-    let updated = accounts
-        .update_profile(target.id, &change)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(Json(view::djoser(&updated)))
+    visible: Visible,
+    Form(names): Form<NamesChange>,
+) -> ApiResult<Json<DjoserUser>> {
+    change_names(&accounts, visible.target.id, names).await
 }
 
+/// Delete a user's account.
+///
+/// Needs the caller's own current password.
+#[utoipa::path(
+    delete,
+    path = "/auth/users/{id}/",
+    tag = "accounts",
+    params(("id" = UserId, Path, description = "The user's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = NO_CONTENT, description = "Deleted"),
+        NotFound,
+    )
+)]
 async fn delete_user(
     State(accounts): State<Accounts>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-    Body(body): Body,
+    visible: Visible,
+    Form(password): Form<CurrentPassword>,
 ) -> ApiResult<StatusCode> {
-    let target = visible_user(&accounts, &user.0, &id).await?;
-    delete_account(&accounts, &user.0, &target, &body).await
+    delete_account(&accounts, &visible.caller, &visible.target, password).await
 }
 
-async fn set_password(State(accounts): State<Accounts>, user: CurrentUser, Body(body): Body) -> ApiResult<StatusCode> {
-    let mut f = Fields::new(&body);
-    let new_password = f.required_raw_str("new_password", PASSWORD_MAX);
-    let current = f.required_raw_str("current_password", PASSWORD_MAX);
-    f.finish()?;
-    let (Some(new_password), Some(current)) = (new_password, current) else {
-        unreachable!("checked by finish()")
-    };
+/// Change the caller's password.
+#[utoipa::path(
+    post,
+    path = "/auth/users/set_password/",
+    tag = "accounts",
+    security(("jwtAuth" = [])),
+    responses((status = NO_CONTENT, description = "Changed"))
+)]
+async fn set_password(
+    State(accounts): State<Accounts>,
+    user: CurrentUser,
+    Form(change): Form<PasswordChange>,
+) -> ApiResult<StatusCode> {
     accounts
-        .check_current_password(&user.0, "current_password", current)
+        .check_current_password(&user.0, "current_password", change.current_password)
         .await?;
-    accounts.set_password(&user.0, new_password).await?;
+    accounts.set_password(&user.0, change.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Email a password reset link.
+///
+/// Answers 204 for unknown addresses too, so accounts cannot be probed.
+#[utoipa::path(
+    post,
+    path = "/auth/users/reset_password/",
+    tag = "accounts",
+    responses(
+        (status = NO_CONTENT, description = "Sent, if the account exists"),
+        (status = TOO_MANY_REQUESTS, description = "Too many resets from this address (see `Retry-After`)", body = Detail),
+    )
+)]
 async fn reset_password(
     State(accounts): State<Accounts>,
-    State(limits): State<RateLimits>,
-    ClientIp(ip): ClientIp,
-    Body(body): Body,
+    _: Throttle<PasswordResets>,
+    Form(request): Form<ResetRequest>,
 ) -> ApiResult<StatusCode> {
-    limits.check(Scope::PasswordReset, ip)?;
-    let mut f = Fields::new(&body);
-    let email = f.required_str("email", email::MAX_LEN);
-    f.finish()?;
-    let email = service::parse_email(&email.unwrap_or_default())?;
-    accounts.request_reset(&email).await?;
+    accounts.request_reset(&request.email).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Set a new password with a reset link's uid and token.
+#[utoipa::path(
+    post,
+    path = "/auth/users/reset_password_confirm/",
+    tag = "accounts",
+    responses(
+        (status = NO_CONTENT, description = "Changed"),
+        (status = TOO_MANY_REQUESTS, description = "Too many resets from this address (see `Retry-After`)", body = Detail),
+    )
+)]
 async fn reset_password_confirm(
     State(accounts): State<Accounts>,
-    State(limits): State<RateLimits>,
-    ClientIp(ip): ClientIp,
-    Body(body): Body,
+    _: Throttle<PasswordResets>,
+    Form(confirm): Form<ResetConfirm>,
 ) -> ApiResult<StatusCode> {
-    limits.check(Scope::PasswordReset, ip)?;
-    let mut f = Fields::new(&body);
-    let uid = f.required_str("uid", 200);
-    let token = f.required_str("token", 200);
-    let new_password = f.required_raw_str("new_password", PASSWORD_MAX);
-    f.finish()?;
-    let (Some(uid), Some(token), Some(new_password)) = (uid, token, new_password) else {
-        unreachable!("checked by finish()")
-    };
-    accounts.confirm_reset(&uid, &token, new_password).await?;
+    accounts
+        .confirm_reset(&confirm.uid, &confirm.token, confirm.new_password)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Log in: a refresh and an access token.
+#[utoipa::path(
+    post,
+    path = "/auth/jwt/create/",
+    tag = "tokens",
+    responses(
+        (status = OK, description = "The token pair", body = TokenPair),
+        (status = UNAUTHORIZED, description = "No active account found with the given credentials", body = Detail),
+        (status = TOO_MANY_REQUESTS, description = "Too many attempts from this address (see `Retry-After`)", body = Detail),
+    )
+)]
 async fn jwt_create(
     State(accounts): State<Accounts>,
     State(limits): State<RateLimits>,
     ClientIp(ip): ClientIp,
-    Body(body): Body,
-) -> ApiResult<Json<Value>> {
-    let mut f = Fields::new(&body);
-    let email = f.required_str("email", email::MAX_LEN);
-    let password = f.required_raw_str("password", PASSWORD_MAX);
-    f.finish()?;
+    Form(credentials): Form<Credentials>,
+) -> ApiResult<Json<TokenPair>> {
+    // After the body: a malformed request does not spend a login attempt.
     limits.check(Scope::Login, ip)?;
-    let (Some(email), Some(password)) = (email, password) else {
-        unreachable!("checked by finish()")
-    };
-    let user = accounts.authenticate(&email, password).await?;
-    let pair = accounts.issue_pair(user.id);
-    Ok(Json(json!({ "refresh": pair.refresh, "access": pair.access })))
+    let user = accounts.authenticate(&credentials.email, credentials.password).await?;
+    Ok(Json(accounts.issue_pair(user.id)))
 }
 
-fn token_field(body: &serde_json::Map<String, Value>, name: &str) -> ApiResult<String> {
-    let mut f = Fields::new(body);
-    let token = f.required_str(name, 4096);
-    f.finish()?;
-    Ok(token.unwrap_or_default())
+/// A new access token from a refresh token.
+#[utoipa::path(
+    post,
+    path = "/auth/jwt/refresh/",
+    tag = "tokens",
+    responses(
+        (status = OK, description = "The new access token (and, with rotation, a new refresh token)", body = Refreshed),
+        (status = UNAUTHORIZED, description = "Token is invalid, expired or blacklisted", body = Detail),
+    )
+)]
+async fn jwt_refresh(State(accounts): State<Accounts>, Form(token): Form<RefreshToken>) -> ApiResult<Json<Refreshed>> {
+    let (access, refresh) = accounts.refresh(&token.refresh).await?;
+    Ok(Json(Refreshed { access, refresh }))
 }
 
-async fn jwt_refresh(State(accounts): State<Accounts>, Body(body): Body) -> ApiResult<Json<Value>> {
-    let token = token_field(&body, "refresh")?;
-    let (access, refresh) = accounts.refresh(&token).await?;
-    Ok(Json(match refresh {
-        Some(refresh) => json!({ "access": access, "refresh": refresh }),
-        None => json!({ "access": access }),
-    }))
+/// Check a token.
+#[utoipa::path(
+    post,
+    path = "/auth/jwt/verify/",
+    tag = "tokens",
+    responses(
+        (status = OK, description = "Valid", body = Empty),
+        (status = UNAUTHORIZED, description = "Token is invalid, expired or blacklisted", body = Detail),
+    )
+)]
+async fn jwt_verify(State(accounts): State<Accounts>, Form(token): Form<AnyToken>) -> ApiResult<Json<Empty>> {
+    accounts.verify(&token.token).await?;
+    Ok(Json(Empty {}))
 }
 
-async fn jwt_verify(State(accounts): State<Accounts>, Body(body): Body) -> ApiResult<Json<Value>> {
-    let token = token_field(&body, "token")?;
-    accounts.verify(&token).await?;
-    Ok(Json(json!({})))
-}
-
-async fn jwt_blacklist(State(accounts): State<Accounts>, Body(body): Body) -> ApiResult<Json<Value>> {
-    let token = token_field(&body, "refresh")?;
-    accounts.blacklist(&token).await?;
-    Ok(Json(json!({})))
+/// Revoke a refresh token (log out).
+#[utoipa::path(
+    post,
+    path = "/auth/jwt/blacklist/",
+    tag = "tokens",
+    responses(
+        (status = OK, description = "Revoked", body = Empty),
+        (status = UNAUTHORIZED, description = "Token is invalid, expired or blacklisted", body = Detail),
+    )
+)]
+async fn jwt_blacklist(State(accounts): State<Accounts>, Form(token): Form<RefreshToken>) -> ApiResult<Json<Empty>> {
+    accounts.blacklist(&token.refresh).await?;
+    Ok(Json(Empty {}))
 }

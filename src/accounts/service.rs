@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::email::{self, Email};
+use super::email::Email;
 use super::error::{AccountError, AccountResult};
 use super::policy::{self, Attributes};
+use super::view::TokenPair;
 use crate::auth::jwt::{Claims, TokenIssuer, TokenType};
 use crate::auth::password::{self, Verdict};
 use crate::auth::reset;
@@ -49,11 +50,6 @@ struct Inner {
 /// The account service: one per server, cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Accounts(Arc<Inner>);
-
-pub(crate) struct TokenPair {
-    pub refresh: String,
-    pub access: String,
-}
 
 /// A page of users and the total they were cut from.
 pub(crate) struct UserPage {
@@ -385,8 +381,4 @@ pub(crate) fn password_problems(password: &str, email: &str, first_name: &str, l
 
 fn duplicate_email() -> AccountError {
     AccountError::field("email", "user with this email address already exists.")
-}
-
-pub(crate) fn parse_email(raw: &str) -> AccountResult<Email> {
-    Email::parse(raw).ok_or_else(|| AccountError::field("email", email::INVALID))
 }

@@ -1,14 +1,118 @@
-//! How users look on the wire.
+//! How users and tokens look on the wire.
+//!
+//! Each view's fields are declared in the order the Django serializer it stands for emits its
+//! keys, since serde writes a struct's fields in declaration order:
+//! - a DRF `ModelSerializer` without an explicit `fields` list emits the primary key, then its
+//!   declared fields, then the model's other fields in declaration order, then forward relations
+//!   (`ModelSerializer.get_default_field_names`); one with a `fields` tuple emits that tuple;
+//! - the user model's fields are taken in the order contract section 1 lists them, and its
+//!   `REQUIRED_FIELDS` are `first_name, last_name`: registration accepts and echoes the names,
+//!   which djoser does only for `REQUIRED_FIELDS`.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
+use super::email::Email;
+use crate::http::micros;
 use crate::ids::UserId;
 use crate::store::users::UserRow;
 
-/// The short form of a user inside chats and search results.
-#[derive(Clone, Debug, Serialize)]
+pub(crate) fn iso(at: DateTime<Utc>) -> String {
+    micros::text(at)
+}
+
+/// djoser's `UserSerializer` (`/auth/users/me/`, `/auth/users/{id}/`, the list):
+/// `tuple(User.REQUIRED_FIELDS) + (USER_ID_FIELD, LOGIN_FIELD)`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DjoserUser {
+    pub first_name: String,
+    pub last_name: String,
+    pub id: UserId,
+    #[schema(value_type = Email)]
+    pub email: String,
+}
+
+impl DjoserUser {
+    pub(crate) fn of(user: &UserRow) -> DjoserUser {
+        DjoserUser {
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            id: user.id,
+            email: user.email.clone(),
+        }
+    }
+}
+
+/// djoser's `UserCreateSerializer` (the 201 of `POST /auth/users/`):
+/// `tuple(User.REQUIRED_FIELDS) + (LOGIN_FIELD, USER_ID_FIELD)` (its `password` is write-only).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CreatedUser {
+    pub first_name: String,
+    pub last_name: String,
+    #[schema(value_type = Email)]
+    pub email: String,
+    pub id: UserId,
+}
+
+impl CreatedUser {
+    pub(crate) fn of(user: &UserRow) -> CreatedUser {
+        CreatedUser {
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            email: user.email.clone(),
+            id: user.id,
+        }
+    }
+}
+
+/// The finished app's `/api/user/` record: a model serializer of the user without its secrets
+/// and privileges (`password`, `is_staff`, `is_superuser`, `last_login`), so the primary key and
+/// then the model's fields in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Profile {
+    pub id: UserId,
+    #[schema(value_type = Email)]
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub is_active: bool,
+    #[serde(with = "micros")]
+    pub date_joined: DateTime<Utc>,
+    #[serde(rename = "lastConnexionDate", with = "micros::option")]
+    #[schema(required = true)]
+    pub last_connexion_date: Option<DateTime<Utc>>,
+    pub online: bool,
+    /// An image URL.
+    #[schema(required = true)]
+    pub avatar: Option<String>,
+    #[serde(rename = "createdAt", with = "micros")]
+    pub created_at: DateTime<Utc>,
+    #[serde(rename = "updatedAt", with = "micros")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Profile {
+    pub(crate) fn of(user: &UserRow) -> Profile {
+        Profile {
+            id: user.id,
+            email: user.email.clone(),
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone(),
+            is_active: user.is_active,
+            date_joined: user.date_joined,
+            last_connexion_date: user.last_connexion_date,
+            online: user.online,
+            avatar: user.avatar.clone(),
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+        }
+    }
+}
+
+/// The short form of a user inside chats and search results (the series' serializer lists
+/// these four fields, in this order).
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub(crate) struct UserBrief {
     pub id: UserId,
     pub first_name: String,
@@ -27,42 +131,23 @@ impl UserBrief {
     }
 }
 
-pub(crate) fn iso(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+/// SimpleJWT's `TokenObtainPairSerializer`: it sets `refresh`, then `access`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenPair {
+    pub refresh: String,
+    pub access: String,
 }
 
-pub(crate) fn iso_opt(at: Option<DateTime<Utc>>) -> Value {
-    at.map(|t| Value::String(iso(t))).unwrap_or(Value::Null)
+/// SimpleJWT's `TokenRefreshSerializer`: `access`, then (with rotation) the new `refresh`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Refreshed {
+    pub access: String,
+    /// A new refresh token, when rotation is on (the one sent is then spent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub refresh: Option<String>,
 }
 
-/// djoser's `UserSerializer` / `UserCreateSerializer` output.
-pub(crate) fn djoser(user: &UserRow) -> Value {
-    json!({
-        "email": user.email,
-        "id": user.id,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-    })
-}
-
-/// The finished app's `/api/user/` record: everything but secrets and privileges.
-pub(crate) fn profile(user: &UserRow) -> Value {
-    json!({
-        "id": user.id,
-        "email": user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "online": user.online,
-        "lastConnexionDate": iso_opt(user.last_connexion_date),
-        "avatar": user.avatar,
-        "is_active": user.is_active,
-        "date_joined": iso(user.date_joined),
-        "createdAt": iso(user.created_at),
-        "updatedAt": iso(user.updated_at),
-    })
-}
-
-/// The short form used inside chats and search results.
-pub(crate) fn brief(user: &UserRow) -> Value {
-    json!(UserBrief::of(user))
-}
+/// SimpleJWT's empty answer (`{}`) to a valid token or a blacklisted one.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Empty {}

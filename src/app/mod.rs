@@ -14,7 +14,6 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method};
-use axum::routing::get;
 use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +21,8 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use self::lifecycle::{periodically, Stage};
 use self::ops::Ops;
@@ -180,17 +181,37 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
     })
 }
 
-fn router(state: AppState, config: &Config) -> Router {
-    Router::new()
+/// The routes that carry their OpenAPI description (`#[utoipa::path]`), registered with it:
+/// the document cannot list a route that is not served, nor miss one registered here.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::web::openapi::base())
         .merge(crate::accounts::routes::router())
         .merge(crate::chats::routes::router())
+        .merge(crate::web::documented_router())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics_text))
+}
+
+/// The OpenAPI document of the server: the documented routes, completed by `web::openapi`.
+#[cfg(test)]
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, document) = documented_routes().split_for_parts();
+    crate::web::openapi::complete(document)
+}
+
+fn router(state: AppState, config: &Config) -> Router {
+    let (documented, document) = documented_routes().split_for_parts();
+    let document = crate::web::openapi::complete(document);
+    Router::new()
+        .merge(documented)
+        // The WebSocket handshakes are described in `web::openapi::sockets`, the docs page and
+        // the chat client's assets are not part of the API.
         .merge(crate::realtime::routes::router())
         .merge(crate::web::router())
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics_text))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(crate::web::openapi::Served::new(&document)))
         .layer(Extension(BodyLimit(config.max_body_bytes)))
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             config.http_body_timeout_secs,

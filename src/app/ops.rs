@@ -4,11 +4,11 @@ use std::sync::{Arc, OnceLock};
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde_json::json;
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 
 use crate::realtime::Fanout;
 use crate::store::Db;
@@ -35,11 +35,47 @@ pub(crate) fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-pub(crate) async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+/// `/healthz`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`.
+    status: &'static str,
 }
 
-pub(crate) async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
+/// Liveness: 200 as soon as the server listens.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = OK, description = "Up", body = Health))
+)]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// `/readyz`'s answer.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Readiness {
+    /// `ready`, or `unavailable`.
+    status: &'static str,
+    /// Whether the database answers.
+    database: bool,
+    /// Whether Redis answers; `null` without Redis.
+    #[schema(required = true)]
+    redis: Option<bool>,
+}
+
+/// Readiness: the database (and Redis, when configured) answer.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = OK, description = "Ready", body = Readiness),
+        (status = SERVICE_UNAVAILABLE, description = "Not ready, or shutting down", body = Readiness),
+    )
+)]
+pub(crate) async fn readyz(State(ops): State<Arc<Ops>>) -> (StatusCode, Json<Readiness>) {
     let database = ops.db.ping().await;
     let redis = ops.fanout.ready();
     let ready = database && redis && !ops.stopping.is_cancelled();
@@ -48,18 +84,21 @@ pub(crate) async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let redis = if ops.fanout.uses_redis() {
-        json!(redis)
-    } else {
-        json!(null)
+    let body = Readiness {
+        status: if ready { "ready" } else { "unavailable" },
+        database,
+        redis: ops.fanout.uses_redis().then_some(redis),
     };
-    (
-        status,
-        Json(json!({ "status": if ready { "ready" } else { "unavailable" }, "database": database, "redis": redis })),
-    )
-        .into_response()
+    (status, Json(body))
 }
 
+/// Prometheus metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = OK, description = "Prometheus text exposition format", content_type = "text/plain", body = String))
+)]
 pub(crate) async fn metrics_text(State(ops): State<Arc<Ops>>) -> String {
     ops.metrics.render()
 }

@@ -30,12 +30,21 @@ impl Refusal {
     }
 }
 
-/// A message as a client submitted it, before the rules ran.
-#[derive(Debug, Clone, Default)]
+/// A message as a client submitted it, before the rules ran. The schema names the body fields
+/// [`Draft::read`] reads.
+#[derive(Debug, Clone, Default, utoipa::ToSchema)]
 pub(crate) struct Draft {
+    /// The text; may be blank for a location or photo that carries `extraData`.
+    #[schema(rename = "message", max_length = 10_000)]
     pub text: String,
+    /// 0 text (the default), 1 geolocation, 2 photo.
+    #[schema(rename = "type", required = false, minimum = 0, maximum = 2)]
     pub kind: i32,
+    /// Coordinates `lat,lon` or an attachment; `""` when left out.
+    #[schema(rename = "extraData")]
     pub extra_data: Option<String>,
+    /// The client's own id for the message: a retry with the same id is not stored twice.
+    #[schema(rename = "clientId", min_length = 1, max_length = 64, nullable = false)]
     pub client_id: Option<String>,
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod events;
 mod groups;
 mod listing;
 mod messages;
+mod requests;
 pub(crate) mod routes;
 mod service;
 pub(crate) mod view;

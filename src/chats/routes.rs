@@ -1,26 +1,28 @@
-//! The finished app's REST API under `/api/` (contract section 4).
+//! The finished app's REST API under `/api/` (contract section 4). Each handler's
+//! `#[utoipa::path]` is its entry in the OpenAPI document; `router` registers handler and entry
+//! together.
 
-use std::collections::HashMap;
-use std::str::FromStr;
-
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::draft::{Draft, MESSAGE_MAX_CHARS};
-use super::groups::{MEMBERS_MAX, TITLE_MAX};
-use super::messages::MessageChange;
-use super::view::{ChatView, MessageView};
+use super::requests::{
+    ChatFilters, GroupTitle, MarkRead, MessageFilters, MessagePatch, NewChat, NewGroup, NewMember, NewMessage,
+    ProfilePatch, Search, UserFilters,
+};
+use super::view::{ChatView, MessageView, Status, StatusWord};
 use super::{ChatError, Chats};
-use crate::accounts::{view, Accounts, CurrentUser, NAME_MAX};
-use crate::error::{ApiError, ApiResult};
-use crate::http::{Body, Fields, PageLink, PageRequest};
+use crate::accounts::view::{Profile, UserBrief};
+use crate::accounts::{Accounts, CurrentUser};
+use crate::error::{ApiError, ApiResult, Detail, FieldErrorsBody};
+use crate::http::answers::{Forbidden, InvalidPage, NotFound};
+use crate::http::{Form, Ids, Page, PageLink, PageRequest, Query};
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::store::messages::HistoryFilter;
-use crate::store::users::ProfileChange;
+use crate::store::users::UserRow;
 
 /// How chat failures look to an HTTP client.
 impl From<ChatError> for ApiError {
@@ -40,167 +42,193 @@ impl From<ChatError> for ApiError {
     }
 }
 
-pub(crate) fn router<S>() -> Router<S>
+pub(crate) fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Chats: FromRef<S>,
     Accounts: FromRef<S>,
 {
-    Router::new()
-        .route("/api/user/", get(user_list))
-        .route("/api/user/{id}/", get(user_detail).put(user_update).patch(user_update))
-        .route("/api/searchUser/", get(search_users))
-        .route("/api/chat/", get(chat_list))
-        .route("/api/chat/{id}/", get(chat_detail).delete(chat_delete))
-        .route("/api/createChat/", post(create_chat))
-        .route("/api/message/", get(message_list).post(message_create))
-        .route(
-            "/api/message/{id}/",
-            get(message_detail)
-                .put(message_update)
-                .patch(message_update)
-                .delete(message_delete),
-        )
-        .route("/api/updateMessagesStatus/", post(update_messages_status))
-        .route("/api/groups/", post(group_create))
-        .route(
-            "/api/groups/{id}/",
-            axum::routing::patch(group_rename).put(group_rename),
-        )
-        .route("/api/groups/{id}/members/", post(group_add_member))
-        .route(
-            "/api/groups/{id}/members/{user}/",
-            axum::routing::delete(group_remove_member),
-        )
+    OpenApiRouter::new()
+        .routes(routes!(profile_list))
+        .routes(routes!(profile_detail, profile_update))
+        .routes(routes!(search_users))
+        .routes(routes!(chat_list))
+        .routes(routes!(chat_detail, chat_delete))
+        .routes(routes!(create_chat))
+        .routes(routes!(message_list, message_create))
+        .routes(routes!(message_detail, message_update, message_delete))
+        .routes(routes!(update_messages_status))
+        .routes(routes!(group_create))
+        .routes(routes!(group_rename))
+        .routes(routes!(group_add_member))
+        .routes(routes!(group_remove_member))
 }
 
-type Params = Query<HashMap<String, String>>;
-
-/// An id in the path: anything that does not parse is simply not found.
-fn id_path<T: FromStr>(raw: &str) -> ApiResult<T> {
-    raw.parse().map_err(|_| ApiError::NotFound)
-}
-
-/// A query filter that must be a uuid when given.
-fn id_param<T: FromStr>(params: &HashMap<String, String>, name: &str) -> ApiResult<Option<T>> {
-    match params.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::field(name, "Enter a valid UUID.")),
-    }
-}
-
-fn bool_param(params: &HashMap<String, String>, name: &str) -> ApiResult<Option<bool>> {
-    match params.get(name).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Ok(None),
-        Some(v) if v.is_empty() => Ok(None),
-        Some(v) if ["true", "1", "yes", "on"].contains(&v.as_str()) => Ok(Some(true)),
-        Some(v) if ["false", "0", "no", "off"].contains(&v.as_str()) => Ok(Some(false)),
-        Some(_) => Err(ApiError::field(name, "Enter a valid boolean.")),
-    }
-}
-
-/// A list of uuids in a body field; `None` when it is not one.
-fn id_list<T: FromStr>(value: &Value, max: usize) -> Option<Vec<T>> {
-    let items = value.as_array().filter(|items| items.len() <= max)?;
-    items.iter().map(|v| v.as_str().and_then(|s| s.parse().ok())).collect()
-}
+// The pages, named for `#[utoipa::path]` (which takes a generic body type for a derived one).
+type ProfilePage = Page<Profile>;
+type UserBriefPage = Page<UserBrief>;
+type ChatPage = Page<ChatView>;
+type MessagePage = Page<MessageView>;
 
 // ---- users ------------------------------------------------------------------------------
 
-async fn user_list(user: CurrentUser, Query(q): Params, link: PageLink) -> ApiResult<Json<Value>> {
-    let page = PageRequest::from_query(&q)?;
+/// The caller, reached through their own `/api/user/{id}/`; anyone else's id is "not found".
+/// An extractor, so that the 404 comes before the body is read.
+struct OwnRecord(UserRow);
+
+impl<S> FromRequestParts<S> for OwnRecord
+where
+    S: Send + Sync,
+    Accounts: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<OwnRecord, ApiError> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        let Ids(id) = Ids::<UserId>::from_request_parts(parts, state).await?;
+        if id != user.id {
+            return Err(ApiError::NotFound);
+        }
+        Ok(OwnRecord(user))
+    }
+}
+
+/// The caller's own record.
+///
+/// Filters must all match the caller, else the page is empty.
+#[utoipa::path(
+    get,
+    path = "/api/user/",
+    tag = "users",
+    params(PageRequest, UserFilters),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "A page holding the caller or nothing", body = ProfilePage),
+        (status = BAD_REQUEST, description = "A malformed `id` or `valid` filter", body = FieldErrorsBody),
+        InvalidPage,
+    )
+)]
+async fn profile_list(
+    user: CurrentUser,
+    Query(page): Query<PageRequest>,
+    Query(filters): Query<UserFilters>,
+    link: PageLink,
+) -> ApiResult<Json<Page<Profile>>> {
     let me = &user.0;
-    let text_matches = |name: &str, value: &str| q.get(name).is_none_or(|want| want.trim().eq_ignore_ascii_case(value));
-    let id_matches = id_param::<UserId>(&q, "id")?.is_none_or(|id| id == me.id);
-    let valid_matches = bool_param(&q, "valid")?.is_none_or(|v| v == me.is_active);
-    let matches = id_matches
-        && valid_matches
-        && text_matches("email", &me.email)
-        && text_matches("first_name", &me.first_name)
-        && text_matches("last_name", &me.last_name);
-    let results: Vec<Value> = if matches { vec![view::profile(me)] } else { Vec::new() };
+    let text_matches = |want: &Option<String>, value: &str| want.as_ref().is_none_or(|w| w.eq_ignore_ascii_case(value));
+    let matches = filters.id.is_none_or(|id| id == me.id)
+        && filters.valid.is_none_or(|v| v == me.is_active)
+        && text_matches(&filters.email, &me.email)
+        && text_matches(&filters.first_name, &me.first_name)
+        && text_matches(&filters.last_name, &me.last_name);
+    let results = if matches { vec![Profile::of(me)] } else { Vec::new() };
     let total = results.len() as i64;
     Ok(Json(page.resolve(total).render(total, results, &link)?))
 }
 
-async fn user_detail(user: CurrentUser, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    if id_path::<UserId>(&id)? != user.id() {
-        return Err(ApiError::NotFound);
-    }
-    Ok(Json(view::profile(&user.0)))
+/// The caller's profile.
+#[utoipa::path(
+    get,
+    path = "/api/user/{id}/",
+    tag = "users",
+    params(("id" = UserId, Path, description = "The caller's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "The profile", body = Profile),
+        NotFound,
+    )
+)]
+async fn profile_detail(OwnRecord(user): OwnRecord) -> Json<Profile> {
+    Json(Profile::of(&user))
 }
 
-async fn user_update(
+/// Change the caller's profile.
+///
+/// Only the caller's own record (others: 404).
+#[utoipa::path(
+    method(put, patch),
+    path = "/api/user/{id}/",
+    tag = "users",
+    params(("id" = UserId, Path, description = "The caller's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "The updated profile", body = Profile),
+        NotFound,
+    )
+)]
+async fn profile_update(
     State(accounts): State<Accounts>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-    Body(body): Body,
-) -> ApiResult<Json<Value>> {
-    if id_path::<UserId>(&id)? != user.id() {
-        return Err(ApiError::NotFound);
-    }
-    // password, email, is_staff and is_superuser are read-only here and ignored, as DRF does.
-    let mut f = Fields::new(&body);
-    let change = ProfileChange {
-        first_name: f.optional_str("first_name", NAME_MAX),
-        last_name: f.optional_str("last_name", NAME_MAX),
-        online: f.optional_bool("online"),
-        last_connexion_date: f.optional_datetime("lastConnexionDate"),
-        avatar: f.optional_nullable_str("avatar", 2048),
-    };
-    f.finish()?;
-    let updated = if change.is_empty() {
-        user.0
+    OwnRecord(user): OwnRecord,
+    Form(patch): Form<ProfilePatch>,
+) -> ApiResult<Json<Profile>> {
+    let change = patch.into();
+    let updated = if crate::store::users::ProfileChange::is_empty(&change) {
+        user
     } else {
         accounts
-            .update_profile(user.id(), &change)
+            .update_profile(user.id, &change)
             .await?
             .ok_or(ApiError::NotFound)?
     };
-    Ok(Json(view::profile(&updated)))
+    Ok(Json(Profile::of(&updated)))
 }
 
+/// Find other users by name.
+///
+/// Active users other than the caller whose first or last name contains every term.
+#[utoipa::path(
+    get,
+    path = "/api/searchUser/",
+    tag = "users",
+    params(PageRequest, Search),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "A page of users", body = UserBriefPage),
+        InvalidPage,
+    )
+)]
 async fn search_users(
     State(accounts): State<Accounts>,
     user: CurrentUser,
-    Query(q): Params,
+    Query(page): Query<PageRequest>,
+    Query(search): Query<Search>,
     link: PageLink,
-) -> ApiResult<Json<Value>> {
-    let page = PageRequest::from_query(&q)?;
-    let terms: Vec<String> = q
-        .get("search")
-        .map(|s| {
-            s.split(|c: char| c.is_whitespace() || c == ',' || c == '\0')
-                .filter(|t| !t.is_empty())
-                .take(10)
-                .map(|t| t.chars().take(NAME_MAX).collect())
-                .collect()
-        })
-        .unwrap_or_default();
+) -> ApiResult<Json<Page<UserBrief>>> {
+    let terms = &search.terms;
     // Only `?page=last` needs the count before the page.
     let page = if page.is_last() {
-        page.resolve(accounts.search(user.id(), &terms, 0, 0).await?.total)
+        page.resolve(accounts.search(user.id(), terms, 0, 0).await?.total)
     } else {
         page
     };
-    let found = accounts.search(user.id(), &terms, page.limit(), page.offset()).await?;
-    let results: Vec<Value> = found.users.iter().map(view::brief).collect();
+    let found = accounts.search(user.id(), terms, page.limit(), page.offset()).await?;
+    let results = found.users.iter().map(UserBrief::of).collect();
     Ok(Json(page.render(found.total, results, &link)?))
 }
 
 // ---- chats ------------------------------------------------------------------------------
 
+/// The caller's chats, most recently updated first.
+#[utoipa::path(
+    get,
+    path = "/api/chat/",
+    tag = "chats",
+    params(PageRequest, ChatFilters),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "A page of chats", body = ChatPage),
+        (status = BAD_REQUEST, description = "A malformed `id` filter", body = FieldErrorsBody),
+        InvalidPage,
+    )
+)]
 async fn chat_list(
     State(chats): State<Chats>,
     user: CurrentUser,
-    Query(q): Params,
+    Query(page): Query<PageRequest>,
+    Query(filters): Query<ChatFilters>,
     link: PageLink,
-) -> ApiResult<Json<Value>> {
-    let page = PageRequest::from_query(&q)?;
-    let only = id_param::<ChatId>(&q, "id")?;
+) -> ApiResult<Json<Page<ChatView>>> {
+    let only = filters.id;
     // Only `?page=last` needs the count before the page.
     let page = if page.is_last() {
         page.resolve(chats.count_chats(user.id(), only).await?)
@@ -211,40 +239,71 @@ async fn chat_list(
     Ok(Json(page.render(listed.total, listed.chats, &link)?))
 }
 
-async fn chat_detail(
-    State(chats): State<Chats>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-) -> ApiResult<Json<ChatView>> {
-    Ok(Json(chats.chat_view(id_path(&id)?, user.id()).await?))
+/// One chat.
+#[utoipa::path(
+    get,
+    path = "/api/chat/{id}/",
+    tag = "chats",
+    params(("id" = ChatId, Path, description = "The chat's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "The chat", body = ChatView),
+        NotFound,
+    )
+)]
+async fn chat_detail(State(chats): State<Chats>, user: CurrentUser, Ids(id): Ids<ChatId>) -> ApiResult<Json<ChatView>> {
+    Ok(Json(chats.chat_view(id, user.id()).await?))
 }
 
-async fn chat_delete(State(chats): State<Chats>, user: CurrentUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    chats.delete_chat(user.id(), id_path(&id)?).await?;
+/// Delete a chat and its messages.
+#[utoipa::path(
+    delete,
+    path = "/api/chat/{id}/",
+    tag = "chats",
+    params(("id" = ChatId, Path, description = "The chat's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = NO_CONTENT, description = "Deleted"),
+        Forbidden,
+        NotFound,
+    )
+)]
+async fn chat_delete(State(chats): State<Chats>, user: CurrentUser, Ids(id): Ids<ChatId>) -> ApiResult<StatusCode> {
+    chats.delete_chat(user.id(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn create_chat(State(chats): State<Chats>, user: CurrentUser, Body(body): Body) -> ApiResult<Response> {
-    let mut f = Fields::new(&body);
-    let ref_user = f.required_uuid("refUser");
-    let with_user = f.required_uuid("chatWithUser");
-    f.finish()?;
-    let (Some(ref_user), Some(with_user)) = (ref_user, with_user) else {
-        unreachable!("checked by finish()")
-    };
-    if UserId(ref_user) != user.id() {
+/// Find or create the chat with another user.
+///
+/// Answers 201 whether the chat was created or already existed.
+#[utoipa::path(
+    post,
+    path = "/api/createChat/",
+    tag = "chats",
+    security(("jwtAuth" = [])),
+    responses(
+        (status = CREATED, description = "The chat", body = ChatView),
+        (status = FORBIDDEN, description = "`refUser` is not the caller", body = Detail),
+    )
+)]
+async fn create_chat(
+    State(chats): State<Chats>,
+    user: CurrentUser,
+    Form(new): Form<NewChat>,
+) -> ApiResult<(StatusCode, Json<ChatView>)> {
+    if new.ref_user != user.id() {
         return Err(ApiError::PermissionDenied);
     }
-    let (chat, _created) = chats.open_pair(user.id(), UserId(with_user)).await?;
-    let body = chats.chat_view(chat.id, user.id()).await?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    let (chat, _created) = chats.open_pair(user.id(), new.chat_with_user).await?;
+    let view = chats.chat_view(chat.id, user.id()).await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 // ---- messages ---------------------------------------------------------------------------
 
 /// The sequence of a cursor message, which must belong to the listed chat.
-async fn cursor_seq(chats: &Chats, q: &HashMap<String, String>, name: &str, chat: ChatId) -> ApiResult<Option<i64>> {
-    let Some(id) = id_param::<MessageId>(q, name)? else {
+async fn cursor_seq(chats: &Chats, cursor: Option<MessageId>, name: &str, chat: ChatId) -> ApiResult<Option<i64>> {
+    let Some(id) = cursor else {
         return Ok(None);
     };
     match chats.cursor_seq(chat, id).await? {
@@ -253,30 +312,34 @@ async fn cursor_seq(chats: &Chats, q: &HashMap<String, String>, name: &str, chat
     }
 }
 
+/// A chat's messages, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/message/",
+    tag = "messages",
+    params(PageRequest, MessageFilters),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "A page of messages", body = MessagePage),
+        (status = BAD_REQUEST, description = "A missing or malformed filter", body = FieldErrorsBody),
+        (status = NOT_FOUND, description = "Not found, or Invalid page.", body = Detail),
+    )
+)]
 async fn message_list(
     State(chats): State<Chats>,
     user: CurrentUser,
-    Query(q): Params,
+    Query(page): Query<PageRequest>,
+    Query(filters): Query<MessageFilters>,
     link: PageLink,
-) -> ApiResult<Json<Value>> {
-    let page = PageRequest::from_query(&q)?;
-    let Some(chat) = id_param::<ChatId>(&q, "refChat")? else {
-        return Err(ApiError::field("refChat", "This field is required."));
-    };
+) -> ApiResult<Json<Page<MessageView>>> {
+    let chat = filters.chat;
     chats.chat_for_member(chat, user.id()).await?;
-    let kind = match q.get("type").map(|t| t.trim()).filter(|t| !t.is_empty()) {
-        None => None,
-        Some(t) => Some(
-            t.parse::<i32>()
-                .map_err(|_| ApiError::field("type", "Enter a whole number."))?,
-        ),
-    };
     let filter = HistoryFilter {
-        id: id_param(&q, "id")?,
-        kind,
-        is_read: bool_param(&q, "isRead")?,
-        before_seq: cursor_seq(&chats, &q, "before", chat).await?,
-        after_seq: cursor_seq(&chats, &q, "after", chat).await?,
+        id: filters.id,
+        kind: filters.kind,
+        is_read: filters.is_read,
+        before_seq: cursor_seq(&chats, filters.before, "before", chat).await?,
+        after_seq: cursor_seq(&chats, filters.after, "after", chat).await?,
     };
     // Only `?page=last` needs the count before the page.
     let page = if page.is_last() {
@@ -287,134 +350,223 @@ async fn message_list(
     let history = chats
         .history(chat, user.id(), &filter, page.limit(), page.offset())
         .await?;
-    let results: Vec<MessageView> = history.messages.iter().map(MessageView::rest).collect();
+    let results = history.messages.iter().map(MessageView::rest).collect();
     Ok(Json(page.render(history.total, results, &link)?))
 }
 
-async fn message_create(State(chats): State<Chats>, user: CurrentUser, Body(body): Body) -> ApiResult<Response> {
-    let mut f = Fields::new(&body);
-    let chat = f.required_uuid("refChat");
-    if !f.present("message") {
-        f.error("message", "This field is required.");
-    }
-    let draft = Draft::read(&mut f, chats.max_extra_bytes());
-    f.finish()?;
-    let chat = ChatId(chat.expect("checked by finish()"));
-    // `author` in the body is ignored: the author is always the caller.
-    // A retry with the same clientId answers exactly as the first time did.
-    let stored = chats.post(user.id(), chat, draft).await?;
-    Ok((StatusCode::CREATED, Json(MessageView::rest(&stored.row))).into_response())
+/// Send a message.
+///
+/// Stored, then delivered to the chat's sockets exactly like a WebSocket message. The author is
+/// always the caller; a retry with the same `clientId` answers as the first time did.
+#[utoipa::path(
+    post,
+    path = "/api/message/",
+    tag = "messages",
+    security(("jwtAuth" = [])),
+    responses(
+        (status = CREATED, description = "The stored message", body = MessageView),
+        NotFound,
+    )
+)]
+async fn message_create(
+    State(chats): State<Chats>,
+    user: CurrentUser,
+    Form(new): Form<NewMessage>,
+) -> ApiResult<(StatusCode, Json<MessageView>)> {
+    let stored = chats.post(user.id(), new.chat, new.draft).await?;
+    Ok((StatusCode::CREATED, Json(MessageView::rest(&stored.row))))
 }
 
+/// One message.
+#[utoipa::path(
+    get,
+    path = "/api/message/{id}/",
+    tag = "messages",
+    params(("id" = MessageId, Path, description = "The message's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "The message", body = MessageView),
+        NotFound,
+    )
+)]
 async fn message_detail(
     State(chats): State<Chats>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    Ids(id): Ids<MessageId>,
 ) -> ApiResult<Json<MessageView>> {
-    let message = chats.message_for_member(id_path(&id)?, user.id()).await?;
+    let message = chats.message_for_member(id, user.id()).await?;
     Ok(Json(MessageView::rest(&message)))
 }
 
+/// Edit or mark a message.
+#[utoipa::path(
+    method(put, patch),
+    path = "/api/message/{id}/",
+    tag = "messages",
+    params(("id" = MessageId, Path, description = "The message's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "The message", body = MessageView),
+        Forbidden,
+        NotFound,
+    )
+)]
 async fn message_update(
     State(chats): State<Chats>,
     user: CurrentUser,
-    Path(id): Path<String>,
-    Body(body): Body,
+    Ids(id): Ids<MessageId>,
+    Form(patch): Form<MessagePatch>,
 ) -> ApiResult<Json<MessageView>> {
-    let id: MessageId = id_path(&id)?;
-    let mut f = Fields::new(&body);
-    let text = f.optional_raw_str("message", MESSAGE_MAX_CHARS);
-    let is_read = f.optional_bool("isRead");
-    f.finish()?;
-    let message = if text.is_none() && is_read.is_none() {
+    let message = if patch.is_empty() {
         chats.message_for_member(id, user.id()).await?
     } else {
-        chats
-            .change_message(user.id(), id, MessageChange { text, is_read })
-            .await?
+        chats.change_message(user.id(), id, patch.into()).await?
     };
     Ok(Json(MessageView::rest(&message)))
 }
 
+/// Delete a message (author only).
+#[utoipa::path(
+    delete,
+    path = "/api/message/{id}/",
+    tag = "messages",
+    params(("id" = MessageId, Path, description = "The message's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = NO_CONTENT, description = "Deleted"),
+        Forbidden,
+        NotFound,
+    )
+)]
 async fn message_delete(
     State(chats): State<Chats>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    Ids(id): Ids<MessageId>,
 ) -> ApiResult<StatusCode> {
-    chats.delete_message(user.id(), id_path(&id)?).await?;
+    chats.delete_message(user.id(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The app's bulk "mark read": `{"status":"OK"}`, or `{"status":"KO"}` for input it cannot use.
+/// Mark messages read.
+///
+/// Only messages in the caller's chats written by someone else are changed; the rest are
+/// ignored. Input it cannot use answers `{"status":"KO"}`.
+#[utoipa::path(
+    post,
+    path = "/api/updateMessagesStatus/",
+    tag = "messages",
+    security(("jwtAuth" = [])),
+    responses((status = OK, description = "OK, or KO for unusable input", body = Status))
+)]
 async fn update_messages_status(
     State(chats): State<Chats>,
     user: CurrentUser,
-    Body(body): Body,
-) -> ApiResult<Json<Value>> {
-    match body.get("messageIds").and_then(|ids| id_list::<MessageId>(ids, 1000)) {
+    Form(request): Form<MarkRead>,
+) -> ApiResult<Json<Status>> {
+    let status = match request.ids {
         Some(ids) => {
             chats.mark_read(user.id(), &ids).await?;
-            Ok(Json(json!({ "status": "OK" })))
+            StatusWord::Ok
         }
-        None => Ok(Json(json!({ "status": "KO" }))),
-    }
+        None => StatusWord::Ko,
+    };
+    Ok(Json(Status { status }))
 }
 
 // ---- groups -----------------------------------------------------------------------------
 
-async fn group_create(State(chats): State<Chats>, user: CurrentUser, Body(body): Body) -> ApiResult<Response> {
-    let mut f = Fields::new(&body);
-    let title = f.required_str("title", TITLE_MAX);
-    f.finish()?;
-    let members: Vec<UserId> = match body.get("members") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(value) => {
-            id_list(value, MEMBERS_MAX).ok_or_else(|| ApiError::field("members", "Enter a list of valid UUIDs."))?
-        }
-    };
-    let chat = chats
-        .create_group(user.id(), &title.unwrap_or_default(), &members)
-        .await?;
-    let body = chats.chat_view(chat.id, user.id()).await?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+/// Create a group chat.
+///
+/// The caller becomes its admin; `members` must be active users.
+#[utoipa::path(
+    post,
+    path = "/api/groups/",
+    tag = "groups",
+    security(("jwtAuth" = [])),
+    responses((status = CREATED, description = "The group", body = ChatView))
+)]
+async fn group_create(
+    State(chats): State<Chats>,
+    user: CurrentUser,
+    Form(new): Form<NewGroup>,
+) -> ApiResult<(StatusCode, Json<ChatView>)> {
+    let chat = chats.create_group(user.id(), &new.title, &new.members).await?;
+    let view = chats.chat_view(chat.id, user.id()).await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Rename a group (admins only).
+#[utoipa::path(
+    method(put, patch),
+    path = "/api/groups/{id}/",
+    tag = "groups",
+    params(("id" = ChatId, Path, description = "The group's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "The group", body = ChatView),
+        Forbidden,
+        NotFound,
+    )
+)]
 async fn group_rename(
     State(chats): State<Chats>,
     user: CurrentUser,
-    Path(id): Path<String>,
-    Body(body): Body,
+    Ids(chat): Ids<ChatId>,
+    Form(title): Form<GroupTitle>,
 ) -> ApiResult<Json<ChatView>> {
-    let chat = id_path(&id)?;
-    let mut f = Fields::new(&body);
-    let title = f.required_str("title", TITLE_MAX);
-    f.finish()?;
-    chats.rename_group(user.id(), chat, &title.unwrap_or_default()).await?;
+    chats.rename_group(user.id(), chat, &title.title).await?;
     Ok(Json(chats.chat_view(chat, user.id()).await?))
 }
 
+/// Add a member (admins only).
+#[utoipa::path(
+    post,
+    path = "/api/groups/{id}/members/",
+    tag = "groups",
+    params(("id" = ChatId, Path, description = "The group's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = CREATED, description = "Added; the group", body = ChatView),
+        (status = OK, description = "Already a member; the group", body = ChatView),
+        Forbidden,
+        NotFound,
+    )
+)]
 async fn group_add_member(
     State(chats): State<Chats>,
     user: CurrentUser,
-    Path(id): Path<String>,
-    Body(body): Body,
-) -> ApiResult<Response> {
-    let chat = id_path(&id)?;
-    let mut f = Fields::new(&body);
-    let member = f.required_uuid("user");
-    let as_admin = f.optional_bool("isAdmin").unwrap_or(false);
-    f.finish()?;
-    let member = UserId(member.expect("checked by finish()"));
-    let added = chats.add_member(user.id(), chat, member, as_admin).await?;
+    Ids(chat): Ids<ChatId>,
+    Form(new): Form<NewMember>,
+) -> ApiResult<(StatusCode, Json<ChatView>)> {
+    let added = chats.add_member(user.id(), chat, new.user, new.is_admin).await?;
     let status = if added { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(chats.chat_view(chat, user.id()).await?)).into_response())
+    Ok((status, Json(chats.chat_view(chat, user.id()).await?)))
 }
 
+/// Remove a member, or leave.
+///
+/// Admins may remove anyone; any member may remove themself.
+#[utoipa::path(
+    delete,
+    path = "/api/groups/{id}/members/{user}/",
+    tag = "groups",
+    params(
+        ("id" = ChatId, Path, description = "The group's id"),
+        ("user" = UserId, Path, description = "The member's user id"),
+    ),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = NO_CONTENT, description = "Removed"),
+        (status = BAD_REQUEST, description = "Members of a two-person chat cannot change", body = Detail),
+        Forbidden,
+        NotFound,
+    )
+)]
 async fn group_remove_member(
     State(chats): State<Chats>,
     user: CurrentUser,
-    Path((id, member)): Path<(String, String)>,
+    Ids((chat, member)): Ids<(ChatId, UserId)>,
 ) -> ApiResult<StatusCode> {
-    chats.remove_member(user.id(), id_path(&id)?, id_path(&member)?).await?;
+    chats.remove_member(user.id(), chat, member).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,33 +2,47 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::accounts::view::UserBrief;
+/// Where realtime and the views find the timestamp format.
+pub(crate) use crate::http::micros;
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::store::messages::MessageRow;
 
-/// The contract's message object (`{"id","refChat","author","message","type","extraData",
-/// "isRead","createdAt","updatedAt"}`), plus the chat order `seq` used by the v2 protocol.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+/// The contract's message object. Its keys come out in the order DRF's `ModelSerializer` (with
+/// `fields = "__all__"`) emits them: the primary key, the model's own fields in declaration
+/// order, then its forward relations (`refChat`, `author`). After them, what only the realtime
+/// shape carries (chat order `seq`, the sender's `clientId`, the tombstone flag).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Message)]
 pub(crate) struct MessageView {
     pub id: MessageId,
-    pub ref_chat: ChatId,
-    pub author: Option<UserId>,
     pub message: String,
+    /// 0 text, 1 geolocation (`extraData` = `"lat,lon"`), 2 photo.
     #[serde(rename = "type")]
     pub kind: i32,
+    /// Coordinates or an attachment (data URL or link); may be empty or null.
+    #[schema(required = true)]
     pub extra_data: Option<String>,
     pub is_read: bool,
     #[serde(with = "micros")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "micros")]
     pub updated_at: DateTime<Utc>,
+    pub ref_chat: ChatId,
+    /// `null` once the author's account is deleted.
+    #[schema(required = true)]
+    pub author: Option<UserId>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(ignore)]
     pub seq: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    #[schema(ignore)]
     pub client_id: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    #[schema(ignore)]
     pub deleted: bool,
 }
 
@@ -62,31 +76,42 @@ impl MessageView {
     }
 }
 
-/// A chat as the app shows it, from one member's side: both users, the last message, and
-/// Causerie's additions (unread count, groups) after the series' fields.
-#[derive(Clone, Debug, Serialize)]
+/// A chat as the app shows it, from one member's side: the series' `ChatSerializer` (a model
+/// serializer declaring `fromUser`, `toUser` and `lastMessage`), so the primary key, the
+/// declared fields, then the model's own `createdAt`, `updatedAt`; Causerie's additions (unread
+/// count, groups) after them.
+#[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Chat)]
 pub(crate) struct ChatView {
     pub id: ChatId,
     /// `null` for a deleted user, and for groups.
+    #[schema(required = true)]
     pub from_user: Option<UserBrief>,
+    #[schema(required = true)]
     pub to_user: Option<UserBrief>,
     /// The last live message, as a list of zero or one (the series' serializer shape).
+    #[schema(max_items = 1)]
     pub last_message: Vec<MessageView>,
     #[serde(with = "micros")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "micros")]
     pub updated_at: DateTime<Utc>,
+    /// Messages from others the caller has not read.
     pub unread_count: i64,
     pub is_group: bool,
+    /// A group's title (`null` for two-person chats).
+    #[schema(required = true)]
     pub title: Option<String>,
     /// Groups only: every member, admins flagged.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub members: Option<Vec<MemberView>>,
 }
 
 /// A group member: the user's brief with their role.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(as = Member)]
 pub(crate) struct MemberView {
     #[serde(flatten)]
     pub user: UserBrief,
@@ -94,19 +119,17 @@ pub(crate) struct MemberView {
     pub is_admin: bool,
 }
 
-/// Timestamps as `2026-11-25T10:00:00.123456Z`, the way DRF renders them.
-pub(crate) mod micros {
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
+/// The answer of the app's bulk "mark read": `{"status":"OK"}`, or `{"status":"KO"}` for input
+/// it cannot use.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Status {
+    pub status: StatusWord,
+}
 
-    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Micros, true))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let text = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
-    }
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) enum StatusWord {
+    #[serde(rename = "OK")]
+    Ok,
+    #[serde(rename = "KO")]
+    Ko,
 }

@@ -4,6 +4,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::{Map, Value};
 
+use super::Fields;
 use crate::error::ApiError;
 
 /// The largest body a route accepts, put in each request's extensions by the router
@@ -11,7 +12,37 @@ use crate::error::ApiError;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BodyLimit(pub usize);
 
-/// The request body as a JSON object (an empty body is an empty object, as DRF sees it).
+/// A request body type: how it is read out of the body's fields, with DRF's messages.
+///
+/// An implementation reads *every* field first (each reader records its own errors in `f`) and
+/// only then assembles the value with `?` on the required parts, so one 400 lists every field's
+/// problems, as a DRF serializer's does. Cross-field rules (a password checked against the
+/// email) go between the two steps, adding their errors to `f`.
+pub(crate) trait FromBody: Sized {
+    fn from_fields(f: &mut Fields<'_>) -> Option<Self>;
+}
+
+/// A request body read as `T`: JSON or form data, parsed by `T`'s [`FromBody`] rules. A
+/// handler taking `Form<T>` gets a checked value or never runs.
+///
+/// Named `Form` because that is the name utoipa's axum support reads a handler's request body
+/// type from (`Form<T>` → a `T` body); the document then lists JSON beside form data for every
+/// such body (`web::openapi`), since both are accepted.
+pub(crate) struct Form<T>(pub T);
+
+impl<S: Send + Sync, T: FromBody> FromRequest<S> for Form<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Body(body) = Body::from_request(req, state).await?;
+        let mut f = Fields::new(&body);
+        let value = T::from_fields(&mut f);
+        f.finish_with(value).map(Form)
+    }
+}
+
+/// The request body as a JSON object (an empty body is an empty object, as DRF sees it), of
+/// at most the route's [`BodyLimit`].
 pub(crate) struct Body(pub Map<String, Value>);
 
 /// Reads a whole body of at most the route's [`BodyLimit`]. A declared `Content-Length` above

@@ -11,6 +11,10 @@ use crate::validation::{FieldErrors, REQUIRED};
 pub(crate) struct Fields<'a> {
     body: &'a Map<String, Value>,
     errors: FieldErrors,
+    /// Every field name a reader asked for, so tests can hold a body type's documented
+    /// properties against what it really reads.
+    #[cfg(test)]
+    pub(crate) asked: Vec<String>,
 }
 
 impl<'a> Fields<'a> {
@@ -18,20 +22,34 @@ impl<'a> Fields<'a> {
         Fields {
             body,
             errors: FieldErrors::new(),
+            #[cfg(test)]
+            asked: Vec::new(),
         }
+    }
+
+    /// The raw value of a field; every reader goes through here.
+    fn value(&mut self, field: &str) -> Option<&'a Value> {
+        #[cfg(test)]
+        self.asked.push(field.to_string());
+        self.body.get(field)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn errors(&self) -> &FieldErrors {
+        &self.errors
     }
 
     pub(crate) fn error(&mut self, field: &str, message: impl Into<String>) {
         self.errors.entry(field.to_string()).or_default().push(message.into());
     }
 
-    pub(crate) fn present(&self, field: &str) -> bool {
-        self.body.contains_key(field)
+    pub(crate) fn present(&mut self, field: &str) -> bool {
+        self.value(field).is_some()
     }
 
     /// A required string: trimmed, non-blank, at most `max` characters.
     pub(crate) fn required_str(&mut self, field: &str, max: usize) -> Option<String> {
-        match self.body.get(field) {
+        match self.value(field) {
             None => {
                 self.error(field, REQUIRED);
                 None
@@ -58,7 +76,7 @@ impl<'a> Fields<'a> {
     }
 
     fn str_inner(&mut self, field: &str, max: usize, trim: bool) -> Option<String> {
-        let value = match self.body.get(field)? {
+        let value = match self.value(field)? {
             Value::Null => {
                 self.error(field, "This field may not be null.");
                 return None;
@@ -99,14 +117,14 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn optional_nullable_str(&mut self, field: &str, max: usize) -> Option<Option<String>> {
-        match self.body.get(field)? {
+        match self.value(field)? {
             Value::Null => Some(None),
             _ => self.optional_str(field, max).map(Some),
         }
     }
 
     pub(crate) fn optional_bool(&mut self, field: &str) -> Option<bool> {
-        let parsed = match self.body.get(field)? {
+        let parsed = match self.value(field)? {
             Value::Bool(b) => Some(*b),
             Value::Number(n) if n.as_i64() == Some(1) => Some(true),
             Value::Number(n) if n.as_i64() == Some(0) => Some(false),
@@ -124,7 +142,7 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn optional_int(&mut self, field: &str) -> Option<i64> {
-        let parsed = match self.body.get(field)? {
+        let parsed = match self.value(field)? {
             Value::Number(n) => n.as_i64(),
             Value::String(s) => s.trim().parse().ok(),
             _ => None,
@@ -136,7 +154,7 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn optional_uuid(&mut self, field: &str) -> Option<Uuid> {
-        let parsed = match self.body.get(field)? {
+        let parsed = match self.value(field)? {
             Value::String(s) => Uuid::parse_str(s.trim()).ok(),
             _ => None,
         };
@@ -147,16 +165,56 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn required_uuid(&mut self, field: &str) -> Option<Uuid> {
-        if !self.present(field) || self.body.get(field) == Some(&Value::Null) {
+        if !self.present(field) || self.value(field) == Some(&Value::Null) {
             self.error(field, REQUIRED);
             return None;
         }
         self.optional_uuid(field)
     }
 
+    /// A required id of one of the id types (`UserId`, `ChatId`, `MessageId`).
+    pub(crate) fn required_id<T: From<Uuid>>(&mut self, field: &str) -> Option<T> {
+        self.required_uuid(field).map(T::from)
+    }
+
+    /// An optional list of ids (absent or null → empty) of at most `max` items; anything else
+    /// is refused with `message`.
+    pub(crate) fn optional_id_list<T: From<Uuid>>(&mut self, field: &str, max: usize, message: &str) -> Option<Vec<T>> {
+        let parsed = match self.value(field) {
+            None | Some(Value::Null) => return Some(Vec::new()),
+            Some(value) => id_list(value, max),
+        };
+        if parsed.is_none() {
+            self.error(field, message);
+        }
+        parsed
+    }
+
+    /// A list of ids read without refusing anything: `None` when the field is absent or is not
+    /// a list of at most `max` uuids.
+    pub(crate) fn lenient_id_list<T: From<Uuid>>(&mut self, field: &str, max: usize) -> Option<Vec<T>> {
+        id_list(self.value(field)?, max)
+    }
+
+    /// Turns a value already read into a richer type; `parse` refusing it is the error
+    /// `message` on `field` (e.g. a string that is not an email address).
+    pub(crate) fn refine<T, U>(
+        &mut self,
+        field: &str,
+        value: Option<T>,
+        parse: impl FnOnce(T) -> Option<U>,
+        message: &str,
+    ) -> Option<U> {
+        let refined = parse(value?);
+        if refined.is_none() {
+            self.error(field, message);
+        }
+        refined
+    }
+
     /// An optional, nullable ISO 8601 date-time.
     pub(crate) fn optional_datetime(&mut self, field: &str) -> Option<Option<DateTime<Utc>>> {
-        match self.body.get(field)? {
+        match self.value(field)? {
             Value::Null => Some(None),
             Value::String(s) => match DateTime::parse_from_rfc3339(s.trim()) {
                 Ok(t) => Some(Some(crate::store::truncate(t.with_timezone(&Utc)))),
@@ -186,4 +244,21 @@ impl<'a> Fields<'a> {
             Err(ApiError::Validation(self.errors))
         }
     }
+
+    /// Ends reading a whole request: every collected error at once, else the value built from
+    /// the fields. A reader that built nothing without saying why is a defect, answered as an
+    /// internal error rather than a panic.
+    pub(crate) fn finish_with<T>(self, value: Option<T>) -> Result<T, ApiError> {
+        self.finish()?;
+        value.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a body reader refused a body without an error")))
+    }
+}
+
+/// A JSON array of uuid strings of at most `max` items; `None` when the value is not one.
+pub(crate) fn id_list<T: From<Uuid>>(value: &Value, max: usize) -> Option<Vec<T>> {
+    let items = value.as_array().filter(|items| items.len() <= max)?;
+    items
+        .iter()
+        .map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()).map(T::from))
+        .collect()
 }

@@ -1,9 +1,18 @@
-//! Pieces every REST handler shares: bodies, field reading, pagination.
+//! Pieces every REST handler shares: typed bodies, query filters and path ids, pagination.
 
+pub(crate) mod answers;
 pub(crate) mod body;
 pub(crate) mod fields;
+pub(crate) mod micros;
 pub(crate) mod page;
+pub(crate) mod path;
+pub(crate) mod query;
 
-pub(crate) use body::{Body, BodyLimit};
+pub(crate) use body::{BodyLimit, Form, FromBody};
 pub(crate) use fields::Fields;
-pub(crate) use page::{PageLink, PageRequest};
+pub(crate) use page::{Page, PageLink, PageRequest};
+pub(crate) use path::Ids;
+pub(crate) use query::{FromQuery, Query, QueryParams};
+
+#[cfg(test)]
+pub(crate) mod schema_check;

@@ -1,13 +1,74 @@
 //! DRF's PageNumberPagination: `{"count","next","previous","results"}`, `?page=N`, `?page_size=`.
 
+use std::borrow::Cow;
+
 use axum::http::Uri;
 use serde::Serialize;
-use serde_json::{json, Value};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr, Required, Schema};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
+use super::query::{FromQuery, QueryParams};
 use crate::error::ApiError;
 
 pub(crate) const DEFAULT_PAGE_SIZE: i64 = 20;
 pub(crate) const MAX_PAGE_SIZE: i64 = 100;
+
+/// One page of a list, with absolute links to its neighbours; the keys in the order DRF's
+/// `get_paginated_response` writes them.
+#[derive(Debug, Serialize)]
+pub(crate) struct Page<T> {
+    pub count: i64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
+/// Described by hand rather than derived: a derived generic schema inlines `T` into every
+/// page; this one refers to `T`'s component and is named after it (`MessagePage`).
+impl<T: ToSchema> PartialSchema for Page<T> {
+    fn schema() -> RefOr<Schema> {
+        let link = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .format(Some(SchemaFormat::Custom("uri".into())))
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(format!(
+                "A page of {}s (DRF's page number pagination).",
+                T::name()
+            )))
+            .property(
+                "count",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .description(Some("How many items the whole list has")),
+            )
+            .property("next", link("The next page, when there is one"))
+            .property("previous", link("The previous page, when there is one"))
+            .property("results", ArrayBuilder::new().items(Ref::from_schema_name(T::name())))
+            .required("count")
+            .required("next")
+            .required("previous")
+            .required("results")
+            .into()
+    }
+}
+
+impl<T: ToSchema> ToSchema for Page<T> {
+    fn name() -> Cow<'static, str> {
+        format!("{}Page", T::name()).into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((T::name().into_owned(), T::schema()));
+        T::schemas(schemas);
+    }
+}
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PageRequest {
@@ -15,11 +76,11 @@ pub(crate) struct PageRequest {
     pub size: i64,
 }
 
-impl PageRequest {
-    /// Reads `page` and `page_size` from the query; a page past the end is DRF's 404 "Invalid page."
-    /// and is checked by [`PageRequest::render`] once the count is known.
-    pub(crate) fn from_query(query: &std::collections::HashMap<String, String>) -> Result<PageRequest, ApiError> {
-        let page = match query.get("page").map(|p| p.trim()) {
+/// `page` and `page_size` from the query; a page past the end is DRF's 404 "Invalid page." and
+/// is checked by [`PageRequest::render`] once the count is known.
+impl FromQuery for PageRequest {
+    fn from_query(params: &QueryParams) -> Result<PageRequest, ApiError> {
+        let page = match params.get("page").map(str::trim) {
             None | Some("") => 1,
             Some("last") => i64::MAX,
             Some(p) => match p.parse::<i64>() {
@@ -27,7 +88,7 @@ impl PageRequest {
                 _ => return Err(ApiError::InvalidPage),
             },
         };
-        let size = query
+        let size = params
             .get("page_size")
             .and_then(|s| s.trim().parse::<i64>().ok())
             .filter(|n| *n >= 1)
@@ -35,7 +96,34 @@ impl PageRequest {
             .unwrap_or(DEFAULT_PAGE_SIZE);
         Ok(PageRequest { page, size })
     }
+}
 
+/// The two parameters [`PageRequest::from_query`] reads.
+impl IntoParams for PageRequest {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let param = |name: &str, description: &str| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(description))
+                .schema(Some(i64::schema()))
+                .build()
+        };
+        vec![
+            param(
+                "page",
+                "Page number (from 1), or `last`; past the end is 404 \"Invalid page.\"",
+            ),
+            param(
+                "page_size",
+                &format!("Items per page (default {DEFAULT_PAGE_SIZE}, at most {MAX_PAGE_SIZE})"),
+            ),
+        ]
+    }
+}
+
+impl PageRequest {
     /// True for `?page=last`, which needs the total before the page can be read.
     pub(crate) fn is_last(self) -> bool {
         self.page == i64::MAX
@@ -60,42 +148,17 @@ impl PageRequest {
     }
 
     /// The paginated body, with absolute `next` and `previous` links.
-    pub(crate) fn render<T: Serialize>(self, total: i64, results: Vec<T>, here: &PageLink) -> Result<Value, ApiError> {
-        let (base, uri) = (here.base.as_str(), &here.uri);
+    pub(crate) fn render<T>(self, total: i64, results: Vec<T>, here: &PageLink) -> Result<Page<T>, ApiError> {
         let last = ((total + self.size - 1) / self.size).max(1);
         if self.page > last {
             return Err(ApiError::InvalidPage);
         }
-        let link = |page: i64| -> Value {
-            let mut pairs: Vec<(String, String)> = uri
-                .query()
-                .map(|q| {
-                    url::form_urlencoded::parse(q.as_bytes())
-                        .into_owned()
-                        .filter(|(k, _)| k != "page")
-                        .collect()
-                })
-                .unwrap_or_default();
-            if page > 1 {
-                pairs.push(("page".into(), page.to_string()));
-            }
-            let mut url = format!("{}{}", base.trim_end_matches('/'), uri.path());
-            if !pairs.is_empty() {
-                url.push('?');
-                url.push_str(
-                    &url::form_urlencoded::Serializer::new(String::new())
-                        .extend_pairs(pairs)
-                        .finish(),
-                );
-            }
-            Value::String(url)
-        };
-        Ok(json!({
-            "count": total,
-            "next": if self.page < last { link(self.page + 1) } else { Value::Null },
-            "previous": if self.page > 1 { link(self.page - 1) } else { Value::Null },
-            "results": results,
-        }))
+        Ok(Page {
+            count: total,
+            next: (self.page < last).then(|| here.to_page(self.page + 1)),
+            previous: (self.page > 1).then(|| here.to_page(self.page - 1)),
+            results,
+        })
     }
 }
 
@@ -104,6 +167,35 @@ impl PageRequest {
 pub(crate) struct PageLink {
     base: String,
     uri: Uri,
+}
+
+impl PageLink {
+    /// This request's URL with `page` set to `page` (left out for the first page, as DRF does).
+    fn to_page(&self, page: i64) -> String {
+        let mut pairs: Vec<(String, String)> = self
+            .uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .filter(|(k, _)| k != "page")
+                    .collect()
+            })
+            .unwrap_or_default();
+        if page > 1 {
+            pairs.push(("page".into(), page.to_string()));
+        }
+        let mut url = format!("{}{}", self.base.trim_end_matches('/'), self.uri.path());
+        if !pairs.is_empty() {
+            url.push('?');
+            url.push_str(
+                &url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(pairs)
+                    .finish(),
+            );
+        }
+        url
+    }
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageLink {

@@ -10,7 +10,9 @@ use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 
@@ -29,13 +31,18 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self';
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; \
      frame-ancestors 'none'";
 
+/// The routes of this module that are part of the API: the document itself.
+pub(crate) fn documented_router<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
+    OpenApiRouter::new().routes(routes!(schema))
+}
+
+/// The pages and their assets.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/chat/", get(chat_page))
         .route("/chat/{chat_id}/", get(chat_page_for))
         .route(CHAT_JS_PATH, get(chat_js))
         .route(CHAT_CSS_PATH, get(chat_css))
-        .route("/api/schema/", get(schema))
         .route("/documentation/", get(docs_index))
         .route("/documentation/{*rest}", get(docs_file))
         .route("/api/docs/", get(docs_index))
@@ -79,8 +86,15 @@ async fn chat_css() -> Response {
     asset("text/css; charset=utf-8", CHAT_CSS)
 }
 
-async fn schema() -> Json<&'static utoipa::openapi::OpenApi> {
-    Json(openapi::document())
+/// This OpenAPI document.
+#[utoipa::path(
+    get,
+    path = "/api/schema/",
+    tag = "operations",
+    responses((status = OK, description = "OpenAPI 3.1", content_type = "application/json"))
+)]
+async fn schema(Extension(document): Extension<openapi::Served>) -> Response {
+    document.response()
 }
 
 fn swagger_config() -> Arc<utoipa_swagger_ui::Config<'static>> {

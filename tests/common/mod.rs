@@ -36,6 +36,7 @@ use uuid::Uuid;
 
 pub use causerie::testing::store::users::UserRow;
 
+pub mod ordered;
 pub mod ws;
 
 /// The variable that turns the PostgreSQL runs on.
