@@ -11,7 +11,7 @@ use crate::store::messages::MessageRow;
 /// "isRead","createdAt","updatedAt"}`), plus the chat order `seq` used by the v2 protocol.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct MessageView {
+pub struct MessageView {
     pub id: MessageId,
     pub ref_chat: ChatId,
     pub author: Option<UserId>,
