@@ -36,6 +36,7 @@ use uuid::Uuid;
 
 pub use causerie::testing::store::users::UserRow;
 
+#[macro_use]
 pub mod ws;
 
 /// The variable that turns the PostgreSQL runs on.
