@@ -3,7 +3,8 @@
 //!
 //! The library is the binary's insides: `cli::main` is what `causerie` runs. Modules are
 //! private to the crate; the public surface is the CLI, the configuration, the server as
-//! tests start it, the id types, and the test support in `testing`.
+//! tests start it, the id types, the realtime frames (`wire`), and the test support in
+//! `testing`.
 
 mod accounts;
 mod app;
@@ -24,6 +25,7 @@ mod store;
 pub mod testing;
 mod validation;
 mod web;
+pub mod wire;
 
 pub use app::Server;
 pub use config::Config;

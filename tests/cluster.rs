@@ -13,13 +13,16 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use causerie::ids::{ChatId, UserId};
+use causerie::wire::v2::{self, ClientFrame, FrameType, Resume, SendMessage, ServerFrame, Subscribe, SUBPROTOCOL};
+use causerie::wire::{v1, MessageView};
 use common::ws::{self, WsClient};
 use common::{PgDatabase, POSTGRES_ENV};
 use serde_json::{json, Value};
 
 const REDIS_ENV: &str = "CAUSERIE_TEST_REDIS_URL";
 const PASSWORD: &str = "Vintage-Lantern-42";
-const V2: Option<&str> = Some("causerie.v2");
+const V2: Option<&str> = Some(SUBPROTOCOL);
 
 fn cluster_env() -> Option<(String, String)> {
     let pg = std::env::var(POSTGRES_ENV).ok().filter(|v| !v.is_empty())?;
@@ -146,7 +149,7 @@ impl Drop for Instance {
 }
 
 struct User {
-    id: String,
+    id: UserId,
     access: String,
 }
 
@@ -168,12 +171,12 @@ async fn user(on: &Instance, email: &str, name: &str) -> User {
         .await;
     assert_eq!(status, 200, "{tokens}");
     User {
-        id: body["id"].as_str().unwrap().to_string(),
+        id: body["id"].as_str().unwrap().parse().unwrap(),
         access: tokens["access"].as_str().unwrap().to_string(),
     }
 }
 
-async fn pair_chat(on: &Instance, a: &User, b: &User) -> String {
+async fn pair_chat(on: &Instance, a: &User, b: &User) -> ChatId {
     let (status, chat) = on
         .post(
             "/api/createChat/",
@@ -182,13 +185,13 @@ async fn pair_chat(on: &Instance, a: &User, b: &User) -> String {
         )
         .await;
     assert_eq!(status, 201, "{chat}");
-    chat["id"].as_str().unwrap().to_string()
+    chat["id"].as_str().unwrap().parse().unwrap()
 }
 
 /// A v2 socket that keeps the frames a wait skipped, so no message frame is lost to the test.
 struct Peer {
     ws: WsClient,
-    inbox: std::collections::VecDeque<Value>,
+    inbox: std::collections::VecDeque<ServerFrame>,
 }
 
 impl Peer {
@@ -200,12 +203,12 @@ impl Peer {
     }
 
     /// The first frame (kept or new) that satisfies `want`; the others stay kept.
-    async fn take(&mut self, want: impl Fn(&Value) -> bool) -> Value {
+    async fn take(&mut self, want: impl Fn(&ServerFrame) -> bool) -> ServerFrame {
         if let Some(pos) = self.inbox.iter().position(&want) {
             return self.inbox.remove(pos).unwrap();
         }
         loop {
-            let frame = self.ws.recv_json().await;
+            let frame = self.ws.recv_frame().await;
             if want(&frame) {
                 return frame;
             }
@@ -213,50 +216,53 @@ impl Peer {
         }
     }
 
-    async fn subscribe(&mut self, chat: &str, after: Option<i64>) -> i64 {
-        let mut frame = json!({ "type": "subscribe", "chat": chat });
-        if let Some(after) = after {
-            frame["afterSeq"] = json!(after);
-        }
-        self.ws.send_json(&frame).await;
-        let done = self.take(|f| f["type"] == "subscribed" && f["chat"] == chat).await;
-        done["lastSeq"].as_i64().unwrap()
+    async fn subscribe(&mut self, chat: ChatId, after_seq: Option<i64>) -> i64 {
+        self.ws
+            .send_frame(&v2::Command::Subscribe(Subscribe { chat, after_seq }))
+            .await;
+        let done = self
+            .take(|f| f.kind() == FrameType::Subscribed && f.chat() == Some(chat))
+            .await;
+        frame_of!(done, ServerFrame::Subscribed).last_seq
     }
 
-    async fn send(&mut self, chat: &str, client_id: &str, text: &str) -> Value {
-        self.ws
-            .send_json(&json!({ "type": "send", "chat": chat, "clientId": client_id, "message": text }))
+    async fn send(&mut self, chat: ChatId, client_id: &str, text: &str) -> MessageView {
+        let send = v2::Command::Send(SendMessage {
+            chat,
+            client_id: client_id.into(),
+            message: text.into(),
+            message_type: None,
+            extra_data: None,
+        });
+        self.ws.send_frame(&send).await;
+        let ack = self
+            .take(|f| matches!(f, ServerFrame::Ack(ack) if ack.client_id == client_id))
             .await;
-        self.take(|f| f["type"] == "ack" && f["clientId"] == client_id).await
+        frame_of!(ack, ServerFrame::Ack).message
     }
 
     /// The next `count` message frames of `chat`: their seqs and texts.
-    async fn messages(&mut self, chat: &str, count: usize) -> Vec<(i64, String)> {
+    async fn messages(&mut self, chat: ChatId, count: usize) -> Vec<(i64, String)> {
         let mut got = Vec::new();
         while got.len() < count {
-            let frame = self.take(|f| f["type"] == "message" && f["chat"] == chat).await;
-            got.push((
-                frame["message"]["seq"].as_i64().unwrap(),
-                frame["message"]["message"].as_str().unwrap().to_string(),
-            ));
+            let frame = self.take(is_message_in(chat)).await;
+            let message = frame_of!(frame, ServerFrame::Message).message;
+            got.push((message.seq.unwrap(), message.message));
         }
         got
     }
 
     /// Asserts that no message frame for `chat` is kept or arrives for a while.
-    async fn no_more_messages(&mut self, chat: &str) {
-        assert!(
-            !self.inbox.iter().any(|f| f["type"] == "message" && f["chat"] == chat),
-            "{:?}",
-            self.inbox
-        );
-        while let Some(frame) = self.ws.next_json(ws::QUIET_WAIT).await {
-            assert!(
-                !(frame["type"] == "message" && frame["chat"] == chat),
-                "unexpected {frame}"
-            );
-        }
+    async fn no_more_messages(&mut self, chat: ChatId) {
+        assert!(!self.inbox.iter().any(is_message_in(chat)), "{:?}", self.inbox);
+        let frames = self.ws.frames_for_a_while().await;
+        assert!(!frames.iter().any(is_message_in(chat)), "unexpected {frames:?}");
     }
+}
+
+/// A `message` frame of `chat`.
+fn is_message_in(chat: ChatId) -> impl Fn(&ServerFrame) -> bool {
+    move |frame| frame.kind() == FrameType::Message && frame.chat() == Some(chat)
 }
 
 fn random_secret() -> String {
@@ -285,30 +291,28 @@ async fn messages_order_and_presence_cross_instances() {
     // Alice on A, Bob on B (v2), and a seed (v1) client of Bob's on C.
     let mut alice_ws = Peer::connect(&a.ws(&format!("/ws/?token={}", alice.access))).await;
     let mut bob_ws = Peer::connect(&b.ws(&format!("/ws/?token={}", bob.access))).await;
-    let presence = alice_ws.take(|f| f["type"] == "presence").await;
-    assert_eq!(presence["user"], json!(bob.id));
-    assert_eq!(
-        presence["online"],
-        json!(true),
-        "Bob online on B is online for Alice on A"
+    let presence = frame_of!(
+        alice_ws.take(|f| f.kind() == FrameType::Presence).await,
+        ServerFrame::Presence
     );
-    alice_ws.subscribe(&chat, None).await;
-    bob_ws.subscribe(&chat, None).await;
+    assert_eq!(presence.user, bob.id);
+    assert!(presence.online, "Bob online on B is online for Alice on A");
+    alice_ws.subscribe(chat, None).await;
+    bob_ws.subscribe(chat, None).await;
     let mut bob_v1 = ws::connect(&c.ws(&format!("/ws/chat/{chat}/?token={}", bob.access)), None).await;
 
     for i in 0..5 {
-        alice_ws.send(&chat, &format!("a{i}"), &format!("from alice {i}")).await;
-        bob_ws.send(&chat, &format!("b{i}"), &format!("from bob {i}")).await;
+        alice_ws.send(chat, &format!("a{i}"), &format!("from alice {i}")).await;
+        bob_ws.send(chat, &format!("b{i}"), &format!("from bob {i}")).await;
     }
-    let seen_by_alice = alice_ws.messages(&chat, 10).await;
-    let seen_by_bob = bob_ws.messages(&chat, 10).await;
+    let seen_by_alice = alice_ws.messages(chat, 10).await;
+    let seen_by_bob = bob_ws.messages(chat, 10).await;
     assert_eq!(seen_by_alice, seen_by_bob, "both instances deliver the same stream");
     let seqs: Vec<i64> = seen_by_alice.iter().map(|(s, _)| *s).collect();
     assert_eq!(seqs, (1..=10).collect::<Vec<i64>>(), "in order, no gap, no duplicate");
     let mut v1_texts = Vec::new();
     for _ in 0..10 {
-        let frame = bob_v1.recv_json().await;
-        v1_texts.push(frame["message"].as_str().unwrap().to_string());
+        v1_texts.push(bob_v1.recv::<MessageView>().await.message);
     }
     let mut expected: Vec<String> = seen_by_alice.iter().map(|(_, t)| t.clone()).collect();
     expected.sort();
@@ -327,19 +331,19 @@ async fn messages_order_and_presence_cross_instances() {
         )
         .await;
     assert_eq!(status, 201, "{group}");
-    let group = group["id"].as_str().unwrap().to_string();
+    let group: ChatId = group["id"].as_str().unwrap().parse().unwrap();
     let mut carol_ws = Peer::connect(&c.ws(&format!("/ws/?token={}", carol.access))).await;
-    alice_ws.subscribe(&group, None).await;
-    bob_ws.subscribe(&group, None).await;
-    carol_ws.subscribe(&group, None).await;
+    alice_ws.subscribe(group, None).await;
+    bob_ws.subscribe(group, None).await;
+    carol_ws.subscribe(group, None).await;
     for i in 0..4 {
-        alice_ws.send(&group, &format!("ga{i}"), &format!("alice {i}")).await;
-        carol_ws.send(&group, &format!("gc{i}"), &format!("carol {i}")).await;
-        bob_ws.send(&group, &format!("gb{i}"), &format!("bob {i}")).await;
+        alice_ws.send(group, &format!("ga{i}"), &format!("alice {i}")).await;
+        carol_ws.send(group, &format!("gc{i}"), &format!("carol {i}")).await;
+        bob_ws.send(group, &format!("gb{i}"), &format!("bob {i}")).await;
     }
-    let ga = alice_ws.messages(&group, 12).await;
-    let gb = bob_ws.messages(&group, 12).await;
-    let gc = carol_ws.messages(&group, 12).await;
+    let ga = alice_ws.messages(group, 12).await;
+    let gb = bob_ws.messages(group, 12).await;
+    let gc = carol_ws.messages(group, 12).await;
     assert_eq!(ga, gb);
     assert_eq!(gb, gc);
     assert_eq!(
@@ -351,9 +355,9 @@ async fn messages_order_and_presence_cross_instances() {
     drop(bob_ws);
     drop(bob_v1);
     let offline = alice_ws
-        .take(|f| f["type"] == "presence" && f["user"] == json!(bob.id) && f["online"] == json!(false))
+        .take(|f| matches!(f, ServerFrame::Presence(p) if p.user == bob.id && !p.online))
         .await;
-    assert_eq!(offline["online"], json!(false));
+    assert!(!frame_of!(offline, ServerFrame::Presence).online);
     drop((a, b, c));
     let mut db = db;
     db.drop_now().await;
@@ -431,23 +435,19 @@ async fn redis_outage_loses_nothing_and_repeats_nothing() {
     let chat = pair_chat(&a, &alice, &bob).await;
     let mut alice_ws = Peer::connect(&a.ws(&format!("/ws/?token={}", alice.access))).await;
     let mut bob_ws = Peer::connect(&b.ws(&format!("/ws/?token={}", bob.access))).await;
-    alice_ws.subscribe(&chat, None).await;
-    bob_ws.subscribe(&chat, None).await;
-    alice_ws.send(&chat, "before-1", "before the outage").await;
-    assert_eq!(bob_ws.messages(&chat, 1).await[0].0, 1);
+    alice_ws.subscribe(chat, None).await;
+    bob_ws.subscribe(chat, None).await;
+    alice_ws.send(chat, "before-1", "before the outage").await;
+    assert_eq!(bob_ws.messages(chat, 1).await[0].0, 1);
 
     // Redis goes away mid-conversation: A keeps storing and acknowledging, and says not ready.
     redis.kill();
     a.wait_ready(false).await;
     for i in 0..5 {
-        let ack = alice_ws
-            .send(&chat, &format!("during-{i}"), &format!("during {i}"))
+        let stored = alice_ws
+            .send(chat, &format!("during-{i}"), &format!("during {i}"))
             .await;
-        assert_eq!(
-            ack["message"]["seq"],
-            json!(i + 2),
-            "stored and acknowledged while Redis is down"
-        );
+        assert_eq!(stored.seq, Some(i + 2), "stored and acknowledged while Redis is down");
     }
 
     // Redis comes back on the same port: both instances reconnect by themselves, and Bob's
@@ -455,27 +455,25 @@ async fn redis_outage_loses_nothing_and_repeats_nothing() {
     let _redis_again = OwnRedis::start(port);
     a.wait_ready(true).await;
     b.wait_ready(true).await;
-    let caught_up = bob_ws.messages(&chat, 5).await;
+    let caught_up = bob_ws.messages(chat, 5).await;
     assert_eq!(
         caught_up.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
         vec![2, 3, 4, 5, 6]
     );
-    alice_ws.send(&chat, "after-1", "after the outage").await;
-    let next = bob_ws.messages(&chat, 1).await;
+    alice_ws.send(chat, "after-1", "after the outage").await;
+    let next = bob_ws.messages(chat, 1).await;
     assert_eq!(next[0].0, 7, "live delivery resumes with no duplicate");
-    bob_ws.no_more_messages(&chat).await;
+    bob_ws.no_more_messages(chat).await;
 
     // A client whose instance dies reconnects to the other and resumes without a gap.
     drop(a);
     let mut alice_on_b = Peer::connect(&b.ws(&format!("/ws/?token={}", alice.access))).await;
-    alice_on_b
-        .ws
-        .send_json(&json!({ "type": "resume", "chats": { chat.clone(): 3 } }))
-        .await;
-    let replay = alice_on_b.messages(&chat, 4).await;
+    let resume = ClientFrame::from(v2::Command::Resume(Resume { chats: vec![(chat, 3)] }));
+    alice_on_b.ws.send_frame(&resume).await;
+    let replay = alice_on_b.messages(chat, 4).await;
     assert_eq!(replay.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![4, 5, 6, 7]);
-    let done = alice_on_b.take(|f| f["type"] == "subscribed").await;
-    assert_eq!(done["lastSeq"], json!(7));
+    let done = alice_on_b.take(|f| f.kind() == FrameType::Subscribed).await;
+    assert_eq!(frame_of!(done, ServerFrame::Subscribed).last_seq, 7);
     let mut db = db;
     drop(b);
     db.drop_now().await;
@@ -493,8 +491,8 @@ async fn sigterm_closes_sockets_with_1012_and_exits() {
     let chat = pair_chat(&a, &alice, &bob).await;
     let mut socket = ws::connect(&a.ws(&format!("/ws/chat/{chat}/?token={}", alice.access)), None).await;
     // The session is running once it echoes a message.
-    socket.send_json(&json!({ "message": "last words" })).await;
-    assert_eq!(socket.recv_json().await["message"], json!("last words"));
+    socket.send_frame(&v1::MessageFrame::text("last words")).await;
+    assert_eq!(socket.recv::<MessageView>().await.message, "last words");
     a.signal("-TERM");
     assert_eq!(socket.expect_close().await, Some(1012), "told to reconnect elsewhere");
     let mut status = None;

@@ -2,6 +2,7 @@
 //! server on every configured backend: subprotocol selection, acknowledged and idempotent sends
 //! (also across a reconnect and a server restart), ordered gap-free streams, resume, receipts,
 //! typing, presence, edits and deletes, group membership, error codes, and v1/v2 interplay.
+//! Frames are built and read with `causerie::wire`; JSON stays where its exact shape is checked.
 
 #[macro_use]
 mod common;
@@ -9,16 +10,20 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use causerie::ids::{ChatId, MessageId};
+use causerie::wire::v2::{
+    Ack, ClientFrame, Command, DeleteMessage, EditMessage, ErrorReply, FrameType, MarkRead, MemberChange, ReadUpto,
+    Resume, SendMessage, ServerFrame, Subscribe, Typing, Unsubscribe, SUBPROTOCOL as V2,
+};
+use causerie::wire::{v1, MessageView};
 use causerie::{Config, Server};
-use common::ws::{self, WsClient, QUIET_WAIT};
+use common::ws::{self, with, without, WsClient};
 use common::{Backend, Reply, TestServer, TestUser};
 use futures_util::SinkExt;
 use reqwest::Method;
+use serde::Serialize;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use uuid::Uuid;
-
-const V2: &str = "causerie.v2";
 
 backend_tests!(
     subprotocol_selects_v2,
@@ -81,67 +86,51 @@ impl Api {
         Reply::read(req.send().await.expect("request sent")).await
     }
 
-    /// The two-person chat between `me` and `other` (created on first use).
-    async fn create_chat(&self, me: &TestUser, other: &TestUser) -> String {
-        let reply = self
-            .call(
-                Method::POST,
-                "/api/createChat/",
-                &me.access,
-                Some(&json!({ "refUser": me.id, "chatWithUser": other.id })),
-            )
-            .await;
+    /// The id of a created chat or group.
+    fn created(reply: Reply) -> ChatId {
         reply.expect_status(201);
-        reply.body["id"].as_str().expect("chat id").to_string()
+        reply.body["id"].as_str().expect("chat id").parse().expect("a uuid")
     }
 
-    async fn create_group(&self, admin: &TestUser, title: &str, members: &[&TestUser]) -> String {
+    /// The two-person chat between `me` and `other` (created on first use).
+    async fn create_chat(&self, me: &TestUser, other: &TestUser) -> ChatId {
+        let body = json!({ "refUser": me.id, "chatWithUser": other.id });
+        Api::created(
+            self.call(Method::POST, "/api/createChat/", &me.access, Some(&body))
+                .await,
+        )
+    }
+
+    async fn create_group(&self, admin: &TestUser, title: &str, members: &[&TestUser]) -> ChatId {
         let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
-        let reply = self
-            .call(
-                Method::POST,
-                "/api/groups/",
-                &admin.access,
-                Some(&json!({ "title": title, "members": ids })),
-            )
-            .await;
-        reply.expect_status(201);
-        reply.body["id"].as_str().expect("group id").to_string()
+        let body = json!({ "title": title, "members": ids });
+        Api::created(
+            self.call(Method::POST, "/api/groups/", &admin.access, Some(&body))
+                .await,
+        )
     }
 
     /// Posts a message through REST; returns the stored message.
-    async fn post_message(&self, token: &str, chat: &str, text: &str) -> Value {
-        let reply = self
-            .call(
-                Method::POST,
-                "/api/message/",
-                token,
-                Some(&json!({ "refChat": chat, "message": text })),
-            )
-            .await;
+    async fn post_message(&self, token: &str, chat: ChatId, text: &str) -> MessageView {
+        let body = json!({ "refChat": chat, "message": text });
+        let reply = self.call(Method::POST, "/api/message/", token, Some(&body)).await;
         reply.expect_status(201);
-        reply.body
+        serde_json::from_value(reply.body).expect("a message object")
     }
 
     /// The chat's message history as `token` sees it (the newest first, one big page).
-    async fn messages(&self, token: &str, chat: &str) -> Value {
-        let reply = self
-            .call(
-                Method::GET,
-                &format!("/api/message/?refChat={chat}&page_size=100"),
-                token,
-                None,
-            )
-            .await;
+    async fn messages(&self, token: &str, chat: ChatId) -> Value {
+        let path = format!("/api/message/?refChat={chat}&page_size=100");
+        let reply = self.call(Method::GET, &path, token, None).await;
         reply.expect_status(200);
         reply.body
     }
 
-    async fn message_count(&self, token: &str, chat: &str) -> i64 {
+    async fn message_count(&self, token: &str, chat: ChatId) -> i64 {
         self.messages(token, chat).await["count"].as_i64().expect("count")
     }
 
-    async fn unread_count(&self, token: &str, chat: &str) -> i64 {
+    async fn unread_count(&self, token: &str, chat: ChatId) -> i64 {
         let reply = self
             .call(Method::GET, &format!("/api/chat/?id={chat}"), token, None)
             .await;
@@ -151,66 +140,107 @@ impl Api {
     }
 }
 
-// ---- WebSocket helpers ---------------------------------------------------------------------
-
-fn kind(frame: &Value) -> &str {
-    frame["type"].as_str().unwrap_or("")
+/// What most tests start from: a server, its API, some users, and the two-person chat of the
+/// first two.
+struct Setup {
+    srv: TestServer,
+    api: Api,
+    users: Vec<TestUser>,
+    chat: ChatId,
 }
 
-/// Frames up to and including the first one `want` accepts.
-async fn frames_until(ws: &mut WsClient, want: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let mut seen = Vec::new();
-    loop {
-        let frame = ws.recv_json().await;
-        let done = want(&frame);
-        seen.push(frame);
-        if done {
-            return seen;
-        }
+impl Setup {
+    async fn new(backend: Backend, users: usize) -> Setup {
+        Setup::on(TestServer::start(backend).await, users).await
+    }
+
+    async fn on(srv: TestServer, users: usize) -> Setup {
+        let api = Api::of(&srv);
+        let users = srv.quick_users(users).await;
+        let chat = api.create_chat(&users[0], &users[1]).await;
+        Setup { srv, api, users, chat }
     }
 }
 
+// ---- frames --------------------------------------------------------------------------------
+
+fn is(kind: FrameType) -> impl Fn(&ServerFrame) -> bool {
+    move |frame| frame.kind() == kind
+}
+
+/// A `message` frame of `chat`.
+fn is_message_in(chat: ChatId) -> impl Fn(&ServerFrame) -> bool {
+    move |frame| frame.kind() == FrameType::Message && frame.chat() == Some(chat)
+}
+
+/// A `message` frame carrying message `seq`.
+fn is_message_seq(seq: i64) -> impl Fn(&ServerFrame) -> bool {
+    move |frame| matches!(frame, ServerFrame::Message(m) if m.message.seq == Some(seq))
+}
+
+/// A text message to send.
+fn send(chat: ChatId, client_id: &str, text: &str) -> Command {
+    Command::Send(SendMessage {
+        chat,
+        client_id: client_id.into(),
+        message: text.into(),
+        message_type: None,
+        extra_data: None,
+    })
+}
+
+fn subscribe_to(chat: ChatId, after_seq: Option<i64>) -> Command {
+    Command::Subscribe(Subscribe { chat, after_seq })
+}
+
+fn read_upto(chat: ChatId, upto: ReadUpto) -> Command {
+    Command::Read(MarkRead { chat, upto })
+}
+
+fn typing(chat: ChatId) -> Command {
+    Command::Typing(Typing { chat })
+}
+
+fn resume(chat: ChatId, last_seq: i64) -> Command {
+    Command::Resume(Resume {
+        chats: vec![(chat, last_seq)],
+    })
+}
+
+// ---- WebSocket helpers ---------------------------------------------------------------------
+
 /// Round trip through the socket: everything the server queued before the `pong` is returned.
-async fn sync(ws: &mut WsClient) -> Vec<Value> {
-    let tag = Uuid::new_v4().to_string();
-    ws.send_json(&json!({ "type": "ping", "ref": tag })).await;
-    let mut frames = frames_until(ws, |f| kind(f) == "pong" && f["ref"] == tag.as_str()).await;
+async fn sync(ws: &mut WsClient) -> Vec<ServerFrame> {
+    let tag = Value::from(MessageId::new().to_string());
+    ws.send_frame(&Command::Ping.with_ref(tag.clone())).await;
+    let mut frames = ws
+        .frames_until(|f| f.kind() == FrameType::Pong && f.reference() == Some(&tag))
+        .await;
     frames.pop();
     frames
 }
 
-/// The `message` frames of `chat` among `frames`.
-fn messages_in<'a>(frames: &'a [Value], chat: &str) -> Vec<&'a Value> {
+/// The messages of the `message` frames of `chat` among `frames`.
+fn messages_in(frames: &[ServerFrame], chat: ChatId) -> Vec<&MessageView> {
     frames
         .iter()
-        .filter(|f| kind(f) == "message" && f["chat"] == chat)
+        .filter(|f| is_message_in(chat)(f))
+        .filter_map(ServerFrame::message)
         .collect()
 }
 
-fn seqs(frames: &[&Value]) -> Vec<i64> {
-    frames
-        .iter()
-        .map(|f| f["message"]["seq"].as_i64().expect("seq"))
-        .collect()
+fn seqs(messages: &[&MessageView]) -> Vec<i64> {
+    messages.iter().map(|m| m.seq.expect("seq")).collect()
 }
 
 /// Listens for a while and asserts that no `message` frame of `chat` arrives (other frames,
 /// such as presence, may).
-async fn no_message_in(ws: &mut WsClient, chat: &str) {
-    let deadline = tokio::time::Instant::now() + QUIET_WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        match ws.next_json(left).await {
-            None => return,
-            Some(frame) => assert!(
-                !(kind(&frame) == "message" && frame["chat"] == chat),
-                "unexpected message frame: {frame}"
-            ),
-        }
-    }
+async fn no_message_in(ws: &mut WsClient, chat: ChatId) {
+    let frames = ws.frames_for_a_while().await;
+    assert!(
+        messages_in(&frames, chat).is_empty(),
+        "unexpected message frame: {frames:?}"
+    );
 }
 
 /// A `/ws/` socket (v2 for all chats), ready once the server answered a ping.
@@ -221,199 +251,183 @@ async fn user_socket(api: &Api, user: &TestUser) -> WsClient {
     ws
 }
 
-/// A v2 socket on `/ws/chat/{chat}/`, returned with the frames up to its `subscribed`.
-async fn chat_socket(api: &Api, user: &TestUser, chat: &str) -> (WsClient, Vec<Value>) {
-    let url = api.ws(&format!("/ws/chat/{chat}/?token={}", user.access));
+/// A v2 socket on `/ws/chat/{chat}/` (`query` appended to its URL), returned with the frames up
+/// to its `subscribed`.
+async fn chat_socket_with(api: &Api, user: &TestUser, chat: ChatId, query: &str) -> (WsClient, Vec<ServerFrame>) {
+    let url = api.ws(&format!("/ws/chat/{chat}/?token={}{query}", user.access));
     let mut ws = ws::connect(&url, Some(V2)).await;
     assert_eq!(
         ws.protocol.as_deref(),
         Some(V2),
         "/ws/chat/ selects causerie.v2 when offered"
     );
-    let frames = frames_until(&mut ws, |f| kind(f) == "subscribed" && f["chat"] == chat).await;
+    let frames = ws
+        .frames_until(|f| f.kind() == FrameType::Subscribed && f.chat() == Some(chat))
+        .await;
     (ws, frames)
 }
 
+async fn chat_socket(api: &Api, user: &TestUser, chat: ChatId) -> (WsClient, Vec<ServerFrame>) {
+    chat_socket_with(api, user, chat, "").await
+}
+
+/// The `lastSeq` of the `subscribed` frame that ends `frames`.
+fn last_seq(frames: &[ServerFrame]) -> i64 {
+    frame_of!(frames.last().expect("frames"), ServerFrame::Subscribed).last_seq
+}
+
 /// Subscribes and returns the frames up to `subscribed` (the replay, if any, and that frame).
-async fn subscribe(ws: &mut WsClient, chat: &str, after: Option<i64>) -> Vec<Value> {
-    let mut frame = json!({ "type": "subscribe", "chat": chat });
-    if let Some(after) = after {
-        frame["afterSeq"] = json!(after);
-    }
-    ws.send_json(&frame).await;
-    frames_until(ws, |f| {
-        (kind(f) == "subscribed" && f["chat"] == chat) || kind(f) == "error"
-    })
-    .await
+async fn subscribe(ws: &mut WsClient, chat: ChatId, after: Option<i64>) -> Vec<ServerFrame> {
+    ws.send_frame(&subscribe_to(chat, after)).await;
+    ws.frames_until(|f| (f.kind() == FrameType::Subscribed && f.chat() == Some(chat)) || f.kind() == FrameType::Error)
+        .await
 }
 
 /// Sends a v2 `send` frame and returns the frames up to and including its `ack`.
-async fn send_v2(ws: &mut WsClient, chat: &str, client_id: &str, text: &str) -> Vec<Value> {
-    ws.send_json(&json!({ "type": "send", "chat": chat, "clientId": client_id, "message": text }))
-        .await;
-    frames_until(ws, |f| {
-        (kind(f) == "ack" && f["clientId"] == client_id) || kind(f) == "error"
+async fn send_v2(ws: &mut WsClient, chat: ChatId, client_id: &str, text: &str) -> Vec<ServerFrame> {
+    ws.send_frame(&send(chat, client_id, text)).await;
+    ws.frames_until(|f| {
+        matches!(f, ServerFrame::Ack(ack) if ack.client_id == client_id) || f.kind() == FrameType::Error
     })
     .await
 }
 
 /// The `ack` at the end of `send_v2`'s frames.
-fn ack_of(frames: &[Value]) -> &Value {
-    let ack = frames.last().expect("frames");
-    assert_eq!(kind(ack), "ack", "expected an ack, got {ack}");
-    ack
+fn ack_of(frames: &[ServerFrame]) -> &Ack {
+    frame_of!(frames.last().expect("frames"), ServerFrame::Ack)
 }
 
 /// Sends a frame that must be refused with `code`; returns the error frame.
-async fn expect_error(ws: &mut WsClient, frame: &Value, code: &str) -> Value {
-    ws.send_json(frame).await;
-    let error = ws.recv_until(|f| kind(f) == "error").await;
-    assert_eq!(error["code"], code, "refusing {frame}: {error}");
-    assert!(error["detail"].is_string(), "error detail: {error}");
+async fn expect_error(ws: &mut WsClient, frame: &impl Serialize, code: &str) -> ErrorReply {
+    ws.send_frame(frame).await;
+    let error = frame_of!(ws.recv_until(is(FrameType::Error)).await, ServerFrame::Error);
+    let sent = serde_json::to_string(frame).unwrap();
+    assert_eq!(error.code, code, "refusing {sent}: {error:?}");
+    assert!(!error.detail.is_empty(), "error detail: {error:?}");
     error
 }
 
 // ---- tests ---------------------------------------------------------------------------------
 
 async fn subprotocol_selects_v2(backend: Backend) {
-    let srv = TestServer::start(backend).await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(2).await;
+    let Setup { srv, api, users, chat } = Setup::new(backend, 2).await;
     let (a, b) = (&users[0], &users[1]);
-    let chat = api.create_chat(a, b).await;
 
     // /ws/chat/{id}/ offered causerie.v2: selected, and that chat is followed at once.
-    let (mut b_v2, frames) = chat_socket(&api, b, &chat).await;
-    let subscribed = frames.last().unwrap();
-    assert_eq!(subscribed["lastSeq"], 0, "{subscribed}");
+    let (mut b_v2, frames) = chat_socket(&api, b, chat).await;
+    assert_eq!(last_seq(&frames), 0, "{frames:?}");
 
     // /ws/ offered causerie.v2: selected; it speaks v2.
     let mut a_all = user_socket(&api, a).await;
     assert_eq!(
-        kind(&subscribe(&mut a_all, &chat, None).await.pop().unwrap()),
-        "subscribed"
+        subscribe(&mut a_all, chat, None).await.pop().unwrap().kind(),
+        FrameType::Subscribed
     );
 
     // Without the subprotocol, /ws/chat/{id}/ stays the seed's v1.
     let url = api.ws(&format!("/ws/chat/{chat}/?token={}", a.access));
     let mut a_v1 = ws::connect(&url, None).await;
     assert_eq!(a_v1.protocol, None, "no subprotocol selected for a v1 client");
-    a_v1.send_json(&json!({ "message": "hello from v1" })).await;
+    a_v1.send_frame(&v1::MessageFrame::text("hello from v1")).await;
     let echo = a_v1.recv_json().await;
     assert_eq!(echo["message"], "hello from v1", "v1 text format: {echo}");
-    assert_eq!(echo["refChat"], chat.as_str());
+    assert_eq!(echo["refChat"], chat.to_string());
     assert_eq!(
         echo["type"], 0,
         "v1 frames carry the message type, not a frame type: {echo}"
     );
     assert!(echo.get("seq").is_none(), "v1 frames have no seq: {echo}");
+    let echo: MessageView = serde_json::from_value(echo).expect("a message object");
 
     // v2 sockets got it as a v2 `message` frame.
     for ws in [&mut b_v2, &mut a_all] {
-        let frame = ws.recv_until(|f| kind(f) == "message").await;
-        assert_eq!(frame["chat"], chat.as_str());
-        assert_eq!(frame["message"]["message"], "hello from v1");
-        assert_eq!(frame["message"]["seq"], 1);
-        assert_eq!(frame["message"]["id"], echo["id"]);
+        let frame = frame_of!(ws.recv_until(is(FrameType::Message)).await, ServerFrame::Message);
+        assert_eq!(frame.chat, chat);
+        assert_eq!(frame.message.message, "hello from v1");
+        assert_eq!(frame.message.seq, Some(1));
+        assert_eq!(frame.message.id, echo.id);
     }
     srv.finish().await;
 }
 
 async fn send_is_acknowledged_and_idempotent(backend: Backend) {
-    let srv = TestServer::start(backend).await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(2).await;
+    let Setup { srv, api, users, chat } = Setup::new(backend, 2).await;
     let (a, b) = (&users[0], &users[1]);
-    let chat = api.create_chat(a, b).await;
-    let (mut a_ws, _) = chat_socket(&api, a, &chat).await;
-    let (mut b_ws, _) = chat_socket(&api, b, &chat).await;
+    let (mut a_ws, _) = chat_socket(&api, a, chat).await;
+    let (mut b_ws, _) = chat_socket(&api, b, chat).await;
 
-    a_ws.send_json(&json!({
-        "type": "send", "chat": chat, "clientId": "c-1", "message": "hello", "ref": "r1"
-    }))
-    .await;
-    let frames = frames_until(&mut a_ws, |f| kind(f) == "ack").await;
+    a_ws.send_frame(&send(chat, "c-1", "hello").with_ref("r1")).await;
+    let frames = a_ws.frames_until(is(FrameType::Ack)).await;
     let first = ack_of(&frames).clone();
-    assert_eq!(first["clientId"], "c-1", "{first}");
-    assert_eq!(first["chat"], chat.as_str());
-    assert_eq!(first["duplicate"], false);
-    assert_eq!(first["ref"], "r1", "the ack carries the frame's ref");
-    let message = &first["message"];
-    assert!(
-        Uuid::parse_str(message["id"].as_str().expect("id")).is_ok(),
-        "{message}"
-    );
-    assert!(message["createdAt"].is_string(), "{message}");
-    assert_eq!(message["seq"], 1);
-    assert_eq!(message["clientId"], "c-1");
-    assert_eq!(message["message"], "hello");
-    assert_eq!(message["refChat"], chat.as_str());
-    assert_eq!(message["author"], a.id.as_str());
+    assert_eq!(first.client_id, "c-1", "{first:?}");
+    assert_eq!(first.chat, chat);
+    assert!(!first.duplicate);
+    assert_eq!(first.reference, Some("r1".into()), "the ack carries the frame's ref");
+    let message = &first.message;
+    assert_eq!(message.seq, Some(1));
+    assert_eq!(message.client_id.as_deref(), Some("c-1"));
+    assert_eq!(message.message, "hello");
+    assert_eq!(message.ref_chat, chat);
+    assert_eq!(message.author, Some(a.user_id()));
 
     // The other side gets one `message` frame for it.
-    let delivered = b_ws.recv_until(|f| kind(f) == "message").await;
-    assert_eq!(delivered["chat"], chat.as_str());
-    assert_eq!(
-        delivered["message"], *message,
-        "the delivered message is the stored one"
-    );
+    let delivered = frame_of!(b_ws.recv_until(is(FrameType::Message)).await, ServerFrame::Message);
+    assert_eq!(delivered.chat, chat);
+    assert_eq!(delivered.message, *message, "the delivered message is the stored one");
 
     // The sender's socket follows the chat: its own copy comes as a `message` frame too, once.
     // The ack is written as soon as the message is stored, before that copy.
-    assert!(!frames.iter().any(|f| kind(f) == "message"), "ack first: {frames:?}");
-    let own = a_ws.recv_until(|f| kind(f) == "message").await;
-    assert_eq!(own["message"], *message);
+    assert!(!frames.iter().any(is(FrameType::Message)), "ack first: {frames:?}");
+    let own = a_ws.recv_until(is(FrameType::Message)).await;
+    assert_eq!(own.message(), Some(message));
 
     // Retry on the same socket: same ack, marked duplicate, and no new message frame.
-    let retry = send_v2(&mut a_ws, &chat, "c-1", "hello").await;
+    let retry = send_v2(&mut a_ws, chat, "c-1", "hello").await;
     assert!(
-        !retry.iter().any(|f| kind(f) == "message"),
+        !retry.iter().any(is(FrameType::Message)),
         "a retry is not delivered again: {retry:?}"
     );
     let second = ack_of(&retry);
-    assert_eq!(second["duplicate"], true, "{second}");
+    assert!(second.duplicate, "{second:?}");
     assert_eq!(
-        second["message"], *message,
+        second.message, *message,
         "the retry is answered with the stored message"
     );
 
     // Retry after closing and reopening the socket.
     a_ws.close().await;
-    let (mut a_ws, _) = chat_socket(&api, a, &chat).await;
-    let retry = send_v2(&mut a_ws, &chat, "c-1", "hello").await;
+    let (mut a_ws, _) = chat_socket(&api, a, chat).await;
+    let retry = send_v2(&mut a_ws, chat, "c-1", "hello").await;
     let third = ack_of(&retry);
-    assert_eq!(third["duplicate"], true, "{third}");
-    assert_eq!(third["message"]["id"], message["id"]);
-    assert_eq!(third["message"]["seq"], message["seq"]);
-    assert_eq!(third["message"], *message);
+    assert!(third.duplicate, "{third:?}");
+    assert_eq!(third.message.id, message.id);
+    assert_eq!(third.message.seq, message.seq);
+    assert_eq!(third.message, *message);
 
-    assert_eq!(api.message_count(&a.access, &chat).await, 1, "one stored message");
+    assert_eq!(api.message_count(&a.access, chat).await, 1, "one stored message");
 
     // The retries were not delivered again: B's next message is the next one.
-    let next = ack_of(&send_v2(&mut a_ws, &chat, "c-2", "next").await).clone();
-    assert_eq!(next["duplicate"], false);
-    assert_eq!(next["message"]["seq"], 2);
-    let frames = frames_until(&mut b_ws, |f| kind(f) == "message").await;
-    let delivered = frames.last().unwrap();
-    assert_eq!(
-        delivered["message"]["seq"], 2,
-        "B got no second copy of seq 1: {frames:?}"
-    );
-    assert_eq!(delivered["message"]["clientId"], "c-2");
-    no_message_in(&mut b_ws, &chat).await;
-    assert_eq!(api.message_count(&a.access, &chat).await, 2);
+    let next = ack_of(&send_v2(&mut a_ws, chat, "c-2", "next").await).clone();
+    assert!(!next.duplicate);
+    assert_eq!(next.message.seq, Some(2));
+    let frames = b_ws.frames_until(is(FrameType::Message)).await;
+    let delivered = frames.last().unwrap().message().unwrap();
+    assert_eq!(delivered.seq, Some(2), "B got no second copy of seq 1: {frames:?}");
+    assert_eq!(delivered.client_id.as_deref(), Some("c-2"));
+    no_message_in(&mut b_ws, chat).await;
+    assert_eq!(api.message_count(&a.access, chat).await, 2);
 
     // The same clientId in another chat is another message.
     let c = srv.quick_user("carol@example.com", common::PASSWORD).await;
     let other = api.create_chat(a, &c).await;
     assert_eq!(
-        kind(subscribe(&mut a_ws, &other, None).await.last().unwrap()),
-        "subscribed"
+        subscribe(&mut a_ws, other, None).await.last().unwrap().kind(),
+        FrameType::Subscribed
     );
-    let elsewhere = ack_of(&send_v2(&mut a_ws, &other, "c-1", "hello").await).clone();
-    assert_eq!(elsewhere["duplicate"], false);
-    assert_eq!(elsewhere["message"]["seq"], 1, "sequences are per chat");
-    assert_ne!(elsewhere["message"]["id"], message["id"]);
+    let elsewhere = ack_of(&send_v2(&mut a_ws, other, "c-1", "hello").await).clone();
+    assert!(!elsewhere.duplicate);
+    assert_eq!(elsewhere.message.seq, Some(1), "sequences are per chat");
+    assert_ne!(elsewhere.message.id, message.id);
     srv.finish().await;
 }
 
@@ -503,33 +517,32 @@ async fn retry_after_server_restart_is_a_duplicate(backend: Backend) {
     let api = Api::of_server(node.server());
     let chat = api.create_chat(&a, &b).await;
 
-    let (mut a_ws, _) = chat_socket(&api, &a, &chat).await;
-    let first = ack_of(&send_v2(&mut a_ws, &chat, "restart-1", "before the restart").await).clone();
-    assert_eq!(first["duplicate"], false);
-    let retry = ack_of(&send_v2(&mut a_ws, &chat, "restart-1", "before the restart").await).clone();
-    assert_eq!(retry["duplicate"], true);
-    assert_eq!(retry["message"], first["message"]);
+    let (mut a_ws, _) = chat_socket(&api, &a, chat).await;
+    let first = ack_of(&send_v2(&mut a_ws, chat, "restart-1", "before the restart").await).clone();
+    assert!(!first.duplicate);
+    let retry = ack_of(&send_v2(&mut a_ws, chat, "restart-1", "before the restart").await).clone();
+    assert!(retry.duplicate);
+    assert_eq!(retry.message, first.message);
     a_ws.close().await;
-    let a_ws_again = chat_socket(&api, &a, &chat).await;
-    let (mut a_ws, _) = a_ws_again;
-    let third = ack_of(&send_v2(&mut a_ws, &chat, "restart-1", "before the restart").await).clone();
-    assert_eq!(third["duplicate"], true);
-    assert_eq!(third["message"], first["message"]);
+    let (mut a_ws, _) = chat_socket(&api, &a, chat).await;
+    let third = ack_of(&send_v2(&mut a_ws, chat, "restart-1", "before the restart").await).clone();
+    assert!(third.duplicate);
+    assert_eq!(third.message, first.message);
     a_ws.close().await;
 
     node.restart().await;
     let api = Api::of_server(node.server());
-    let (mut a_ws, frames) = chat_socket(&api, &a, &chat).await;
-    assert_eq!(frames.last().unwrap()["lastSeq"], 1, "the stored message survived");
-    let after = ack_of(&send_v2(&mut a_ws, &chat, "restart-1", "before the restart").await).clone();
-    assert_eq!(
-        after["duplicate"], true,
-        "a retry after a restart is still a duplicate: {after}"
+    let (mut a_ws, frames) = chat_socket(&api, &a, chat).await;
+    assert_eq!(last_seq(&frames), 1, "the stored message survived");
+    let after = ack_of(&send_v2(&mut a_ws, chat, "restart-1", "before the restart").await).clone();
+    assert!(
+        after.duplicate,
+        "a retry after a restart is still a duplicate: {after:?}"
     );
-    assert_eq!(after["message"]["id"], first["message"]["id"]);
-    assert_eq!(after["message"]["seq"], first["message"]["seq"]);
-    assert_eq!(after["message"], first["message"]);
-    assert_eq!(api.message_count(&a.access, &chat).await, 1, "one stored message");
+    assert_eq!(after.message.id, first.message.id);
+    assert_eq!(after.message.seq, first.message.seq);
+    assert_eq!(after.message, first.message);
+    assert_eq!(api.message_count(&a.access, chat).await, 1, "one stored message");
     a_ws.close().await;
     node.finish().await;
 }
@@ -546,39 +559,32 @@ async fn group_members_see_one_order(backend: Backend) {
     let mut sockets = Vec::new();
     for user in &users {
         let mut ws = user_socket(&api, user).await;
-        let frames = subscribe(&mut ws, &group, None).await;
-        assert_eq!(frames.last().unwrap()["lastSeq"], 0, "{frames:?}");
+        let frames = subscribe(&mut ws, group, None).await;
+        assert_eq!(last_seq(&frames), 0, "{frames:?}");
         sockets.push(ws);
     }
 
     // Every member fires its sends at once, then reads until it holds everything.
     let mut tasks = Vec::new();
     for (i, mut ws) in sockets.into_iter().enumerate() {
-        let group = group.clone();
         tasks.push(tokio::spawn(async move {
             for n in 0..EACH {
-                ws.send_json(&json!({
-                    "type": "send", "chat": group, "clientId": format!("m{i}-{n}"), "message": format!("{i}:{n}")
-                }))
-                .await;
+                ws.send_frame(&send(group, &format!("m{i}-{n}"), &format!("{i}:{n}")))
+                    .await;
             }
-            let mut messages: Vec<(i64, String)> = Vec::new();
+            let mut messages: Vec<(i64, MessageId)> = Vec::new();
             let mut acks: Vec<i64> = Vec::new();
             while messages.len() < MEMBERS * EACH || acks.len() < EACH {
-                let frame = ws.recv_json().await;
-                match kind(&frame) {
-                    "message" => {
-                        assert_eq!(frame["chat"], group.as_str());
-                        messages.push((
-                            frame["message"]["seq"].as_i64().expect("seq"),
-                            frame["message"]["id"].as_str().expect("id").to_string(),
-                        ));
+                match ws.recv_frame().await {
+                    ServerFrame::Message(frame) => {
+                        assert_eq!(frame.chat, group);
+                        messages.push((frame.message.seq.expect("seq"), frame.message.id));
                     }
-                    "ack" => {
-                        assert_eq!(frame["duplicate"], false, "{frame}");
-                        acks.push(frame["message"]["seq"].as_i64().expect("seq"));
+                    ServerFrame::Ack(ack) => {
+                        assert!(!ack.duplicate, "{ack:?}");
+                        acks.push(ack.message.seq.expect("seq"));
                     }
-                    "error" => panic!("member {i}: unexpected error {frame}"),
+                    ServerFrame::Error(error) => panic!("member {i}: unexpected error {error:?}"),
                     _ => {}
                 }
             }
@@ -592,7 +598,7 @@ async fn group_members_see_one_order(backend: Backend) {
     let mut streams = Vec::new();
     for task in tasks {
         let (messages, mut ws) = task.await.expect("member task");
-        no_message_in(&mut ws, &group).await;
+        no_message_in(&mut ws, group).await;
         streams.push(messages);
     }
 
@@ -601,121 +607,116 @@ async fn group_members_see_one_order(backend: Backend) {
     for (i, stream) in streams.iter().enumerate() {
         let got: Vec<i64> = stream.iter().map(|(seq, _)| *seq).collect();
         assert_eq!(got, expected, "member {i}: every seq once, in order, no gaps");
-        let ids: HashSet<&String> = stream.iter().map(|(_, id)| id).collect();
+        let ids: HashSet<&MessageId> = stream.iter().map(|(_, id)| id).collect();
         assert_eq!(ids.len(), stream.len(), "member {i}: no duplicate ids");
         assert_eq!(
             stream, &streams[0],
             "member {i} sees the same sequence of ids as member 0"
         );
     }
-    assert_eq!(api.message_count(&users[0].access, &group).await, total);
+    assert_eq!(api.message_count(&users[0].access, group).await, total);
     srv.finish().await;
 }
 
 async fn resume_replays_exactly_the_missed_messages(backend: Backend) {
-    let srv = TestServer::start(backend).await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(2).await;
+    let Setup { srv, api, users, chat } = Setup::new(backend, 2).await;
     let (a, b) = (&users[0], &users[1]);
-    let chat = api.create_chat(a, b).await;
-    let (mut a_ws, _) = chat_socket(&api, a, &chat).await;
+    let (mut a_ws, _) = chat_socket(&api, a, chat).await;
     let mut b_ws = user_socket(&api, b).await;
-    subscribe(&mut b_ws, &chat, None).await;
+    subscribe(&mut b_ws, chat, None).await;
 
     for n in 1..=3 {
-        send_v2(&mut a_ws, &chat, &format!("early-{n}"), &format!("early {n}")).await;
+        send_v2(&mut a_ws, chat, &format!("early-{n}"), &format!("early {n}")).await;
     }
-    let frames = frames_until(&mut b_ws, |f| kind(f) == "message" && f["message"]["seq"] == 3).await;
-    assert_eq!(seqs(&messages_in(&frames, &chat)), vec![1, 2, 3]);
+    let frames = b_ws.frames_until(is_message_seq(3)).await;
+    assert_eq!(seqs(&messages_in(&frames, chat)), vec![1, 2, 3]);
     let last_seen = 3;
 
     // B's connection dies without a goodbye; A carries on over v2 and REST.
     drop(b_ws);
     let mut missed = Vec::new();
     for n in 1..=2 {
-        let ack = ack_of(&send_v2(&mut a_ws, &chat, &format!("missed-{n}"), &format!("missed {n}")).await).clone();
-        missed.push(ack["message"]["id"].clone());
+        let ack = ack_of(&send_v2(&mut a_ws, chat, &format!("missed-{n}"), &format!("missed {n}")).await).clone();
+        missed.push(ack.message.id);
     }
     for n in 3..=4 {
-        let stored = api.post_message(&a.access, &chat, &format!("missed {n}")).await;
-        missed.push(stored["id"].clone());
+        let stored = api.post_message(&a.access, chat, &format!("missed {n}")).await;
+        missed.push(stored.id);
     }
 
     let mut b_ws = user_socket(&api, b).await;
-    b_ws.send_json(&json!({ "type": "resume", "chats": { chat.clone(): last_seen }, "ref": "res" }))
+    b_ws.send_frame(&resume(chat, last_seen).with_ref("res")).await;
+    let frames = b_ws
+        .frames_until(|f| [FrameType::Subscribed, FrameType::Error].contains(&f.kind()))
         .await;
-    let frames = frames_until(&mut b_ws, |f| kind(f) == "subscribed" || kind(f) == "error").await;
-    let subscribed = frames.last().unwrap();
-    assert_eq!(kind(subscribed), "subscribed", "{subscribed}");
-    assert_eq!(subscribed["ref"], "res", "the reply to resume carries its ref");
-    assert_eq!(subscribed["chat"], chat.as_str());
-    assert_eq!(subscribed["lastSeq"], 7);
-    let replay = messages_in(&frames, &chat);
+    let subscribed = frame_of!(frames.last().unwrap(), ServerFrame::Subscribed);
+    assert_eq!(
+        subscribed.reference,
+        Some("res".into()),
+        "the reply to resume carries its ref"
+    );
+    assert_eq!(subscribed.chat, chat);
+    assert_eq!(subscribed.last_seq, 7);
+    let replay = messages_in(&frames, chat);
     assert_eq!(seqs(&replay), vec![4, 5, 6, 7], "exactly the missed messages, in order");
-    let ids: Vec<Value> = replay.iter().map(|f| f["message"]["id"].clone()).collect();
+    let ids: Vec<MessageId> = replay.iter().map(|m| m.id).collect();
     assert_eq!(ids, missed);
-    assert_eq!(replay[0]["message"]["message"], "missed 1");
-    assert_eq!(replay[3]["message"]["message"], "missed 4");
+    assert_eq!(replay[0].message, "missed 1");
+    assert_eq!(replay[3].message, "missed 4");
 
     // Live messages follow, without repeats.
-    send_v2(&mut a_ws, &chat, "live-1", "live 1").await;
-    api.post_message(&a.access, &chat, "live 2").await;
-    let frames = frames_until(&mut b_ws, |f| kind(f) == "message" && f["message"]["seq"] == 9).await;
-    assert_eq!(seqs(&messages_in(&frames, &chat)), vec![8, 9]);
-    no_message_in(&mut b_ws, &chat).await;
+    send_v2(&mut a_ws, chat, "live-1", "live 1").await;
+    api.post_message(&a.access, chat, "live 2").await;
+    let frames = b_ws.frames_until(is_message_seq(9)).await;
+    assert_eq!(seqs(&messages_in(&frames, chat)), vec![8, 9]);
+    no_message_in(&mut b_ws, chat).await;
     srv.finish().await;
 }
 
 async fn resume_while_messages_keep_coming(backend: Backend) {
     const BEFORE: i64 = 10;
     const DURING: i64 = 50;
-    let srv = TestServer::start(backend).await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(2).await;
+    let Setup { srv, api, users, chat } = Setup::new(backend, 2).await;
     let (a, b) = (users[0].clone(), users[1].clone());
-    let chat = api.create_chat(&a, &b).await;
     for n in 1..=BEFORE {
-        api.post_message(&a.access, &chat, &format!("before {n}")).await;
+        api.post_message(&a.access, chat, &format!("before {n}")).await;
     }
     let last_seen = 4;
 
     let mut b_ws = user_socket(&api, &b).await;
     let sender = {
-        let (api, chat, token) = (api.clone(), chat.clone(), a.access.clone());
+        let (api, token) = (api.clone(), a.access.clone());
         tokio::spawn(async move {
             for n in 1..=DURING {
-                api.post_message(&token, &chat, &format!("during {n}")).await;
+                api.post_message(&token, chat, &format!("during {n}")).await;
             }
         })
     };
     // Let the sender get going, so that the replay overlaps with live messages.
-    while api.message_count(&a.access, &chat).await < BEFORE + 3 {
+    while api.message_count(&a.access, chat).await < BEFORE + 3 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    b_ws.send_json(&json!({ "type": "resume", "chats": { chat.clone(): last_seen } }))
-        .await;
+    b_ws.send_frame(&resume(chat, last_seen)).await;
 
     let last = BEFORE + DURING;
     let mut got = Vec::new();
     let mut subscribed_at = None;
     while got.last() != Some(&last) {
-        let frame = b_ws.recv_json().await;
-        match kind(&frame) {
-            "message" => {
-                assert_eq!(frame["chat"], chat.as_str());
-                got.push(frame["message"]["seq"].as_i64().expect("seq"));
+        match b_ws.recv_frame().await {
+            ServerFrame::Message(frame) => {
+                assert_eq!(frame.chat, chat);
+                got.push(frame.message.seq.expect("seq"));
             }
-            "subscribed" => {
+            ServerFrame::Subscribed(subscribed) => {
                 assert!(subscribed_at.is_none(), "one subscribed frame");
-                let last_seq = frame["lastSeq"].as_i64().expect("lastSeq");
                 assert_eq!(
                     got.last().copied().unwrap_or(last_seen),
-                    last_seq,
+                    subscribed.last_seq,
                     "lastSeq is the last one replayed"
                 );
-                subscribed_at = Some(last_seq);
+                subscribed_at = Some(subscribed.last_seq);
             }
-            "error" => panic!("unexpected error {frame}"),
+            ServerFrame::Error(error) => panic!("unexpected error {error:?}"),
             _ => {}
         }
     }
@@ -723,85 +724,85 @@ async fn resume_while_messages_keep_coming(backend: Backend) {
     assert!(subscribed_at.is_some(), "a subscribed frame came");
     let expected: Vec<i64> = (last_seen + 1..=last).collect();
     assert_eq!(got, expected, "every seq exactly once, in order");
-    no_message_in(&mut b_ws, &chat).await;
+    no_message_in(&mut b_ws, chat).await;
     srv.finish().await;
 }
 
 async fn one_socket_follows_many_chats(backend: Backend) {
-    let srv = TestServer::start(backend).await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(3).await;
+    let Setup {
+        srv,
+        api,
+        users,
+        chat: with_b,
+    } = Setup::new(backend, 3).await;
     let (a, b, c) = (&users[0], &users[1], &users[2]);
-    let with_b = api.create_chat(a, b).await;
     let with_c = api.create_chat(a, c).await;
 
     let mut a_ws = user_socket(&api, a).await;
-    for chat in [&with_b, &with_c] {
-        let subscribed = subscribe(&mut a_ws, chat, None).await.pop().unwrap();
-        assert_eq!(kind(&subscribed), "subscribed", "{subscribed}");
-        assert_eq!(subscribed["lastSeq"], 0);
+    for chat in [with_b, with_c] {
+        let frames = subscribe(&mut a_ws, chat, None).await;
+        assert_eq!(last_seq(&frames), 0, "{frames:?}");
     }
-    api.post_message(&b.access, &with_b, "from b").await;
-    api.post_message(&c.access, &with_c, "from c").await;
+    api.post_message(&b.access, with_b, "from b").await;
+    api.post_message(&c.access, with_c, "from c").await;
     let mut texts = HashSet::new();
     while texts.len() < 2 {
-        let frame = a_ws.recv_until(|f| kind(f) == "message").await;
-        let chat = frame["chat"].as_str().unwrap().to_string();
-        let text = frame["message"]["message"].as_str().unwrap().to_string();
+        let frame = frame_of!(a_ws.recv_until(is(FrameType::Message)).await, ServerFrame::Message);
+        let text = frame.message.message.clone();
         assert!(
-            (chat == with_b && text == "from b") || (chat == with_c && text == "from c"),
-            "{frame}"
+            (frame.chat == with_b && text == "from b") || (frame.chat == with_c && text == "from c"),
+            "{frame:?}"
         );
         texts.insert(text);
     }
 
-    a_ws.send_json(&json!({ "type": "unsubscribe", "chat": with_c, "ref": "u" }))
+    a_ws.send_frame(&Command::Unsubscribe(Unsubscribe { chat: with_c }).with_ref("u"))
         .await;
-    let unsubscribed = a_ws.recv_until(|f| kind(f) == "unsubscribed").await;
-    assert_eq!(unsubscribed["chat"], with_c.as_str());
-    assert_eq!(unsubscribed["ref"], "u");
-    api.post_message(&c.access, &with_c, "c again").await;
-    api.post_message(&b.access, &with_b, "b again").await;
-    let frames = frames_until(&mut a_ws, |f| kind(f) == "message" && f["chat"] == with_b).await;
-    assert_eq!(frames.last().unwrap()["message"]["message"], "b again");
+    let unsubscribed = frame_of!(
+        a_ws.recv_until(is(FrameType::Unsubscribed)).await,
+        ServerFrame::Unsubscribed
+    );
+    assert_eq!(unsubscribed.chat, with_c);
+    assert_eq!(unsubscribed.reference, Some("u".into()));
+    api.post_message(&c.access, with_c, "c again").await;
+    api.post_message(&b.access, with_b, "b again").await;
+    let frames = a_ws.frames_until(is_message_in(with_b)).await;
+    assert_eq!(frames.last().unwrap().message().unwrap().message, "b again");
     assert!(
-        messages_in(&frames, &with_c).is_empty(),
+        messages_in(&frames, with_c).is_empty(),
         "unsubscribed chat is silent: {frames:?}"
     );
-    no_message_in(&mut a_ws, &with_c).await;
+    no_message_in(&mut a_ws, with_c).await;
     srv.finish().await;
 }
 
 async fn read_receipts(backend: Backend) {
-    let srv = TestServer::start(backend).await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(3).await;
+    let Setup { srv, api, users, chat } = Setup::new(backend, 3).await;
     let (a, b, c) = (&users[0], &users[1], &users[2]);
-    let chat = api.create_chat(a, b).await;
     let elsewhere = api.create_chat(b, c).await;
-    let foreign = api.post_message(&c.access, &elsewhere, "in another chat").await;
+    let foreign = api.post_message(&c.access, elsewhere, "in another chat").await;
 
     let mut a_ws = user_socket(&api, a).await;
-    subscribe(&mut a_ws, &chat, None).await;
+    subscribe(&mut a_ws, chat, None).await;
     let mut b_ws = user_socket(&api, b).await;
-    subscribe(&mut b_ws, &chat, None).await;
+    subscribe(&mut b_ws, chat, None).await;
     for n in 1..=3 {
-        send_v2(&mut a_ws, &chat, &format!("r{n}"), &format!("read me {n}")).await;
+        send_v2(&mut a_ws, chat, &format!("r{n}"), &format!("read me {n}")).await;
     }
-    assert_eq!(api.unread_count(&b.access, &chat).await, 3);
+    assert_eq!(api.unread_count(&b.access, chat).await, 3);
     assert_eq!(
-        api.unread_count(&a.access, &chat).await,
+        api.unread_count(&a.access, chat).await,
         0,
         "one's own messages are not unread"
     );
 
-    b_ws.send_json(&json!({ "type": "read", "chat": chat, "seq": 3 })).await;
-    let read = a_ws.recv_until(|f| kind(f) == "read").await;
-    assert_eq!(read["chat"], chat.as_str());
-    assert_eq!(read["user"], b.id.as_str());
-    assert_eq!(read["uptoSeq"], 3);
-    assert_eq!(api.unread_count(&b.access, &chat).await, 0);
-    let history = api.messages(&a.access, &chat).await;
+    b_ws.send_frame(&read_upto(chat, ReadUpto::Seq(3))).await;
+    let read = frame_of!(a_ws.recv_until(is(FrameType::Read)).await, ServerFrame::Read);
+    assert_eq!(read.chat, chat);
+    assert_eq!(read.user, b.user_id());
+    assert_eq!(read.upto_seq, Some(3));
+    assert_eq!(api.unread_count(&b.access, chat).await, 0);
+    let history = api.messages(&a.access, chat).await;
     let results = history["results"].as_array().unwrap();
     assert_eq!(results.len(), 3);
     assert!(
@@ -810,37 +811,27 @@ async fn read_receipts(backend: Backend) {
     );
 
     // By message id.
-    let ack = ack_of(&send_v2(&mut a_ws, &chat, "r4", "read me 4").await).clone();
-    assert_eq!(api.unread_count(&b.access, &chat).await, 1);
-    b_ws.send_json(&json!({ "type": "read", "chat": chat, "messageId": ack["message"]["id"] }))
+    let ack = ack_of(&send_v2(&mut a_ws, chat, "r4", "read me 4").await).clone();
+    assert_eq!(api.unread_count(&b.access, chat).await, 1);
+    b_ws.send_frame(&read_upto(chat, ReadUpto::MessageId(ack.message.id)))
         .await;
-    let read = a_ws.recv_until(|f| kind(f) == "read").await;
-    assert_eq!(read["uptoSeq"], 4, "{read}");
-    assert_eq!(api.unread_count(&b.access, &chat).await, 0);
+    let read = frame_of!(a_ws.recv_until(is(FrameType::Read)).await, ServerFrame::Read);
+    assert_eq!(read.upto_seq, Some(4), "{read:?}");
+    assert_eq!(api.unread_count(&b.access, chat).await, 0);
 
     // A message of another chat, and a seq beyond the last: refused, nothing changes.
     let error = expect_error(
         &mut b_ws,
-        &json!({ "type": "read", "chat": chat, "messageId": foreign["id"], "ref": 7 }),
+        &read_upto(chat, ReadUpto::MessageId(foreign.id)).with_ref(7),
         "wrong_chat",
     )
     .await;
-    assert_eq!(error["ref"], 7);
-    expect_error(
-        &mut b_ws,
-        &json!({ "type": "read", "chat": chat, "seq": 99 }),
-        "invalid_seq",
-    )
-    .await;
-    expect_error(
-        &mut b_ws,
-        &json!({ "type": "read", "chat": chat, "seq": -1 }),
-        "invalid_seq",
-    )
-    .await;
-    assert_eq!(api.unread_count(&c.access, &elsewhere).await, 0, "C's own message");
+    assert_eq!(error.reference, Some(7.into()));
+    expect_error(&mut b_ws, &read_upto(chat, ReadUpto::Seq(99)), "invalid_seq").await;
+    expect_error(&mut b_ws, &read_upto(chat, ReadUpto::Seq(-1)), "invalid_seq").await;
+    assert_eq!(api.unread_count(&c.access, elsewhere).await, 0, "C's own message");
     assert_eq!(
-        api.unread_count(&b.access, &elsewhere).await,
+        api.unread_count(&b.access, elsewhere).await,
         1,
         "the refused receipt changed nothing"
     );
@@ -849,146 +840,134 @@ async fn read_receipts(backend: Backend) {
 }
 
 async fn typing_is_delivered_and_rate_limited(backend: Backend) {
-    let srv = TestServer::start(backend).await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(2).await;
+    let Setup { srv, api, users, chat } = Setup::new(backend, 2).await;
     let (a, b) = (&users[0], &users[1]);
-    let chat = api.create_chat(a, b).await;
-    let (mut a_ws, _) = chat_socket(&api, a, &chat).await;
-    let (mut b_ws, _) = chat_socket(&api, b, &chat).await;
+    let (mut a_ws, _) = chat_socket(&api, a, chat).await;
+    let (mut b_ws, _) = chat_socket(&api, b, chat).await;
 
-    a_ws.send_json(&json!({ "type": "typing", "chat": chat })).await;
-    let typing = b_ws.recv_until(|f| kind(f) == "typing").await;
-    assert_eq!(typing["chat"], chat.as_str());
-    assert_eq!(typing["user"], a.id.as_str());
-    assert_eq!(typing["expiresInMs"], 5000);
+    a_ws.send_frame(&typing(chat)).await;
+    let notice = frame_of!(b_ws.recv_until(is(FrameType::Typing)).await, ServerFrame::Typing);
+    assert_eq!(notice.chat, chat);
+    assert_eq!(notice.user, a.user_id());
+    assert_eq!(notice.expires_in_ms, 5000);
 
-    let error = expect_error(
-        &mut a_ws,
-        &json!({ "type": "typing", "chat": chat, "ref": "t2" }),
-        "typing_rate_limited",
-    )
-    .await;
-    assert_eq!(error["ref"], "t2");
+    let error = expect_error(&mut a_ws, &typing(chat).with_ref("t2"), "typing_rate_limited").await;
+    assert_eq!(error.reference, Some("t2".into()));
     // The refused typing reached nobody; B may still type.
-    b_ws.send_json(&json!({ "type": "typing", "chat": chat })).await;
-    let typing = b_ws
-        .recv_until(|f| kind(f) == "typing" && f["user"] == b.id.as_str())
-        .await;
-    assert_eq!(typing["chat"], chat.as_str());
+    b_ws.send_frame(&typing(chat)).await;
+    let by_b = |f: &ServerFrame| matches!(f, ServerFrame::Typing(t) if t.user == b.user_id());
+    let notice = frame_of!(b_ws.recv_until(by_b).await, ServerFrame::Typing);
+    assert_eq!(notice.chat, chat);
     let frames = sync(&mut a_ws).await;
-    let from_a: Vec<&Value> = frames
+    let from_a = frames
         .iter()
-        .filter(|f| kind(f) == "typing" && f["user"] == a.id.as_str())
-        .collect();
-    assert!(from_a.len() <= 1, "the refused typing was not delivered: {frames:?}");
+        .filter(|f| matches!(f, ServerFrame::Typing(t) if t.user == a.user_id()))
+        .count();
+    assert!(from_a <= 1, "the refused typing was not delivered: {frames:?}");
     srv.finish().await;
 }
 
 async fn presence_follows_first_and_last_socket(backend: Backend) {
-    let srv = TestServer::start(backend).await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(2).await;
+    // A and B share a chat.
+    let Setup { srv, api, users, .. } = Setup::new(backend, 2).await;
     let (a, b) = (&users[0], &users[1]);
-    api.create_chat(a, b).await;
     let mut a_ws = user_socket(&api, a).await;
 
+    // (The frame's lastConnexionDate is read as a timestamp.)
     let b_first = user_socket(&api, b).await;
-    let online = a_ws.recv_until(|f| kind(f) == "presence").await;
-    assert_eq!(online["user"], b.id.as_str());
-    assert_eq!(online["online"], true);
-    assert!(online["lastConnexionDate"].is_string(), "{online}");
+    let online = frame_of!(a_ws.recv_until(is(FrameType::Presence)).await, ServerFrame::Presence);
+    assert_eq!(online.user, b.user_id());
+    assert!(online.online);
 
     // A second socket of B changes nothing; closing one of two changes nothing either.
     let mut b_second = user_socket(&api, b).await;
     sync(&mut b_second).await;
     b_first.close().await;
     // Until the server has noticed the close, wait on something it does after it.
-    let frames = {
-        let mut frames = Vec::new();
-        let deadline = tokio::time::Instant::now() + QUIET_WAIT;
-        while let Some(frame) = a_ws
-            .next_json(deadline.saturating_duration_since(tokio::time::Instant::now()))
-            .await
-        {
-            frames.push(frame);
-        }
-        frames
-    };
+    let frames = a_ws.frames_for_a_while().await;
     assert!(
-        !frames.iter().any(|f| kind(f) == "presence"),
+        !frames.iter().any(is(FrameType::Presence)),
         "B is still online: {frames:?}"
     );
     let user = srv.user_row(&b.id).await.unwrap();
     assert!(user.online, "stored online while a socket is open");
 
     b_second.close().await;
-    let offline = a_ws.recv_until(|f| kind(f) == "presence").await;
-    assert_eq!(offline["user"], b.id.as_str());
-    assert_eq!(offline["online"], false);
-    assert!(offline["lastConnexionDate"].is_string(), "{offline}");
+    let offline = frame_of!(a_ws.recv_until(is(FrameType::Presence)).await, ServerFrame::Presence);
+    assert_eq!(offline.user, b.user_id());
+    assert!(!offline.online);
     let user = srv.user_row(&b.id).await.unwrap();
     assert!(!user.online, "stored offline");
     srv.finish().await;
 }
 
 async fn edit_and_delete_frames(backend: Backend) {
-    let srv = TestServer::start(backend).await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(2).await;
+    let Setup { srv, api, users, chat } = Setup::new(backend, 2).await;
     let (a, b) = (&users[0], &users[1]);
-    let chat = api.create_chat(a, b).await;
-    let (mut a_ws, _) = chat_socket(&api, a, &chat).await;
-    let (mut b_ws, _) = chat_socket(&api, b, &chat).await;
-    let first = ack_of(&send_v2(&mut a_ws, &chat, "e1", "typo").await)["message"].clone();
-    let second = ack_of(&send_v2(&mut a_ws, &chat, "e2", "keep").await)["message"].clone();
+    let (mut a_ws, _) = chat_socket(&api, a, chat).await;
+    let (mut b_ws, _) = chat_socket(&api, b, chat).await;
+    let first = ack_of(&send_v2(&mut a_ws, chat, "e1", "typo").await).message.clone();
+    let second = ack_of(&send_v2(&mut a_ws, chat, "e2", "keep").await).message.clone();
+    let edit = |id: MessageId, text: &str| {
+        Command::Edit(EditMessage {
+            id,
+            message: text.into(),
+        })
+    };
+    let delete = |id: MessageId| Command::Delete(DeleteMessage { id });
 
-    a_ws.send_json(&json!({ "type": "edit", "id": first["id"], "message": "fixed" }))
-        .await;
-    let edited = b_ws.recv_until(|f| kind(f) == "message_edited").await;
-    assert_eq!(edited["chat"], chat.as_str());
-    assert_eq!(edited["message"]["id"], first["id"]);
-    assert_eq!(edited["message"]["message"], "fixed");
-    assert_eq!(edited["message"]["seq"], first["seq"]);
+    a_ws.send_frame(&edit(first.id, "fixed")).await;
+    let edited = frame_of!(
+        b_ws.recv_until(is(FrameType::MessageEdited)).await,
+        ServerFrame::MessageEdited
+    );
+    assert_eq!(edited.chat, chat);
+    assert_eq!(edited.message.id, first.id);
+    assert_eq!(edited.message.message, "fixed");
+    assert_eq!(edited.message.seq, first.seq);
 
-    a_ws.send_json(&json!({ "type": "delete", "id": first["id"] })).await;
-    let deleted = b_ws.recv_until(|f| kind(f) == "message_deleted").await;
-    assert_eq!(deleted["chat"], chat.as_str());
-    assert_eq!(deleted["id"], first["id"]);
-    assert_eq!(deleted["seq"], first["seq"]);
-    assert_eq!(api.message_count(&a.access, &chat).await, 1);
+    a_ws.send_frame(&delete(first.id)).await;
+    let deleted = frame_of!(
+        b_ws.recv_until(is(FrameType::MessageDeleted)).await,
+        ServerFrame::MessageDeleted
+    );
+    assert_eq!(deleted.chat, chat);
+    assert_eq!(deleted.id, first.id);
+    assert_eq!(Some(deleted.seq), first.seq);
+    assert_eq!(api.message_count(&a.access, chat).await, 1);
 
     // Someone else's message: refused, unchanged.
-    let error = expect_error(
-        &mut b_ws,
-        &json!({ "type": "edit", "id": second["id"], "message": "mine now", "ref": "e" }),
-        "forbidden",
-    )
-    .await;
-    assert_eq!(error["ref"], "e");
-    expect_error(&mut b_ws, &json!({ "type": "delete", "id": second["id"] }), "forbidden").await;
-    let history = api.messages(&a.access, &chat).await;
+    let error = expect_error(&mut b_ws, &edit(second.id, "mine now").with_ref("e"), "forbidden").await;
+    assert_eq!(error.reference, Some("e".into()));
+    expect_error(&mut b_ws, &delete(second.id), "forbidden").await;
+    let history = api.messages(&a.access, chat).await;
     assert_eq!(history["count"], 1);
     assert_eq!(history["results"][0]["message"], "keep");
     // A deleted message is gone for edits.
-    expect_error(
-        &mut a_ws,
-        &json!({ "type": "edit", "id": first["id"], "message": "x" }),
-        "not_found",
-    )
-    .await;
+    expect_error(&mut a_ws, &edit(first.id, "x"), "not_found").await;
 
-    // A replay shows the tombstone.
-    let (_, frames) = {
-        let url = api.ws(&format!("/ws/chat/{chat}/?token={}&afterSeq=0", b.access));
-        let mut ws = ws::connect(&url, Some(V2)).await;
-        let frames = frames_until(&mut ws, |f| kind(f) == "subscribed").await;
-        (ws, frames)
-    };
-    let replay = messages_in(&frames, &chat);
-    assert_eq!(seqs(&replay), vec![1, 2]);
-    assert_eq!(replay[0]["message"]["deleted"], true, "{}", replay[0]);
-    assert!(replay[1]["message"].get("deleted").is_none(), "{}", replay[1]);
+    // A replay shows the tombstone, and only there is the `deleted` key.
+    let url = api.ws(&format!("/ws/chat/{chat}/?token={}&afterSeq=0", b.access));
+    let mut replaying = ws::connect(&url, Some(V2)).await;
+    let mut replay = Vec::new();
+    loop {
+        let frame = replaying.recv_json().await;
+        if frame["type"] == "subscribed" {
+            break;
+        }
+        if frame["type"] == "message" {
+            assert_eq!(frame["chat"], chat.to_string(), "{frame}");
+            replay.push(frame["message"].clone());
+        }
+    }
+    let messages: Vec<MessageView> = replay
+        .iter()
+        .map(|m| serde_json::from_value(m.clone()).expect("a message object"))
+        .collect();
+    assert_eq!(seqs(&messages.iter().collect::<Vec<_>>()), vec![1, 2]);
+    assert!(messages[0].deleted, "{:?}", messages[0]);
+    assert_eq!(replay[0]["deleted"], true, "{}", replay[0]);
+    assert!(replay[1].get("deleted").is_none(), "{}", replay[1]);
     srv.finish().await;
 }
 
@@ -998,150 +977,137 @@ async fn group_membership_over_v2(backend: Backend) {
     let users = srv.quick_users(4).await;
     let (admin, b, c, d) = (&users[0], &users[1], &users[2], &users[3]);
     let group = api.create_group(admin, "team", &[b, c]).await;
+    let member = |user: &TestUser| MemberChange {
+        chat: group,
+        user: user.user_id(),
+    };
 
     let mut admin_ws = user_socket(&api, admin).await;
-    subscribe(&mut admin_ws, &group, None).await;
+    subscribe(&mut admin_ws, group, None).await;
     let mut b_ws = user_socket(&api, b).await;
     let mut c_ws = user_socket(&api, c).await;
-    subscribe(&mut c_ws, &group, None).await;
+    subscribe(&mut c_ws, group, None).await;
     let mut d_ws = user_socket(&api, d).await;
 
     // A non-admin may not change the group.
-    let error = expect_error(
-        &mut b_ws,
-        &json!({ "type": "add_member", "chat": group, "user": d.id, "ref": "nope" }),
-        "forbidden",
-    )
-    .await;
-    assert_eq!(error["ref"], "nope");
-    expect_error(
-        &mut b_ws,
-        &json!({ "type": "remove_member", "chat": group, "user": c.id }),
-        "forbidden",
-    )
-    .await;
+    let error = expect_error(&mut b_ws, &Command::AddMember(member(d)).with_ref("nope"), "forbidden").await;
+    assert_eq!(error.reference, Some("nope".into()));
+    expect_error(&mut b_ws, &Command::RemoveMember(member(c)), "forbidden").await;
 
     // The admin adds D: D hears of it on /ws/, and can follow the group.
-    admin_ws
-        .send_json(&json!({ "type": "add_member", "chat": group, "user": d.id }))
-        .await;
-    let added = d_ws.recv_until(|f| kind(f) == "member_added").await;
-    assert_eq!(added["chat"], group.as_str());
-    assert_eq!(added["user"], d.id.as_str());
-    let added = admin_ws.recv_until(|f| kind(f) == "member_added").await;
-    assert_eq!(added["user"], d.id.as_str());
+    admin_ws.send_frame(&Command::AddMember(member(d))).await;
+    let added = frame_of!(
+        d_ws.recv_until(is(FrameType::MemberAdded)).await,
+        ServerFrame::MemberAdded
+    );
+    assert_eq!(added, member(d));
+    let added = frame_of!(
+        admin_ws.recv_until(is(FrameType::MemberAdded)).await,
+        ServerFrame::MemberAdded
+    );
+    assert_eq!(added.user, d.user_id());
     assert_eq!(
-        kind(subscribe(&mut d_ws, &group, None).await.last().unwrap()),
-        "subscribed"
+        subscribe(&mut d_ws, group, None).await.last().unwrap().kind(),
+        FrameType::Subscribed
     );
 
     // The admin removes C: C is told (once) and hears nothing more of the group.
-    admin_ws
-        .send_json(&json!({ "type": "remove_member", "chat": group, "user": c.id }))
-        .await;
-    let removed = c_ws.recv_until(|f| kind(f) == "member_removed").await;
-    assert_eq!(removed["chat"], group.as_str());
-    assert_eq!(removed["user"], c.id.as_str());
-    admin_ws.recv_until(|f| kind(f) == "member_removed").await;
+    admin_ws.send_frame(&Command::RemoveMember(member(c))).await;
+    let removed = frame_of!(
+        c_ws.recv_until(is(FrameType::MemberRemoved)).await,
+        ServerFrame::MemberRemoved
+    );
+    assert_eq!(removed, member(c));
+    admin_ws.recv_until(is(FrameType::MemberRemoved)).await;
 
-    send_v2(&mut admin_ws, &group, "after-removal", "C is gone").await;
-    let got = d_ws.recv_until(|f| kind(f) == "message").await;
-    assert_eq!(got["message"]["message"], "C is gone");
-    let frames = {
-        let mut frames = sync(&mut c_ws).await;
-        let deadline = tokio::time::Instant::now() + QUIET_WAIT;
-        while let Some(frame) = c_ws
-            .next_json(deadline.saturating_duration_since(tokio::time::Instant::now()))
-            .await
-        {
-            frames.push(frame);
-        }
-        frames
-    };
+    send_v2(&mut admin_ws, group, "after-removal", "C is gone").await;
+    let got = d_ws.recv_until(is(FrameType::Message)).await;
+    assert_eq!(got.message().unwrap().message, "C is gone");
+    let mut frames = sync(&mut c_ws).await;
+    frames.extend(c_ws.frames_for_a_while().await);
     assert!(
-        messages_in(&frames, &group).is_empty(),
+        messages_in(&frames, group).is_empty(),
         "the removed member hears nothing: {frames:?}"
     );
     assert!(
-        !frames.iter().any(|f| kind(f) == "member_removed"),
+        !frames.iter().any(is(FrameType::MemberRemoved)),
         "member_removed came once: {frames:?}"
     );
-    expect_error(&mut c_ws, &json!({ "type": "subscribe", "chat": group }), "not_found").await;
-    expect_error(
-        &mut c_ws,
-        &json!({ "type": "send", "chat": group, "clientId": "c-late", "message": "hello?" }),
-        "not_found",
-    )
-    .await;
-    assert_eq!(api.message_count(&admin.access, &group).await, 1);
+    expect_error(&mut c_ws, &subscribe_to(group, None), "not_found").await;
+    expect_error(&mut c_ws, &send(group, "c-late", "hello?"), "not_found").await;
+    assert_eq!(api.message_count(&admin.access, group).await, 1);
     srv.finish().await;
 }
 
 async fn bad_input_gets_error_codes_and_socket_survives(backend: Backend) {
-    let srv = TestServer::start(backend).await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(3).await;
+    let Setup { srv, api, users, chat } = Setup::new(backend, 3).await;
     let (a, b, c) = (&users[0], &users[1], &users[2]);
-    let chat = api.create_chat(a, b).await;
     let strangers = api.create_chat(b, c).await;
     let mut ws = user_socket(&api, a).await;
 
     ws.send_text("this is not json").await;
-    let error = ws.recv_until(|f| kind(f) == "error").await;
-    assert_eq!(error["code"], "invalid_json");
+    let error = frame_of!(ws.recv_until(is(FrameType::Error)).await, ServerFrame::Error);
+    assert_eq!(error.code, "invalid_json");
     sync(&mut ws).await;
 
-    let cases = [
-        (json!({ "type": "launch_rockets", "ref": 1 }), "unknown_type"),
-        (json!({ "chat": chat, "ref": 2 }), "missing_field"),
+    let send_typed = |kind: i32| {
+        Command::Send(SendMessage {
+            message_type: Some(kind),
+            ..frame_of!(send(chat, "m", "x"), Command::Send)
+        })
+    };
+    // Frames the server cannot read, made from good ones, and good frames it must refuse.
+    let cases: Vec<(Value, &str)> = vec![
         (
-            json!({ "type": "send", "chat": chat, "message": "no id", "ref": 3 }),
+            with(Command::Ping.with_ref(1), "type", "launch_rockets"),
+            "unknown_type",
+        ),
+        (without(subscribe_to(chat, None).with_ref(2), "type"), "missing_field"),
+        (
+            without(send(chat, "x", "no id").with_ref(3), "clientId"),
             "missing_field",
         ),
         (
-            json!({ "type": "send", "chat": chat, "clientId": "x".repeat(65), "message": "long id", "ref": 4 }),
+            json_of(send(chat, &"x".repeat(65), "long id").with_ref(4)),
             "invalid_client_id",
         ),
-        (json!({ "type": "subscribe", "chat": strangers, "ref": 5 }), "not_found"),
+        (json_of(subscribe_to(strangers, None).with_ref(5)), "not_found"),
+        (json_of(subscribe_to(chat, Some(1)).with_ref(6)), "invalid_seq"),
+        (with(Command::Ping.with_ref(7), "type", 5), "invalid_frame"),
         (
-            json!({ "type": "subscribe", "chat": chat, "afterSeq": 1, "ref": 6 }),
-            "invalid_seq",
-        ),
-        (json!({ "type": 5, "ref": 7 }), "invalid_frame"),
-        (
-            json!({ "type": "subscribe", "chat": "not-a-uuid", "ref": 8 }),
+            with(subscribe_to(chat, None).with_ref(8), "chat", "not-a-uuid"),
             "invalid_field",
         ),
+        (without(send(chat, "m", "").with_ref(9), "message"), "missing_message"),
+        (json_of(send(chat, "m", " ").with_ref(10)), "empty_message"),
+        (json_of(send_typed(7).with_ref(11)), "invalid_type"),
         (
-            json!({ "type": "send", "chat": chat, "clientId": "m", "ref": 9 }),
-            "missing_message",
-        ),
-        (
-            json!({ "type": "send", "chat": chat, "clientId": "m", "message": " ", "ref": 10 }),
-            "empty_message",
-        ),
-        (
-            json!({ "type": "send", "chat": chat, "clientId": "m", "message": "x", "messageType": 7, "ref": 11 }),
-            "invalid_type",
-        ),
-        (
-            json!({ "type": "edit", "id": Uuid::new_v4(), "ref": 12 }),
+            without(
+                Command::Edit(EditMessage {
+                    id: MessageId::new(),
+                    message: String::new(),
+                })
+                .with_ref(12),
+                "message",
+            ),
             "missing_field",
         ),
-        (json!({ "type": "read", "chat": chat, "ref": 13 }), "missing_field"),
+        (
+            without(read_upto(chat, ReadUpto::Seq(1)).with_ref(13), "seq"),
+            "missing_field",
+        ),
     ];
     for (frame, code) in cases {
         let error = expect_error(&mut ws, &frame, code).await;
-        assert_eq!(error["ref"], frame["ref"], "{error}");
+        assert_eq!(error.reference.as_ref(), frame.get("ref"), "{error:?}");
         sync(&mut ws).await;
     }
 
     // A resume from beyond the last seq: the error names the chat.
-    ws.send_json(&json!({ "type": "resume", "chats": { chat.clone(): 5 } }))
-        .await;
-    let error = ws.recv_until(|f| kind(f) == "error").await;
-    assert_eq!(error["code"], "invalid_seq", "{error}");
-    assert_eq!(error["chat"], chat.as_str());
+    ws.send_frame(&resume(chat, 5)).await;
+    let error = frame_of!(ws.recv_until(is(FrameType::Error)).await, ServerFrame::Error);
+    assert_eq!(error.code, "invalid_seq", "{error:?}");
+    assert_eq!(error.chat, Some(chat));
     sync(&mut ws).await;
 
     // A binary frame.
@@ -1149,45 +1115,47 @@ async fn bad_input_gets_error_codes_and_socket_survives(backend: Backend) {
         .send(tokio_tungstenite::tungstenite::Message::Binary(vec![1u8, 2, 3].into()))
         .await
         .expect("send binary");
-    let error = ws.recv_until(|f| kind(f) == "error").await;
-    assert_eq!(error["code"], "invalid_frame", "{error}");
+    let error = frame_of!(ws.recv_until(is(FrameType::Error)).await, ServerFrame::Error);
+    assert_eq!(error.code, "invalid_frame", "{error:?}");
     sync(&mut ws).await;
 
     // /ws/chat/{id}/?afterSeq= beyond the last: an error naming the chat; the socket stays.
     let url = api.ws(&format!("/ws/chat/{chat}/?token={}&afterSeq=3", a.access));
     let mut resumed = ws::connect(&url, Some(V2)).await;
-    let error = resumed.recv_until(|f| kind(f) == "error").await;
-    assert_eq!(error["code"], "invalid_seq", "{error}");
-    assert_eq!(error["chat"], chat.as_str());
+    let error = frame_of!(resumed.recv_until(is(FrameType::Error)).await, ServerFrame::Error);
+    assert_eq!(error.code, "invalid_seq", "{error:?}");
+    assert_eq!(error.chat, Some(chat));
     sync(&mut resumed).await;
 
     // Nothing was stored; a valid frame still works.
-    assert_eq!(api.message_count(&a.access, &chat).await, 0);
-    let ack = ack_of(&send_v2(&mut ws, &chat, &"y".repeat(64), "fine").await).clone();
-    assert_eq!(ack["duplicate"], false);
-    assert_eq!(ack["message"]["seq"], 1);
-    assert_eq!(api.message_count(&a.access, &chat).await, 1);
+    assert_eq!(api.message_count(&a.access, chat).await, 0);
+    let ack = ack_of(&send_v2(&mut ws, chat, &"y".repeat(64), "fine").await).clone();
+    assert!(!ack.duplicate);
+    assert_eq!(ack.message.seq, Some(1));
+    assert_eq!(api.message_count(&a.access, chat).await, 1);
     srv.finish().await;
+}
+
+/// A frame's JSON as sent.
+fn json_of(frame: ClientFrame) -> Value {
+    serde_json::to_value(frame).expect("frames serialize")
 }
 
 async fn unread_counts_under_concurrent_reads_and_writes(backend: Backend) {
     const TASKS: i64 = 4;
     const EACH: i64 = 25;
     const TOTAL: i64 = TASKS * EACH;
-    let srv = TestServer::start(backend).await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(2).await;
+    let Setup { srv, api, users, chat } = Setup::new(backend, 2).await;
     let (a, b) = (users[0].clone(), users[1].clone());
-    let chat = api.create_chat(&a, &b).await;
     let mut b_ws = user_socket(&api, &b).await;
-    subscribe(&mut b_ws, &chat, None).await;
+    subscribe(&mut b_ws, chat, None).await;
 
     let mut writers = Vec::new();
     for t in 0..TASKS {
-        let (api, chat, token) = (api.clone(), chat.clone(), a.access.clone());
+        let (api, token) = (api.clone(), a.access.clone());
         writers.push(tokio::spawn(async move {
             for n in 0..EACH {
-                api.post_message(&token, &chat, &format!("{t}-{n}")).await;
+                api.post_message(&token, chat, &format!("{t}-{n}")).await;
             }
         }));
     }
@@ -1196,20 +1164,18 @@ async fn unread_counts_under_concurrent_reads_and_writes(backend: Backend) {
     let mut last_receipt = 0;
     let mut acknowledged = 0;
     while seen < TOTAL {
-        let frame = b_ws.recv_json().await;
-        match kind(&frame) {
-            "message" => {
-                let seq = frame["message"]["seq"].as_i64().expect("seq");
+        match b_ws.recv_frame().await {
+            ServerFrame::Message(frame) => {
+                let seq = frame.message.seq.expect("seq");
                 assert_eq!(seq, seen + 1, "in order");
                 seen = seq;
                 if seq % 7 == 0 {
-                    b_ws.send_json(&json!({ "type": "read", "chat": chat, "seq": seq }))
-                        .await;
+                    b_ws.send_frame(&read_upto(chat, ReadUpto::Seq(seq))).await;
                     last_receipt = seq;
                 }
             }
-            "read" => acknowledged = frame["uptoSeq"].as_i64().expect("uptoSeq"),
-            "error" => panic!("unexpected error {frame}"),
+            ServerFrame::Read(read) => acknowledged = read.upto_seq.expect("uptoSeq"),
+            ServerFrame::Error(error) => panic!("unexpected error {error:?}"),
             _ => {}
         }
     }
@@ -1217,19 +1183,18 @@ async fn unread_counts_under_concurrent_reads_and_writes(backend: Backend) {
         writer.await.expect("writer task");
     }
     while acknowledged < last_receipt {
-        let frame = b_ws.recv_until(|f| kind(f) == "read").await;
-        acknowledged = frame["uptoSeq"].as_i64().expect("uptoSeq");
+        let read = frame_of!(b_ws.recv_until(is(FrameType::Read)).await, ServerFrame::Read);
+        acknowledged = read.upto_seq.expect("uptoSeq");
     }
     assert_eq!(acknowledged, last_receipt);
     assert_eq!(last_receipt, 98);
-    assert_eq!(api.unread_count(&b.access, &chat).await, TOTAL - last_receipt);
-    assert_eq!(api.message_count(&a.access, &chat).await, TOTAL);
+    assert_eq!(api.unread_count(&b.access, chat).await, TOTAL - last_receipt);
+    assert_eq!(api.message_count(&a.access, chat).await, TOTAL);
 
-    b_ws.send_json(&json!({ "type": "read", "chat": chat, "seq": TOTAL }))
-        .await;
-    let read = b_ws.recv_until(|f| kind(f) == "read").await;
-    assert_eq!(read["uptoSeq"], TOTAL);
-    assert_eq!(api.unread_count(&b.access, &chat).await, 0);
+    b_ws.send_frame(&read_upto(chat, ReadUpto::Seq(TOTAL))).await;
+    let read = frame_of!(b_ws.recv_until(is(FrameType::Read)).await, ServerFrame::Read);
+    assert_eq!(read.upto_seq, Some(TOTAL));
+    assert_eq!(api.unread_count(&b.access, chat).await, 0);
     let unread = api
         .call(
             Method::GET,
@@ -1243,41 +1208,43 @@ async fn unread_counts_under_concurrent_reads_and_writes(backend: Backend) {
 }
 
 async fn v1_and_v2_clients_share_a_chat(backend: Backend) {
-    let srv = TestServer::start(backend).await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(2).await;
+    let Setup { srv, api, users, chat } = Setup::new(backend, 2).await;
     let (a, b) = (&users[0], &users[1]);
-    let chat = api.create_chat(a, b).await;
 
     let url = api.ws(&format!("/ws/chat/{chat}/?token={}", a.access));
     let mut a_v1 = ws::connect(&url, None).await;
     assert_eq!(a_v1.protocol, None);
     // An error answer proves the v1 socket has joined its room.
     a_v1.send_text("{").await;
-    let error = a_v1.recv_json().await;
-    assert_eq!(error["error"]["code"], "invalid_json", "{error}");
-    let (mut b_v2, _) = chat_socket(&api, b, &chat).await;
+    let refused: v1::ErrorFrame = a_v1.recv().await;
+    assert_eq!(refused.error.code, "invalid_json", "{refused:?}");
+    let (mut b_v2, _) = chat_socket(&api, b, chat).await;
 
-    a_v1.send_json(&json!({ "message": "from v1", "refChat": chat, "author": a.id }))
-        .await;
-    let echo = a_v1.recv_json().await;
-    assert_eq!(echo["message"], "from v1");
-    let frames = frames_until(&mut b_v2, |f| kind(f) == "message").await;
-    let got = frames.last().unwrap();
-    assert_eq!(got["message"]["message"], "from v1");
-    assert_eq!(got["message"]["id"], echo["id"]);
-    assert_eq!(got["message"]["seq"], 1);
+    a_v1.send_frame(&v1::MessageFrame {
+        ref_chat: Some(chat),
+        author: Some(a.user_id()),
+        ..v1::MessageFrame::text("from v1")
+    })
+    .await;
+    let echo: MessageView = a_v1.recv().await;
+    assert_eq!(echo.message, "from v1");
+    let frames = b_v2.frames_until(is(FrameType::Message)).await;
+    let got = frames.last().unwrap().message().unwrap();
+    assert_eq!(got.message, "from v1");
+    assert_eq!(got.id, echo.id);
+    assert_eq!(got.seq, Some(1));
 
-    let ack = ack_of(&send_v2(&mut b_v2, &chat, "v2-1", "from v2").await).clone();
+    let ack = ack_of(&send_v2(&mut b_v2, chat, "v2-1", "from v2").await).clone();
     let got = a_v1.recv_json().await;
     assert_eq!(
         got["message"], "from v2",
         "v1 sees only messages (no ack, no presence): {got}"
     );
-    assert_eq!(got["id"], ack["message"]["id"]);
-    assert_eq!(got["author"], b.id.as_str());
-    assert_eq!(got["refChat"], chat.as_str());
     assert!(got.get("seq").is_none() && got.get("clientId").is_none(), "{got}");
+    let got: MessageView = serde_json::from_value(got).expect("a message object");
+    assert_eq!(got.id, ack.message.id);
+    assert_eq!(got.author, Some(b.user_id()));
+    assert_eq!(got.ref_chat, chat);
     a_v1.expect_silence().await;
     srv.finish().await;
 }
@@ -1291,7 +1258,7 @@ async fn stall_storage(db: &causerie::testing::store::Db) -> tokio::sync::onesho
     match db.clone() {
         Db::Sqlite(pool) => {
             tokio::spawn(async move {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("taking the write lock");
+                let tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("taking the write lock");
                 let _ = locked.send(());
                 let _ = released.await;
                 tx.rollback().await.expect("releasing the write lock");
@@ -1325,38 +1292,34 @@ async fn a_sender_waiting_for_storage_keeps_receiving(backend: Backend) {
         c.ws_frames_burst = 10_000;
     })
     .await;
-    let api = Api::of(&srv);
-    let users = srv.quick_users(2).await;
+    let Setup { srv, api, users, chat } = Setup::on(srv, 2).await;
     let (a, b) = (&users[0], &users[1]);
-    let chat = api.create_chat(a, b).await;
-    let (mut a_ws, _) = chat_socket(&api, a, &chat).await;
+    let (mut a_ws, _) = chat_socket(&api, a, chat).await;
     let mut b_sockets = Vec::new();
     for _ in 0..12 {
-        b_sockets.push(chat_socket(&api, b, &chat).await.0);
+        b_sockets.push(chat_socket(&api, b, chat).await.0);
     }
     sync(&mut a_ws).await;
 
     let release = stall_storage(srv.db()).await;
     for i in 0..20 {
-        a_ws.send_json(
-            &json!({ "type": "send", "chat": chat, "clientId": format!("m{i}"), "message": format!("text {i}") }),
-        )
-        .await;
+        a_ws.send_frame(&send(chat, &format!("m{i}"), &format!("text {i}")))
+            .await;
     }
     // Give A's socket time to fill the storage queue and start waiting for room.
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Spaced out: more than A's queue holds in all, never more than it holds at once.
     for b_ws in &mut b_sockets {
-        b_ws.send_json(&json!({ "type": "typing", "chat": chat })).await;
+        b_ws.send_frame(&typing(chat)).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut typing = 0;
-    while typing < 12 {
-        let frame = a_ws.recv_json().await;
-        match kind(&frame) {
-            "typing" => typing += 1,
-            "presence" => {}
-            other => panic!("A got {other} while storage was stalled: {frame}"),
+    let mut typings = 0;
+    while typings < 12 {
+        let frame = a_ws.recv_frame().await;
+        match frame.kind() {
+            FrameType::Typing => typings += 1,
+            FrameType::Presence => {}
+            other => panic!("A got {other:?} while storage was stalled: {frame:?}"),
         }
     }
     release.send(()).expect("the lock holder is waiting");
@@ -1364,20 +1327,18 @@ async fn a_sender_waiting_for_storage_keeps_receiving(backend: Backend) {
     // Every send is stored, in the order it was sent, and acknowledged in that order.
     let mut acks = Vec::new();
     while acks.len() < 20 {
-        let frame = a_ws.recv_json().await;
-        if kind(&frame) == "ack" {
-            acks.push(frame);
-        } else {
-            assert!(
-                ["message", "typing", "presence"].contains(&kind(&frame)),
-                "unexpected {frame}"
-            );
+        match a_ws.recv_frame().await {
+            ServerFrame::Ack(ack) => acks.push(ack),
+            frame => assert!(
+                [FrameType::Message, FrameType::Typing, FrameType::Presence].contains(&frame.kind()),
+                "unexpected {frame:?}"
+            ),
         }
     }
     for (i, ack) in acks.iter().enumerate() {
-        assert_eq!(ack["clientId"], format!("m{i}").as_str(), "{ack}");
-        assert_eq!(ack["message"]["seq"], i as i64 + 1, "{ack}");
-        assert_eq!(ack["duplicate"], false);
+        assert_eq!(ack.client_id, format!("m{i}"), "{ack:?}");
+        assert_eq!(ack.message.seq, Some(i as i64 + 1), "{ack:?}");
+        assert!(!ack.duplicate);
     }
     srv.finish().await;
 }

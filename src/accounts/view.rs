@@ -18,10 +18,6 @@ use crate::http::micros;
 use crate::ids::UserId;
 use crate::store::users::UserRow;
 
-pub(crate) fn iso(at: DateTime<Utc>) -> String {
-    micros::text(at)
-}
-
 /// djoser's `UserSerializer` (`/auth/users/me/`, `/auth/users/{id}/`, the list):
 /// `tuple(User.REQUIRED_FIELDS) + (USER_ID_FIELD, LOGIN_FIELD)`.
 #[derive(Debug, Serialize, ToSchema)]

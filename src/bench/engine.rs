@@ -17,7 +17,6 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch, Notify};
 use tokio::time::Instant;
@@ -26,6 +25,8 @@ use tokio_tungstenite::tungstenite::Message;
 use super::fixtures::Fixtures;
 use super::net::{self, Target, Ws};
 use super::stats::{self, now_ns, SeqTracker};
+use crate::wire::v2::{ChatMessage, ClientFrame, Command, SendMessage, ServerFrame, Subscribe};
+use crate::wire::{self, MessageDigest};
 
 /// One socket to open: whose, following which chat, and whether it sends.
 #[derive(Clone, Debug)]
@@ -99,37 +100,9 @@ impl PhaseClock {
     }
 }
 
-#[derive(Deserialize)]
-struct Frame<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: &'a str,
-    #[serde(default, borrow)]
-    chat: Option<&'a str>,
-    #[serde(default, borrow)]
-    code: Option<&'a str>,
-    #[serde(default, rename = "clientId", borrow)]
-    client_id: Option<&'a str>,
-    #[serde(default)]
-    duplicate: Option<bool>,
-    #[serde(default, rename = "lastSeq")]
-    last_seq: Option<i64>,
-    #[serde(default, borrow)]
-    message: Option<Msg<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Msg<'a> {
-    #[serde(default)]
-    seq: Option<i64>,
-    #[serde(default, borrow)]
-    author: Option<&'a str>,
-    #[serde(default, borrow)]
-    message: Option<&'a str>,
-}
-
 /// The send timestamp a bench message text starts with.
-fn stamp(text: Option<&str>) -> Option<u64> {
-    text?.split(' ').next()?.parse().ok()
+fn stamp(text: &str) -> Option<u64> {
+    text.split(' ').next()?.parse().ok()
 }
 
 fn elapsed_us(ts: u64) -> u64 {
@@ -153,8 +126,8 @@ struct ReaderStats {
 }
 
 struct Reader {
-    me: String,
-    chat: String,
+    me: UserId,
+    chat: ChatId,
     shared: Arc<SockShared>,
     counters: Arc<Counters>,
     clock: Arc<PhaseClock>,
@@ -165,41 +138,35 @@ struct Reader {
 impl Reader {
     fn handle(&mut self, text: &str) {
         self.counters.frames.fetch_add(1, Ordering::Relaxed);
-        let Ok(frame) = serde_json::from_str::<Frame<'_>>(text) else {
+        // Only the few fields checked here are read from each message (see `MessageDigest`).
+        let Ok(frame) = serde_json::from_str::<ServerFrame<MessageDigest<'_>>>(text) else {
             self.stats.unparsed += 1;
             return;
         };
-        match frame.kind {
-            "message" => {
-                let Some(msg) = frame.message else { return };
-                if frame.chat != Some(self.chat.as_str()) {
-                    return;
-                }
+        match frame {
+            ServerFrame::Message(ChatMessage { chat, message }) if chat == self.chat => {
                 self.stats.deliveries += 1;
                 self.counters.deliveries.fetch_add(1, Ordering::Relaxed);
-                if let Some(seq) = msg.seq {
+                if let Some(seq) = message.seq {
                     self.stats.tracker.see(seq);
                     self.shared
                         .contiguous
                         .store(self.stats.tracker.contiguous(), Ordering::Relaxed);
                 }
-                if msg.author == Some(self.me.as_str()) {
+                if message.author == Some(self.me) {
                     self.stats.echoes += 1;
-                } else if let Some(ts) = stamp(msg.message) {
+                } else if let Some(ts) = stamp(&message.message) {
                     let phase = self.clock.of(ts);
                     self.stats.latency[phase].saturating_record(elapsed_us(ts));
                 }
             }
-            "ack" => {
+            ServerFrame::Ack(ack) => {
                 self.stats.acks += 1;
                 self.counters.acks.fetch_add(1, Ordering::Relaxed);
-                if frame.duplicate == Some(true) {
+                if ack.duplicate {
                     self.stats.duplicate_acks += 1;
                 }
-                let n = frame
-                    .client_id
-                    .and_then(|c| c.rsplit('-').next())
-                    .and_then(|n| n.parse::<u64>().ok());
+                let n = ack.client_id.rsplit('-').next().and_then(|n| n.parse::<u64>().ok());
                 let answered = {
                     let mut pending = self.shared.pending.lock();
                     match pending.front() {
@@ -220,8 +187,8 @@ impl Reader {
                     None => self.stats.unmatched += 1,
                 }
             }
-            "error" => {
-                let code = frame.code.unwrap_or("?");
+            ServerFrame::Error(error) => {
+                let code = error.code;
                 *self.stats.errors.entry(code.to_string()).or_default() += 1;
                 self.counters.refused.fetch_add(1, Ordering::Relaxed);
                 if let Some(ready) = self.ready.take() {
@@ -230,7 +197,7 @@ impl Reader {
                 }
                 let refused = self.shared.pending.lock().pop_front();
                 if let Some(send) = refused {
-                    if matches!(code, "rate_limited" | "unavailable") {
+                    if matches!(code.as_ref(), "rate_limited" | "unavailable") {
                         self.shared.retry.lock().push_back(send);
                     } else {
                         self.shared.inflight.fetch_sub(1, Ordering::Relaxed);
@@ -238,8 +205,8 @@ impl Reader {
                     }
                 }
             }
-            "subscribed" if frame.chat == Some(self.chat.as_str()) => {
-                let last = frame.last_seq.unwrap_or(0);
+            ServerFrame::Subscribed(subscribed) if subscribed.chat == self.chat => {
+                let last = subscribed.last_seq;
                 self.stats.tracker = SeqTracker::after(last);
                 self.shared.contiguous.store(last, Ordering::Relaxed);
                 if let Some(ready) = self.ready.take() {
@@ -317,8 +284,8 @@ async fn open_one(
     let (ready_tx, ready_rx) = oneshot::channel();
     let phases = clock.phases;
     let reader = Reader {
-        me: plan.user.to_string(),
-        chat: plan.chat.to_string(),
+        me: plan.user,
+        chat: plan.chat,
         shared: shared.clone(),
         counters,
         clock,
@@ -330,8 +297,11 @@ async fn open_one(
         },
     };
     let reader = tokio::spawn(reader.run(stream, stop));
-    let subscribe = json!({ "type": "subscribe", "chat": plan.chat }).to_string();
-    sink.send(Message::Text(subscribe.into()))
+    let subscribe = ClientFrame::from(Command::Subscribe(Subscribe {
+        chat: plan.chat,
+        after_seq: None,
+    }));
+    sink.send(Message::Text(wire::to_text(&subscribe).into()))
         .await
         .map_err(|e| e.to_string())?;
     match tokio::time::timeout(Duration::from_secs(30), ready_rx).await {
@@ -448,7 +418,7 @@ impl Load {
             if conn.plan.sends {
                 let writer = Writer {
                     index: conn.index,
-                    chat: conn.plan.chat.to_string(),
+                    chat: conn.plan.chat,
                     shared: conn.shared,
                     counters: counters.clone(),
                     pad: pad.clone(),
@@ -577,7 +547,7 @@ impl WriterStats {
 
 struct Writer {
     index: usize,
-    chat: String,
+    chat: ChatId,
     shared: Arc<SockShared>,
     counters: Arc<Counters>,
     pad: String,
@@ -588,10 +558,13 @@ struct Writer {
 
 impl Writer {
     async fn send(&mut self, n: u64, ts: u64) -> bool {
-        let frame = format!(
-            r#"{{"type":"send","chat":"{}","clientId":"b{}-{n}","message":"{ts} {}"}}"#,
-            self.chat, self.index, self.pad
-        );
+        let frame = wire::to_text(&ClientFrame::from(Command::Send(SendMessage {
+            chat: self.chat,
+            client_id: format!("b{}-{n}", self.index),
+            message: format!("{ts} {}", self.pad),
+            message_type: None,
+            extra_data: None,
+        })));
         self.shared.pending.lock().push_back((n, ts));
         match self.sink.send(Message::Text(frame.into())).await {
             Ok(()) => true,

@@ -11,10 +11,9 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
 
-pub type Ws = WebSocketStream<TcpStream>;
+use crate::wire::v2::SUBPROTOCOL as V2;
 
-/// The v2 subprotocol (`crate::realtime::routes::V2_PROTOCOL`).
-pub const V2: &str = crate::realtime::routes::V2_PROTOCOL;
+pub type Ws = WebSocketStream<TcpStream>;
 
 /// Client sockets bind to 127.0.0.2 … 127.0.0.250 in turn: each source address has its own
 /// ephemeral port range, so tens of thousands of sockets do not run out of ports.

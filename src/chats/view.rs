@@ -17,7 +17,7 @@ use crate::store::messages::MessageRow;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Message)]
-pub(crate) struct MessageView {
+pub struct MessageView {
     pub id: MessageId,
     pub message: String,
     /// 0 text, 1 geolocation (`extraData` = `"lat,lon"`), 2 photo.

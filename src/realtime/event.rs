@@ -1,16 +1,20 @@
-//! What travels from the service to sockets (and, later, between instances): events, each
-//! rendered at most once per wire format however many sockets receive it.
+//! What travels from the service to sockets (and between instances): events, each rendered
+//! into its frame at most once per wire format however many sockets receive it.
 
 use std::sync::OnceLock;
 
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::chats::events::ChatEvent;
 use crate::chats::view::{micros, MessageView};
 use crate::ids::{ChatId, UserId};
+use crate::wire::v2::{
+    ChatMessage, ChatUpdated, MemberChange, MessageDeleted, Presence, ReadReceipt, ServerFrame, TypingNotice,
+    TYPING_EXPIRES_MS,
+};
+use crate::wire::{self, v1};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -102,23 +106,65 @@ impl Delivery {
 
 fn render(event: &Event, format: Format) -> Option<String> {
     match (format, event.new_message()) {
-        (Format::V1Text, Some(message)) => {
-            let mut value = serde_json::to_value(MessageView {
-                seq: None,
-                client_id: None,
-                ..message.clone()
-            })
-            .ok()?;
-            // The seed's shape: the text under "message", the stored fields beside it.
-            if let Some(map) = value.as_object_mut() {
-                map.insert("message".into(), json!(message.message));
-            }
-            Some(value.to_string())
-        }
-        (Format::V1Object, Some(message)) => {
-            Some(json!({ "message": MessageView { seq: None, client_id: None, ..message.clone() } }).to_string())
-        }
-        (Format::V2, _) => super::protocol::v2_frame(event).map(|frame| frame.to_string()),
+        // The seed's shapes carry only the contract's fields.
+        (Format::V1Text, Some(message)) => Some(wire::to_text(&without_stream_fields(message))),
+        (Format::V1Object, Some(message)) => Some(wire::to_text(&v1::ObjectFrame {
+            message: without_stream_fields(message),
+        })),
+        (Format::V2, _) => v2_frame(event).map(|frame| wire::to_text(&frame)),
         _ => None,
     }
+}
+
+fn without_stream_fields(message: &MessageView) -> MessageView {
+    MessageView {
+        seq: None,
+        client_id: None,
+        ..message.clone()
+    }
+}
+
+/// The v2 frame of an event (`None` for local-only events). Message objects are written from
+/// the event's own, by reference.
+fn v2_frame(event: &Event) -> Option<ServerFrame<&MessageView>> {
+    Some(match event {
+        Event::Chat { event } => match event {
+            ChatEvent::Message { message } => ServerFrame::Message(ChatMessage {
+                chat: message.ref_chat,
+                message,
+            }),
+            ChatEvent::MessageEdited { message } => ServerFrame::MessageEdited(ChatMessage {
+                chat: message.ref_chat,
+                message,
+            }),
+            &ChatEvent::MessageDeleted { chat, id, seq } => {
+                ServerFrame::MessageDeleted(MessageDeleted { chat, id, seq })
+            }
+            ChatEvent::Read {
+                chat,
+                user,
+                upto_seq,
+                ids,
+            } => ServerFrame::Read(ReadReceipt {
+                chat: *chat,
+                user: *user,
+                upto_seq: *upto_seq,
+                ids: ids.clone(),
+            }),
+            &ChatEvent::ChatUpdated { chat } => ServerFrame::ChatUpdated(ChatUpdated { chat }),
+            &ChatEvent::MemberAdded { chat, user } => ServerFrame::MemberAdded(MemberChange { chat, user }),
+            &ChatEvent::MemberRemoved { chat, user } => ServerFrame::MemberRemoved(MemberChange { chat, user }),
+        },
+        &Event::Typing { chat, user } => ServerFrame::Typing(TypingNotice {
+            chat,
+            user,
+            expires_in_ms: TYPING_EXPIRES_MS,
+        }),
+        &Event::Presence { user, online, at } => ServerFrame::Presence(Presence {
+            user,
+            online,
+            last_connexion_date: at,
+        }),
+        Event::Resync { .. } => return None,
+    })
 }

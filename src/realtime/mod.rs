@@ -1,13 +1,12 @@
-//! Realtime: WebSocket handshakes and sessions, the wire protocol, the room hub, fan-out and
-//! presence. The `Realtime` service owns the open sockets: it tracks each session's task and
-//! closes them all, in order, at shutdown.
+//! Realtime: WebSocket handshakes and sessions (their frames are `crate::wire`'s), the room
+//! hub, fan-out and presence. The `Realtime` service owns the open sockets: it tracks each
+//! session's task and closes them all, in order, at shutdown.
 
 mod errors;
 mod event;
 pub(crate) mod fanout;
 mod hub;
 mod presence;
-pub(crate) mod protocol;
 pub(crate) mod routes;
 mod session;
 mod v2;

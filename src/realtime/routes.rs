@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
 
 use super::event::Format;
 use super::{session, v2, Realtime};
@@ -18,9 +17,8 @@ use crate::chats::ChatError;
 use crate::error::ApiError;
 use crate::ids::ChatId;
 use crate::store::users::UserRow;
-
-/// The WebSocket subprotocol that selects the v2 protocol.
-pub(crate) const V2_PROTOCOL: &str = "causerie.v2";
+use crate::wire::v2::SUBPROTOCOL as V2_PROTOCOL;
+use crate::wire::HandshakeRefusal;
 
 pub(crate) fn router<S>() -> Router<S>
 where
@@ -34,11 +32,7 @@ where
 
 fn refuse(reason: &'static str) -> Response {
     metrics::counter!("causerie_ws_handshakes_refused_total", "reason" => reason).increment(1);
-    (
-        StatusCode::FORBIDDEN,
-        Json(json!({ "detail": "WebSocket connection refused.", "reason": reason })),
-    )
-        .into_response()
+    (StatusCode::FORBIDDEN, Json(HandshakeRefusal::new(reason))).into_response()
 }
 
 /// Bytes read from a socket at a time; allocated for every socket, so kept small (chat frames
@@ -101,13 +95,7 @@ async fn chat_socket(
         let after = match query.get("afterSeq").map(|s| s.parse::<i64>()) {
             None => None,
             Some(Ok(seq)) => Some(seq),
-            Some(Err(_)) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    Json(json!({ "detail": "afterSeq must be an integer." })),
-                )
-                    .into_response()
-            }
+            Some(Err(_)) => return ApiError::BadRequest("afterSeq must be an integer.".into()).into_response(),
         };
         metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v2").increment(1);
         let tracked = rt.clone();
@@ -120,13 +108,7 @@ async fn chat_socket(
     let format = match query.get("format").map(String::as_str) {
         None | Some("text") => Format::V1Text,
         Some("object") => Format::V1Object,
-        Some(_) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "detail": "format must be text or object." })),
-            )
-                .into_response()
-        }
+        Some(_) => return ApiError::BadRequest("format must be text or object.".into()).into_response(),
     };
     metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v1").increment(1);
     let joined = session::join_v1(&rt, user.id, chat);

@@ -15,10 +15,10 @@ use tokio::sync::mpsc;
 
 use super::event::{Delivery, Format};
 use super::hub::Connection;
-use super::protocol::{self, ErrorFrame};
 use super::Realtime;
 use crate::chats::{ChatError, PendingStore};
 use crate::ids::{ChatId, UserId};
+use crate::wire::{self, parse, v1, ErrorBody};
 
 /// Close codes used by the server.
 pub(crate) mod close {
@@ -29,7 +29,7 @@ pub(crate) mod close {
 }
 
 /// Most queued frames written before one flush: several frames, one syscall.
-const FLUSH_BATCH: usize = 64;
+pub(crate) const FLUSH_BATCH: usize = 64;
 
 pub(crate) fn frame_limiter(rt: &Realtime) -> DefaultDirectRateLimiter {
     // Config validation guarantees both are positive.
@@ -78,8 +78,9 @@ pub(crate) fn is_too_big(err: &axum::Error) -> bool {
 pub(crate) enum Inbound {
     /// A text frame to handle.
     Text(Utf8Bytes),
-    /// A frame refused before handling (binary, over the rate): answer with this error.
-    Refused(ErrorFrame),
+    /// A frame refused before handling (binary, over the rate): answer with this error. (The
+    /// text is static: this value lives in every session's future.)
+    Refused { code: &'static str, detail: &'static str },
     /// A control frame: nothing to do.
     Nothing,
     /// The peer left or broke a limit: end the session, sending this close frame if any.
@@ -104,13 +105,14 @@ pub(crate) fn read_inbound(
     match frame {
         Message::Close(_) => Inbound::Closed(None),
         Message::Ping(_) | Message::Pong(_) => Inbound::Nothing,
-        Message::Binary(_) => Inbound::Refused(ErrorFrame::new(
-            "invalid_frame",
-            "Binary frames are not supported; send JSON text.",
-        )),
-        Message::Text(_) if limiter.check().is_err() => {
-            Inbound::Refused(ErrorFrame::new("rate_limited", "Too many frames; slow down."))
-        }
+        Message::Binary(_) => Inbound::Refused {
+            code: "invalid_frame",
+            detail: "Binary frames are not supported; send JSON text.",
+        },
+        Message::Text(_) if limiter.check().is_err() => Inbound::Refused {
+            code: "rate_limited",
+            detail: "Too many frames; slow down.",
+        },
         Message::Text(text) => Inbound::Text(text),
     }
 }
@@ -217,21 +219,24 @@ pub(crate) async fn run_v1(
         tokio::select! {
             biased;
             Some(stored) = pending.next(), if !pending.is_empty() => if let Err(err) = stored {
-                let error = ErrorFrame::from(err);
-                metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
-                if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
+                if sink.send(refusal_v1(err.into())).await.is_err() { break None }
             },
             inbound = stream.next() => match read_inbound(inbound, &limiter, &mut keepalive.last_heard) {
                 Inbound::Closed(close) => break close,
                 Inbound::Nothing => continue,
-                Inbound::Refused(error) => if sink.send(Message::Text(error.v1().into())).await.is_err() { break None },
-                Inbound::Text(text) => match Box::pin(handle_v1_frame(&rt, &connection, chat, &text)).await {
-                    Ok(committed) => pending.push_back(committed),
-                    Err(error) => {
-                        metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code).increment(1);
-                        if sink.send(Message::Text(error.v1().into())).await.is_err() { break None }
-                    }
-                },
+                Inbound::Refused { code, detail } => if sink.send(v1_error(ErrorBody::new(code, detail))).await.is_err() { break None },
+                Inbound::Text(text) => {
+                    // The refusal is made into its frame before the write is awaited, so the
+                    // error is not kept in this (every socket's) future.
+                    let refusal = match Box::pin(handle_v1_frame(&rt, &connection, chat, &text)).await {
+                        Ok(committed) => {
+                            pending.push_back(committed);
+                            continue;
+                        }
+                        Err(error) => refusal_v1(error),
+                    };
+                    if sink.send(refusal).await.is_err() { break None }
+                }
             },
             queued = rx.recv() => match queued {
                 // A peer that does not read blocks the write once the kernel's buffers are full;
@@ -313,7 +318,7 @@ async fn v1_goodbye<S>(
 {
     while let Some(stored) = pending.next().await {
         if let Err(err) = stored {
-            let _ = sink.send(Message::Text(ErrorFrame::from(err).v1().into())).await;
+            let _ = sink.send(v1_error(err.into())).await;
         }
     }
     if tokio::time::timeout(Duration::from_secs(2), sink.send(close))
@@ -339,6 +344,17 @@ async fn v1_goodbye<S>(
     while pending.next().await.is_some() {}
 }
 
+/// The v1 error frame for `error`.
+fn v1_error(error: ErrorBody) -> Message {
+    Message::Text(wire::to_text(&v1::ErrorFrame { error }).into())
+}
+
+/// The error frame answering a refused frame or a failed store, counted by code.
+fn refusal_v1(error: ErrorBody) -> Message {
+    metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code.clone()).increment(1);
+    v1_error(error)
+}
+
 /// Checks a v1 frame and queues its message for storage (the echo to the room follows the
 /// commit). A socket whose user was removed from the chat has left its room and is refused.
 async fn handle_v1_frame(
@@ -346,13 +362,12 @@ async fn handle_v1_frame(
     connection: &Connection,
     chat: ChatId,
     text: &str,
-) -> Result<PendingStore, ErrorFrame> {
+) -> Result<PendingStore, ErrorBody> {
     let user = connection.user();
-    let map = protocol::parse_object(text)?;
-    let draft = protocol::parse_v1_message(&map, chat, user, rt.chats().max_extra_bytes())?;
-    if let Err(refusal) = draft.check(rt.chats().max_extra_bytes()) {
-        return Err(ErrorFrame::new(refusal.code, refusal.detail));
-    }
+    let frame = parse::parse_object(text)?;
+    let max_extra = rt.chats().max_extra_bytes();
+    let draft = v1::MessageFrame::from_frame(&frame, chat, user, max_extra)?.into_draft();
+    draft.check(max_extra).map_err(ChatError::from)?;
     if !connection.has_joined(chat) {
         return Err(ChatError::NotFound.into());
     }

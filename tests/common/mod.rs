@@ -37,6 +37,7 @@ use uuid::Uuid;
 pub use causerie::testing::store::users::UserRow;
 
 pub mod ordered;
+#[macro_use]
 pub mod ws;
 
 /// The variable that turns the PostgreSQL runs on.

@@ -1,0 +1,152 @@
+//! `subscribe`, `resume` and `unsubscribe`, and the delivery of what a socket follows: live
+//! events from its queue, and catch-ups from storage when a stream has a gap.
+
+use std::sync::Arc;
+
+use futures_util::SinkExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::streams::Live;
+use super::{reply, write, Frame, Session, Sink};
+use crate::chats::view::MessageView;
+use crate::ids::ChatId;
+use crate::realtime::event::{Delivery, Event, Format};
+use crate::realtime::session::FLUSH_BATCH;
+use crate::wire::v2::{ChatMessage, ErrorReply, Resume, Subscribed, Unsubscribed};
+use crate::wire::ErrorBody;
+
+/// Messages replayed per storage read while catching a socket up.
+const REPLAY_PAGE: i64 = 500;
+
+impl Session {
+    /// Follows `chat` from `after` (replaying what is stored beyond it) or from now.
+    pub(super) async fn subscribe(
+        &mut self,
+        sink: &mut Sink,
+        chat: ChatId,
+        after: Option<i64>,
+        reference: Option<&Value>,
+    ) -> Result<(), ErrorBody> {
+        let row = self.chats().chat_for_member(chat, self.user).await?;
+        if let Some(after) = after {
+            if after < 0 || after > row.last_seq {
+                return Err(ErrorBody::new(
+                    "invalid_seq",
+                    format!(
+                        "afterSeq {after} does not exist in this chat (last is {}).",
+                        row.last_seq
+                    ),
+                ));
+            }
+        }
+        // Join first: whatever commits from here on is queued for this socket, and the replay
+        // below covers what committed before, so the two overlap rather than leave a gap.
+        self.connection.join(chat);
+        let start = match after {
+            Some(after) => after,
+            None => self.chats().last_seq(chat).await?,
+        };
+        self.streams.follow(chat, start);
+        self.catch_up(sink, chat, i64::MAX).await?;
+        let subscribed = Subscribed {
+            chat,
+            last_seq: self.streams.last_sent(chat).unwrap_or(start),
+            reference: reference.cloned(),
+        };
+        reply(sink, &Frame::Subscribed(subscribed)).await;
+        Ok(())
+    }
+
+    /// Subscribes to each chat after its last sequence held. One bad entry does not stop the
+    /// others; it is reported with its chat.
+    pub(super) async fn resume(&mut self, sink: &mut Sink, resume: Resume, reference: Option<&Value>) {
+        for (chat, seq) in resume.chats {
+            if let Err(error) = self.subscribe(sink, chat, Some(seq), reference).await {
+                let error = ErrorReply::new(error, reference.cloned()).about(chat);
+                reply(sink, &Frame::Error(error)).await;
+            }
+        }
+    }
+
+    pub(super) async fn unsubscribe(&mut self, sink: &mut Sink, chat: ChatId, reference: Option<&Value>) {
+        self.connection.leave(chat);
+        self.streams.unfollow(chat);
+        let unsubscribed = Unsubscribed {
+            chat,
+            reference: reference.cloned(),
+        };
+        reply(sink, &Frame::Unsubscribed(unsubscribed)).await;
+    }
+
+    /// Sends the stored messages of `chat` after the last one sent, up to message `upto`.
+    async fn catch_up(&mut self, sink: &mut Sink, chat: ChatId, upto: i64) -> Result<(), ErrorBody> {
+        while let Some(page) = self.streams.next_page(chat, upto, REPLAY_PAGE) {
+            let rows = self.chats().since(chat, page.after, page.limit).await?;
+            let count = rows.len() as i64;
+            for row in rows {
+                self.streams.sent(chat, row.seq);
+                let message = MessageView::full(&row);
+                let frame = Frame::Message(ChatMessage {
+                    chat: message.ref_chat,
+                    message: &message,
+                });
+                if write(sink, &frame).await.is_err() {
+                    // The peer left; the loop notices on its next read.
+                    return Ok(());
+                }
+            }
+            if count < page.limit {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forwards queued deliveries (several per flush), keeping each chat's stream gap-free.
+    pub(super) async fn forward(
+        &mut self,
+        sink: &mut Sink,
+        first: Arc<Delivery>,
+        rx: &mut mpsc::Receiver<Arc<Delivery>>,
+    ) -> Result<(), ()> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(delivery) = next.take() {
+            if let Event::Resync { chat } = delivery.event {
+                if self.streams.follows(chat) {
+                    sink.flush().await.map_err(|_| ())?;
+                    self.catch_up(sink, chat, i64::MAX).await.map_err(|_| ())?;
+                }
+                next = rx.try_recv().ok();
+                continue;
+            }
+            if let Some(message) = delivery.event.new_message() {
+                self.ack_before_echo(sink, message).await?;
+                let (chat, seq) = (message.ref_chat, message.seq.unwrap_or(0));
+                match self.streams.live(chat, seq) {
+                    Live::NotFollowed | Live::Duplicate => {
+                        next = rx.try_recv().ok();
+                        continue;
+                    }
+                    Live::Gap { to, .. } => {
+                        sink.flush().await.map_err(|_| ())?;
+                        self.catch_up(sink, chat, to).await.map_err(|_| ())?;
+                    }
+                    Live::Deliver => {}
+                }
+                self.streams.sent(chat, seq);
+            }
+            if let Some(frame) = delivery.frame(Format::V2) {
+                sink.feed(axum::extract::ws::Message::Text(frame))
+                    .await
+                    .map_err(|_| ())?;
+                written += 1;
+            }
+            if written < FLUSH_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        sink.flush().await.map_err(|_| ())
+    }
+}
