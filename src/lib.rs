@@ -6,6 +6,7 @@
 //! tests start it, the id types, and the test support in `testing`.
 
 mod accounts;
+mod admin;
 mod app;
 mod auth;
 mod bench;

@@ -27,6 +27,7 @@ use self::lifecycle::{periodically, Stage};
 use self::ops::Ops;
 pub(crate) use self::state::AppState;
 use crate::accounts::Accounts;
+use crate::admin::Admin;
 use crate::chats::events::EventSink;
 use crate::chats::writer::MessageWriter;
 use crate::chats::Chats;
@@ -166,11 +167,20 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
             async move { accounts.flush_expired_blacklist().await }
         })
     });
+    let admin = Admin::new(db.clone(), accounts.clone(), chats.clone(), realtime.clone(), config);
+    let swept_sessions = admin.clone();
+    stages.services.spawn(|stop| {
+        periodically(Duration::from_secs(3600), stop, move || {
+            let admin = swept_sessions.clone();
+            async move { admin.sweep_sessions().await }
+        })
+    });
     Ok(AppState {
         accounts,
         chats,
         realtime,
         limits,
+        admin,
         ops: Arc::new(Ops {
             db,
             fanout,
@@ -186,6 +196,7 @@ fn router(state: AppState, config: &Config) -> Router {
         .merge(crate::chats::routes::router())
         .merge(crate::realtime::routes::router())
         .merge(crate::web::router())
+        .merge(crate::admin::router())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_text))

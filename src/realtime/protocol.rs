@@ -120,6 +120,6 @@ pub(crate) fn v2_frame(event: &Event) -> Option<Value> {
             "online": online,
             "lastConnexionDate": crate::accounts::view::iso(*at),
         }),
-        Event::Resync { .. } => return None,
+        Event::Resync { .. } | Event::Disconnect { .. } => return None,
     })
 }
