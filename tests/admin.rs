@@ -670,6 +670,23 @@ async fn chats_are_created_and_listed(backend: Backend) {
         .await;
     unknown.expect_status(400);
     assert!(unknown.text.contains("No user with the email or id"));
+    causerie::testing::store::users::set_active(srv.db(), carol.user_id(), false)
+        .await
+        .unwrap();
+    for (first, second) in [(&carol.email, &bob.email), (&bob.email, &carol.email)] {
+        let inactive = browser
+            .submit(
+                "/admin/chats/new/",
+                "/admin/chats/new/pair/",
+                &[("first", first), ("second", second)],
+            )
+            .await;
+        inactive.expect_status(400);
+        assert!(inactive.text.contains("object does not exist"), "{}", inactive.text);
+    }
+    causerie::testing::store::users::set_active(srv.db(), carol.user_id(), true)
+        .await
+        .unwrap();
 
     // A group with an owner and members.
     let reply = browser

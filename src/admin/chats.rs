@@ -62,12 +62,12 @@ fn full_name(user: &UserRow) -> String {
     format!("{} {}", user.first_name, user.last_name).trim().to_string()
 }
 
-/// What a chat is called in lists: a group's title, or "pair".
+/// What a chat is called: a group by its title.
 fn kind(chat: &ChatRow) -> String {
     match (&chat.title, chat.is_group) {
-        (Some(title), true) => format!("group “{title}”"),
-        (None, true) => "group".into(),
-        _ => "two-person".into(),
+        (Some(title), true) => format!("Group “{title}”"),
+        (None, true) => "Group".into(),
+        _ => "Two-person chat".into(),
     }
 }
 
@@ -196,7 +196,7 @@ async fn create_pair(State(admin): State<Admin>, Posted { staff, form }: Posted<
         Err(AdminError::Invalid(errors)) => {
             let mut page = new_page(&staff);
             page.pair = form;
-            page.pair_errors = FormErrors::from_fields(field_names(errors, "second"));
+            page.pair_errors = FormErrors::from_fields(field_names(errors, &["first", "second"], "second"));
             Ok(render(StatusCode::BAD_REQUEST, &page))
         }
         Err(other) => Err(other),
@@ -215,16 +215,16 @@ async fn create_group(State(admin): State<Admin>, Posted { staff, form }: Posted
         Err(AdminError::Invalid(errors)) => {
             let mut page = new_page(&staff);
             page.group = form;
-            page.group_errors = FormErrors::from_fields(field_names(errors, "members"));
+            page.group_errors = FormErrors::from_fields(field_names(errors, &["title", "owner", "members"], "members"));
             Ok(render(StatusCode::BAD_REQUEST, &page))
         }
         Err(other) => Err(other),
     }
 }
 
-/// The chat rules name API fields (`chatWithUser`); on these forms they are the given field.
-fn field_names(errors: FieldErrors, fallback: &str) -> FieldErrors {
-    let known = ["first", "second", "title", "owner", "members"];
+/// The chat rules name API fields (`chatWithUser`, `members`); on a form, errors about fields it
+/// does not have go to `fallback`.
+fn field_names(errors: FieldErrors, known: &[&str], fallback: &str) -> FieldErrors {
     let mut out = FieldErrors::new();
     for (field, messages) in errors {
         let field = if known.contains(&field.as_str()) {
@@ -277,8 +277,7 @@ async fn detail(
     Ok(render(
         StatusCode::OK,
         &DetailPage {
-            layout: Layout::new(&staff, "chats", format!("Chat {}", kind(&chat)))
-                .notice(query.get("notice").map(String::as_str)),
+            layout: Layout::new(&staff, "chats", kind(&chat)).notice(query.get("notice").map(String::as_str)),
             id: chat.id.to_string(),
             kind: kind(&chat),
             created: html::when(chat.created_at),

@@ -36,6 +36,9 @@ where
 pub(crate) struct MessageView {
     pub id: String,
     pub chat: String,
+    /// The chat id's last characters (its random part: the first ones are a timestamp), enough
+    /// to tell chats apart in a list.
+    pub chat_short: String,
     pub seq: i64,
     pub author_id: String,
     pub author: String,
@@ -51,6 +54,10 @@ impl MessageView {
         MessageView {
             id: message.id.to_string(),
             chat: message.chat_id.to_string(),
+            chat_short: {
+                let id = message.chat_id.to_string();
+                id[id.len() - 8..].to_string()
+            },
             seq: message.seq,
             author_id: message.author.map(|a| a.to_string()).unwrap_or_default(),
             author: author

@@ -480,10 +480,11 @@ impl Admin {
     /// Deletes a message; the chat's connected members see it removed (`message_deleted`).
     pub(crate) async fn delete_message(&self, staff: &Staff, id: crate::ids::MessageId) -> AdminResult<()> {
         let gone = self.chats().remove_message(id).await?;
-        let author = gone
-            .author
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "a deleted user".into());
+        let author = match gone.author {
+            Some(author) => self.accounts().user(author).await?.map(|u| u.email),
+            None => None,
+        }
+        .unwrap_or_else(|| "a deleted user".into());
         self.record(
             staff,
             Entry {

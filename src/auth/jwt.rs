@@ -155,7 +155,7 @@ mod tests {
             .decode(&access, Some(TokenType::Access))
             .expect("accepted without iat");
         assert_eq!(claims.iat, None);
-        assert_eq!(claims.user_uuid(), Some(user));
+        assert_eq!(claims.user_uuid(), Some(UserId(user)));
         let refresh = simplejwt_46_token(secret, "refresh", later, user);
         assert!(issuer().decode(&refresh, Some(TokenType::Access)).is_none());
         assert!(issuer().decode(&refresh, Some(TokenType::Refresh)).is_some());
@@ -165,7 +165,7 @@ mod tests {
         let forged = simplejwt_46_token(b"not-the-key-not-the-key-not-the-k", "access", later, user);
         assert!(issuer().decode(&forged, None).is_none());
         // What we issue still carries iat.
-        let ours = issuer().decode(&issuer().access(user), None).unwrap();
+        let ours = issuer().decode(&issuer().access(UserId(user)), None).unwrap();
         assert!(ours.iat.is_some());
     }
 
