@@ -84,6 +84,21 @@ impl Browser {
         browser
     }
 
+    /// Submits the form of the page at `page` to that same page (the user edit form).
+    async fn submit_own(&self, page: &str, fields: &[(&str, &str)]) -> Reply {
+        self.submit(page, page, fields).await
+    }
+
+    /// Submits the two-person chat form.
+    async fn open_pair(&self, first: &str, second: &str) -> Reply {
+        self.submit(
+            "/admin/chats/new/",
+            "/admin/chats/new/pair/",
+            &[("first", first), ("second", second)],
+        )
+        .await
+    }
+
     /// POSTs a form of the page at `page` with that page's token.
     async fn submit(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> Reply {
         let token = self.token(page).await;
@@ -107,6 +122,28 @@ async fn staff(srv: &TestServer, email: &str, superuser: bool) -> TestUser {
         .await
         .expect("making staff");
     user
+}
+
+/// Alice and Bob, and the id of their two-person chat.
+async fn alice_and_bob(srv: &TestServer) -> (TestUser, TestUser, String) {
+    let alice = srv.quick_user("alice@example.com", PASSWORD).await;
+    let bob = srv.quick_user("bob@example.com", PASSWORD).await;
+    let chat = srv.open_chat(&alice, &bob).await;
+    let id = chat["id"].as_str().expect("chat id").to_string();
+    (alice, bob, id)
+}
+
+/// Posts a message through the API; its id.
+async fn post_message(srv: &TestServer, author: &TestUser, chat: &str, text: &str) -> String {
+    let posted = srv
+        .post_json_auth(
+            "/api/message/",
+            &author.access,
+            &json!({ "refChat": chat, "message": text, "type": 0 }),
+        )
+        .await;
+    posted.expect_status(201);
+    posted.body["id"].as_str().expect("message id").to_string()
 }
 
 fn set_cookies(reply: &Reply) -> Vec<String> {
@@ -296,8 +333,7 @@ async fn superuser_only_fields(backend: Backend) {
 
     // Staff may edit names and flags, but not grant superuser.
     let reply = helper_browser
-        .submit(
-            &member_page,
+        .submit_own(
             &member_page,
             &[
                 ("first_name", "Max"),
@@ -322,8 +358,7 @@ async fn superuser_only_fields(backend: Backend) {
         .text
         .contains("name=\"is_superuser\""));
     let reply = helper_browser
-        .submit(
-            &member_page,
+        .submit_own(
             &member_page,
             &[
                 ("first_name", "Max"),
@@ -381,8 +416,7 @@ async fn superuser_only_fields(backend: Backend) {
     // Nobody takes away their own access.
     let own = format!("/admin/users/{}/", helper.id);
     helper_browser
-        .submit(
-            &own,
+        .submit_own(
             &own,
             &[("first_name", "Helper"), ("set_staff", "1"), ("set_active", "1")],
         )
@@ -395,8 +429,7 @@ async fn superuser_only_fields(backend: Backend) {
     let page = root_browser.get(&member_page).await;
     assert!(page.text.contains("name=\"is_superuser\""));
     root_browser
-        .submit(
-            &member_page,
+        .submit_own(
             &member_page,
             &[
                 ("first_name", "Max"),
@@ -417,10 +450,7 @@ async fn superuser_only_fields(backend: Backend) {
 async fn deactivation_closes_sockets_and_refuses_tokens(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let admin = staff(&srv, "admin@example.com", true).await;
-    let alice = srv.quick_user("alice@example.com", PASSWORD).await;
-    let bob = srv.quick_user("bob@example.com", PASSWORD).await;
-    let chat = srv.open_chat(&alice, &bob).await;
-    let chat_id = chat["id"].as_str().unwrap().to_string();
+    let (alice, bob, chat_id) = alice_and_bob(&srv).await;
     let mut v2 = ws::connect(&srv.ws_url(&format!("/ws/?token={}", alice.access)), V2).await;
     let mut v1 = ws::connect(
         &srv.ws_url(&format!("/ws/chat/{chat_id}/?token={}", alice.access)),
@@ -488,18 +518,13 @@ async fn losing_staff_or_being_deactivated_ends_admin_sessions(backend: Backend)
 
     let page = format!("/admin/users/{}/", helper.id);
     root_browser
-        .submit(
-            &page,
-            &page,
-            &[("set_active", "1"), ("is_active", "1"), ("set_staff", "1")],
-        )
+        .submit_own(&page, &[("set_active", "1"), ("is_active", "1"), ("set_staff", "1")])
         .await
         .expect_status(303);
     helper_browser.get("/admin/").await.expect_status(303);
     // Made staff again, they must sign in anew.
     root_browser
-        .submit(
-            &page,
+        .submit_own(
             &page,
             &[
                 ("set_active", "1"),
@@ -524,19 +549,8 @@ async fn losing_staff_or_being_deactivated_ends_admin_sessions(backend: Backend)
 async fn staff_delete_reaches_the_chats_sockets(backend: Backend) {
     let srv = TestServer::start(backend).await;
     let admin = staff(&srv, "admin@example.com", false).await;
-    let alice = srv.quick_user("alice@example.com", PASSWORD).await;
-    let bob = srv.quick_user("bob@example.com", PASSWORD).await;
-    let chat = srv.open_chat(&alice, &bob).await;
-    let chat_id = chat["id"].as_str().unwrap().to_string();
-    let posted = srv
-        .post_json_auth(
-            "/api/message/",
-            &alice.access,
-            &json!({ "refChat": chat_id, "message": "a needle in the haystack", "type": 0 }),
-        )
-        .await;
-    posted.expect_status(201);
-    let message_id = posted.body["id"].as_str().unwrap().to_string();
+    let (alice, bob, chat_id) = alice_and_bob(&srv).await;
+    let message_id = post_message(&srv, &alice, &chat_id, "a needle in the haystack").await;
     let mut bobs = ws::connect(&srv.ws_url(&format!("/ws/chat/{chat_id}/?token={}", bob.access)), V2).await;
     bobs.recv_until(|f| f["type"] == "subscribed").await;
 
@@ -580,14 +594,7 @@ async fn staff_delete_reaches_the_chats_sockets(backend: Backend) {
         .await
         .expect_status(404);
     // An open redirect is not on offer.
-    let second = srv
-        .post_json_auth(
-            "/api/message/",
-            &alice.access,
-            &json!({ "refChat": chat_id, "message": "second", "type": 0 }),
-        )
-        .await;
-    let second_id = second.body["id"].as_str().unwrap().to_string();
+    let second_id = post_message(&srv, &alice, &chat_id, "second").await;
     let reply = browser
         .submit(
             "/admin/messages/",
@@ -618,13 +625,7 @@ async fn chats_are_created_and_listed(backend: Backend) {
     let browser = Browser::signed_in(&srv, &admin.email, PASSWORD).await;
 
     // The seed's first step: a chat between two users, its id shown to copy.
-    let reply = browser
-        .submit(
-            "/admin/chats/new/",
-            "/admin/chats/new/pair/",
-            &[("first", &alice.email), ("second", &bob.id)],
-        )
-        .await;
+    let reply = browser.open_pair(&alice.email, &bob.id).await;
     reply.expect_status(303);
     let location = reply.header("location").unwrap().to_string();
     let chat_id = location
@@ -640,47 +641,23 @@ async fn chats_are_created_and_listed(backend: Backend) {
     let listed = srv.get_auth(&format!("/api/chat/{chat_id}/"), &bob.access).await;
     listed.expect_status(200);
     // Again: the same chat.
-    let again = browser
-        .submit(
-            "/admin/chats/new/",
-            "/admin/chats/new/pair/",
-            &[("first", &bob.email), ("second", &alice.email)],
-        )
-        .await;
+    let again = browser.open_pair(&bob.email, &alice.email).await;
     assert_eq!(
         again.header("location"),
         Some(format!("/admin/chats/{chat_id}/?notice=chat_existing").as_str())
     );
     // Refusals re-show the form with the reason.
-    let same = browser
-        .submit(
-            "/admin/chats/new/",
-            "/admin/chats/new/pair/",
-            &[("first", &bob.email), ("second", &bob.email)],
-        )
-        .await;
+    let same = browser.open_pair(&bob.email, &bob.email).await;
     same.expect_status(400);
     assert!(same.text.contains("two different users"));
-    let unknown = browser
-        .submit(
-            "/admin/chats/new/",
-            "/admin/chats/new/pair/",
-            &[("first", &bob.email), ("second", "nobody@example.com")],
-        )
-        .await;
+    let unknown = browser.open_pair(&bob.email, "nobody@example.com").await;
     unknown.expect_status(400);
     assert!(unknown.text.contains("No user with the email or id"));
     causerie::testing::store::users::set_active(srv.db(), carol.user_id(), false)
         .await
         .unwrap();
     for (first, second) in [(&carol.email, &bob.email), (&bob.email, &carol.email)] {
-        let inactive = browser
-            .submit(
-                "/admin/chats/new/",
-                "/admin/chats/new/pair/",
-                &[("first", first), ("second", second)],
-            )
-            .await;
+        let inactive = browser.open_pair(first, second).await;
         inactive.expect_status(400);
         assert!(inactive.text.contains("object does not exist"), "{}", inactive.text);
     }
@@ -705,13 +682,7 @@ async fn chats_are_created_and_listed(backend: Backend) {
     assert!(group_page.text.contains("Book &#60;club&#62;") || group_page.text.contains("Book &lt;club&gt;"));
     assert!(!group_page.text.contains("Book <club>"), "escaped");
 
-    srv.post_json_auth(
-        "/api/message/",
-        &alice.access,
-        &json!({ "refChat": chat_id, "message": "hello", "type": 0 }),
-    )
-    .await
-    .expect_status(201);
+    post_message(&srv, &alice, &chat_id, "hello").await;
     // The list: members, counts; search by a member's name or email.
     let list = browser.get("/admin/chats/?q=brook").await;
     list.expect_status(200);
@@ -866,13 +837,7 @@ async fn audit_log_records_each_action(backend: Backend) {
         .submit(&page, &format!("/admin/users/{}/activate/", alice.id), &[])
         .await
         .expect_status(303);
-    let reply = browser
-        .submit(
-            "/admin/chats/new/",
-            "/admin/chats/new/pair/",
-            &[("first", &alice.email), ("second", &bob.email)],
-        )
-        .await;
+    let reply = browser.open_pair(&alice.email, &bob.email).await;
     let chat_id = reply
         .header("location")
         .unwrap()
@@ -881,14 +846,7 @@ async fn audit_log_records_each_action(backend: Backend) {
         .next()
         .unwrap()
         .to_string();
-    let posted = srv
-        .post_json_auth(
-            "/api/message/",
-            &alice.access,
-            &json!({ "refChat": chat_id, "message": "bye", "type": 0 }),
-        )
-        .await;
-    let message_id = posted.body["id"].as_str().unwrap().to_string();
+    let message_id = post_message(&srv, &alice, &chat_id, "bye").await;
     browser
         .submit(
             "/admin/messages/",
@@ -1035,16 +993,8 @@ async fn deactivation_closes_sockets_on_every_instance() {
 async fn dashboard_figures() {
     let srv = TestServer::start(Backend::Sqlite).await;
     let admin = staff(&srv, "admin@example.com", false).await;
-    let alice = srv.quick_user("alice@example.com", PASSWORD).await;
-    let bob = srv.quick_user("bob@example.com", PASSWORD).await;
-    let chat = srv.open_chat(&alice, &bob).await;
-    srv.post_json_auth(
-        "/api/message/",
-        &alice.access,
-        &json!({ "refChat": chat["id"], "message": "one", "type": 0 }),
-    )
-    .await
-    .expect_status(201);
+    let (alice, bob, chat_id) = alice_and_bob(&srv).await;
+    post_message(&srv, &alice, &chat_id, "one").await;
     let socket = ws::connect(&srv.ws_url(&format!("/ws/?token={}", bob.access)), V2).await;
     let browser = Browser::signed_in(&srv, &admin.email, PASSWORD).await;
     let page = browser.get("/admin/").await;

@@ -2,6 +2,7 @@
 //! parse; this service decides, and it is the only code that touches the `users` and
 //! `token_blacklist` tables.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -323,6 +324,14 @@ impl Accounts {
     /// These users (unknown ids are left out), in no particular order.
     pub(crate) async fn users(&self, ids: &[UserId]) -> AccountResult<Vec<UserRow>> {
         Ok(users::many_by_id(self.db(), ids).await?)
+    }
+
+    /// These users by id, each id looked up once (unknown ids are left out).
+    pub(crate) async fn users_by_id(&self, ids: &[UserId]) -> AccountResult<HashMap<UserId, UserRow>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(self.users(&ids).await?.into_iter().map(|u| (u.id, u)).collect())
     }
 
     /// The user, if it exists and is active (someone a chat can be opened with).

@@ -52,7 +52,7 @@ async fn list(
     staff: Staff,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult<Response> {
-    let get = |k: &str| query.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let get = |key| html::param(&query, key);
     let (actor, object) = (get("actor"), get("object"));
     let filter = AuditFilter {
         actor: (!actor.is_empty()).then(|| actor.clone()),

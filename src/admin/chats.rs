@@ -94,7 +94,7 @@ async fn list(
     staff: Staff,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult<Response> {
-    let q = query.get("q").map(|v| v.trim().to_string()).unwrap_or_default();
+    let q = html::param(&query, "q");
     let terms: Vec<String> = q.split_whitespace().map(str::to_string).collect();
     let page = html::page_number(query.get("page"));
     let layout = Layout::new(&staff, "chats", "Chats").notice(query.get("notice").map(String::as_str));

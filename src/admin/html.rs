@@ -240,6 +240,11 @@ impl FormErrors {
     }
 }
 
+/// A query parameter, trimmed ("" when absent).
+pub(crate) fn param(query: &std::collections::HashMap<String, String>, key: &str) -> String {
+    query.get(key).map(|v| v.trim().to_string()).unwrap_or_default()
+}
+
 /// "yes" / "no" filter values of the lists; anything else filters nothing.
 pub(crate) fn yes_no(raw: Option<&String>) -> Option<bool> {
     match raw.map(String::as_str) {

@@ -86,16 +86,7 @@ impl MessageView {
         messages: &[MessageRow],
         authors: &[UserId],
     ) -> AdminResult<Vec<MessageView>> {
-        let mut ids = authors.to_vec();
-        ids.sort_unstable();
-        ids.dedup();
-        let authors: HashMap<UserId, UserRow> = admin
-            .accounts()
-            .users(&ids)
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u))
-            .collect();
+        let authors = admin.accounts().users_by_id(authors).await?;
         Ok(messages.iter().map(|m| MessageView::of(m, &authors)).collect())
     }
 }
@@ -133,7 +124,7 @@ async fn search(
     staff: Staff,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult<Response> {
-    let get = |k: &str| query.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let get = |key| html::param(&query, key);
     let (q, author, chat, from, to) = (get("q"), get("author"), get("chat"), get("from"), get("to"));
     let mut errors = Vec::new();
     let mut criteria = MessageSearch {

@@ -88,7 +88,7 @@ async fn list(
     staff: Staff,
     Query(query): Query<HashMap<String, String>>,
 ) -> AdminResult<Response> {
-    let get = |k: &str| query.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let get = |key| html::param(&query, key);
     let (q, active, staff_flag, online) = (get("q"), get("active"), get("staff"), get("online"));
     let filter = UserFilter {
         terms: q.split_whitespace().map(str::to_string).collect(),

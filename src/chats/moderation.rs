@@ -68,16 +68,8 @@ impl Chats {
         } else {
             chats::members_of(self.db(), &ids).await?
         };
-        let mut user_ids: Vec<UserId> = member_rows.iter().map(|m| m.user_id).collect();
-        user_ids.sort_unstable();
-        user_ids.dedup();
-        let users: HashMap<UserId, UserRow> = self
-            .accounts()
-            .users(&user_ids)
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u))
-            .collect();
+        let user_ids: Vec<UserId> = member_rows.iter().map(|m| m.user_id).collect();
+        let users = self.accounts().users_by_id(&user_ids).await?;
         for member in member_rows {
             if let Some(user) = users.get(&member.user_id) {
                 by_chat.entry(member.chat_id).or_default().push(StaffMember {
@@ -103,13 +95,7 @@ impl Chats {
         let row = chats::by_id(self.db(), chat).await?.ok_or(ChatError::NotFound)?;
         let members = chats::members(self.db(), chat).await?;
         let ids: Vec<UserId> = members.iter().map(|m| m.user_id).collect();
-        let users: HashMap<UserId, UserRow> = self
-            .accounts()
-            .users(&ids)
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u))
-            .collect();
+        let users = self.accounts().users_by_id(&ids).await?;
         let members = members
             .into_iter()
             .filter_map(|m| {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, restClient, step } from './lib.mjs';
 
 const BASE = (process.env.CAUSERIE_URL || '').replace(/\/+$/, '');
 const ADMIN_EMAIL = process.env.CAUSERIE_ADMIN_EMAIL || '';
@@ -19,32 +19,13 @@ if (!BASE || !ADMIN_EMAIL || !ADMIN_PASSWORD) {
   console.error('Set CAUSERIE_URL, CAUSERIE_ADMIN_EMAIL and CAUSERIE_ADMIN_PASSWORD');
   process.exit(2);
 }
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const OUT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'out');
 const PASSWORD = 'plum-Velvet-8813';
 const WS_BASE = BASE.replace(/^http/, 'ws');
 
-function step(text) {
-  console.log(`· ${text}`);
-}
-
 // ---- REST helpers --------------------------------------------------------------------
 
-async function rest(method, urlPath, { body, token, expect } = {}) {
-  const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const res = await fetch(BASE + urlPath, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  if (expect !== undefined) {
-    assert.equal(res.status, expect, `${method} ${urlPath} → ${res.status} ${text}`);
-  }
-  return text ? JSON.parse(text) : null;
-}
+const rest = restClient(BASE);
 
 async function newUser(first) {
   const tag = Math.random().toString(36).slice(2, 10);
@@ -135,19 +116,7 @@ async function main() {
   const dana = await newUser('Dana');
   const carl = await newUser('Carl');
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   const pages = [];
   try {
     const context = await browser.newContext({ viewport: { width: 1200, height: 860 } });
