@@ -112,6 +112,11 @@ pub struct Config {
     /// Not applied with `trust_forwarded_for` (every connection then comes from the proxy).
     pub max_connections_per_ip: usize,
 
+    /// Seconds an admin site session lives without a request.
+    pub admin_session_idle_secs: u64,
+    /// Seconds an admin site session lives at most, however active.
+    pub admin_session_max_secs: u64,
+
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info,causerie=debug`.
     pub log_level: String,
@@ -155,6 +160,8 @@ impl Default for Config {
             http_header_timeout_secs: 10,
             http_body_timeout_secs: 30,
             max_connections_per_ip: 1024,
+            admin_session_idle_secs: 3600,
+            admin_session_max_secs: 12 * 3600,
             log_format: LogFormat::Text,
             log_level: "info".into(),
         }
@@ -246,6 +253,15 @@ impl Config {
         }
         if self.http_body_timeout_secs == 0 {
             return invalid("http_body_timeout_secs", "must be at least 1");
+        }
+        if self.admin_session_idle_secs == 0 {
+            return invalid("admin_session_idle_secs", "must be at least 1");
+        }
+        if self.admin_session_max_secs < self.admin_session_idle_secs {
+            return invalid(
+                "admin_session_max_secs",
+                "must not be shorter than admin_session_idle_secs",
+            );
         }
         if self.group_commit_max == 0 {
             return invalid("group_commit_max", "must be at least 1");

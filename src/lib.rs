@@ -7,6 +7,7 @@
 //! `testing`.
 
 mod accounts;
+mod admin;
 mod app;
 mod auth;
 mod bench;

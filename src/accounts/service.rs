@@ -2,6 +2,7 @@
 //! parse; this service decides, and it is the only code that touches the `users` and
 //! `token_blacklist` tables.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -16,7 +17,7 @@ use crate::auth::reset;
 use crate::config::Config;
 use crate::ids::UserId;
 use crate::mail::{self, Mailer};
-use crate::store::users::{self, NewUser, ProfileChange, UserRow};
+use crate::store::users::{self, AccountChange, NewUser, ProfileChange, UserFilter, UserRow};
 use crate::store::{is_unique_violation, tokens, Db};
 
 pub(crate) const NAME_MAX: usize = 150;
@@ -321,6 +322,14 @@ impl Accounts {
         Ok(users::many_by_id(self.db(), ids).await?)
     }
 
+    /// These users by id, each id looked up once (unknown ids are left out).
+    pub(crate) async fn users_by_id(&self, ids: &[UserId]) -> AccountResult<HashMap<UserId, UserRow>> {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(self.users(&ids).await?.into_iter().map(|u| (u.id, u)).collect())
+    }
+
     /// The user, if it exists and is active (someone a chat can be opened with).
     pub(crate) async fn active_user(&self, id: UserId) -> AccountResult<Option<UserRow>> {
         Ok(users::by_id(self.db(), id).await?.filter(|u| u.is_active))
@@ -361,6 +370,46 @@ impl Accounts {
         Ok(users::set_active(self.db(), id, active).await?)
     }
 
+    // ---- staff administration (the admin site) ------------------------------------------
+
+    /// Creates a user whose password must pass Django's validators (errors on `password`).
+    pub(crate) async fn create_user_checked(&self, reg: Registration) -> AccountResult<UserRow> {
+        let mut errors = names_problems(&reg.first_name, &reg.last_name);
+        let problems = password_problems(&reg.password, reg.email.as_str(), &reg.first_name, &reg.last_name);
+        if !problems.is_empty() {
+            errors.insert("password".to_string(), problems);
+        }
+        if !errors.is_empty() {
+            return Err(AccountError::Invalid(errors));
+        }
+        self.create_user(reg).await
+    }
+
+    /// A page of the users `filter` selects, by email, with the total.
+    pub(crate) async fn find_users(&self, filter: &UserFilter, limit: i64, offset: i64) -> AccountResult<UserPage> {
+        let (total, users) = users::filtered(self.db(), filter, limit, offset).await?;
+        Ok(UserPage { total, users })
+    }
+
+    /// The ids of at most `limit` users whose email or names contain every term.
+    pub(crate) async fn matching_user_ids(&self, terms: &[String], limit: i64) -> AccountResult<Vec<UserId>> {
+        let filter = UserFilter {
+            terms: terms.to_vec(),
+            ..UserFilter::default()
+        };
+        Ok(users::filtered_ids(self.db(), &filter, limit).await?)
+    }
+
+    /// Staff's change of an account: names and flags (who may change which flag is the admin
+    /// site's rule; the names obey the same limits as everywhere). None: no such user.
+    pub(crate) async fn change_account(&self, id: UserId, change: &AccountChange) -> AccountResult<Option<UserRow>> {
+        let errors = names_problems(&change.first_name, &change.last_name);
+        if !errors.is_empty() {
+            return Err(AccountError::Invalid(errors));
+        }
+        Ok(users::change_account(self.db(), id, change).await?)
+    }
+
     /// Stores presence as the finished app records it; returns the time of the change.
     pub(crate) async fn set_presence(&self, id: UserId, online: bool) -> AccountResult<DateTime<Utc>> {
         Ok(users::set_presence(self.db(), id, online).await?)
@@ -377,6 +426,20 @@ pub(crate) fn password_problems(password: &str, email: &str, first_name: &str, l
             last_name,
         },
     )
+}
+
+/// Names longer than the column allows, as field errors.
+fn names_problems(first_name: &str, last_name: &str) -> crate::validation::FieldErrors {
+    let mut errors = crate::validation::FieldErrors::new();
+    for (field, value) in [("first_name", first_name), ("last_name", last_name)] {
+        if value.chars().count() > NAME_MAX {
+            errors.insert(
+                field.to_string(),
+                vec![format!("Ensure this field has no more than {NAME_MAX} characters.")],
+            );
+        }
+    }
+    errors
 }
 
 fn duplicate_email() -> AccountError {

@@ -28,6 +28,7 @@ use self::lifecycle::{periodically, Stage};
 use self::ops::Ops;
 pub(crate) use self::state::AppState;
 use crate::accounts::Accounts;
+use crate::admin::Admin;
 use crate::chats::events::EventSink;
 use crate::chats::writer::MessageWriter;
 use crate::chats::Chats;
@@ -167,11 +168,20 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
             async move { accounts.flush_expired_blacklist().await }
         })
     });
+    let admin = Admin::new(db.clone(), accounts.clone(), chats.clone(), realtime.clone(), config);
+    let swept_sessions = admin.clone();
+    stages.services.spawn(|stop| {
+        periodically(Duration::from_secs(3600), stop, move || {
+            let admin = swept_sessions.clone();
+            async move { admin.sweep_sessions().await }
+        })
+    });
     Ok(AppState {
         accounts,
         chats,
         realtime,
         limits,
+        admin,
         ops: Arc::new(Ops {
             db,
             fanout,
@@ -209,6 +219,7 @@ fn router(state: AppState, config: &Config) -> Router {
         // the chat client's assets are not part of the API.
         .merge(crate::realtime::routes::router())
         .merge(crate::web::router())
+        .merge(crate::admin::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(crate::web::openapi::Served::new(&document)))

@@ -7,6 +7,7 @@ use axum::extract::FromRef;
 
 use super::ops::Ops;
 use crate::accounts::Accounts;
+use crate::admin::Admin;
 use crate::chats::Chats;
 use crate::limits::RateLimits;
 use crate::realtime::Realtime;
@@ -17,6 +18,7 @@ pub(crate) struct AppState {
     pub chats: Chats,
     pub realtime: Realtime,
     pub limits: RateLimits,
+    pub admin: Admin,
     pub ops: Arc<Ops>,
 }
 
@@ -47,5 +49,11 @@ impl FromRef<AppState> for RateLimits {
 impl FromRef<AppState> for Arc<Ops> {
     fn from_ref(state: &AppState) -> Arc<Ops> {
         state.ops.clone()
+    }
+}
+
+impl FromRef<AppState> for Admin {
+    fn from_ref(state: &AppState) -> Admin {
+        state.admin.clone()
     }
 }

@@ -30,7 +30,7 @@ fn too_many_members() -> ChatError {
 
 impl Chats {
     /// Every member must be an active user.
-    async fn check_users(&self, ids: &[UserId]) -> ChatResult<()> {
+    pub(super) async fn check_users(&self, ids: &[UserId]) -> ChatResult<()> {
         let found = self.accounts().users(ids).await?;
         for id in ids {
             if !found.iter().any(|u| u.id == *id && u.is_active) {

@@ -148,7 +148,15 @@ impl Chats {
         if message.author != Some(user) {
             return Err(ChatError::Forbidden);
         }
-        if let Some(gone) = messages::delete(self.db(), id).await? {
+        self.erase(id).await?;
+        Ok(())
+    }
+
+    /// Deletes a live message (leaving its tombstone) and tells the chat's sockets; the
+    /// tombstone, or None when there was no live message with this id.
+    pub(super) async fn erase(&self, id: MessageId) -> ChatResult<Option<MessageRow>> {
+        let gone = messages::delete(self.db(), id).await?;
+        if let Some(gone) = &gone {
             self.publish(
                 ChatEvent::MessageDeleted {
                     chat: gone.chat_id,
@@ -158,7 +166,7 @@ impl Chats {
                 &[],
             );
         }
-        Ok(())
+        Ok(gone)
     }
 
     /// Marks the given messages read for `reader`: only those in their chats written by others.

@@ -38,6 +38,20 @@ pub(crate) enum Event {
     Resync {
         chat: ChatId,
     },
+    /// Every socket of `user`, on every instance, is closed (4401): the account was
+    /// deactivated or deleted. Never sent to clients as a frame.
+    Disconnect {
+        user: UserId,
+        why: AccountClosed,
+    },
+}
+
+/// Why an account's sockets were closed by the server.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum AccountClosed {
+    Deactivated,
+    Deleted,
 }
 
 impl Event {
@@ -46,7 +60,7 @@ impl Event {
         match self {
             Event::Chat { event } => Some(event.chat()),
             Event::Typing { chat, .. } | Event::Resync { chat } => Some(*chat),
-            Event::Presence { .. } => None,
+            Event::Presence { .. } | Event::Disconnect { .. } => None,
         }
     }
 
@@ -165,6 +179,6 @@ fn v2_frame(event: &Event) -> Option<ServerFrame<&MessageView>> {
             online,
             last_connexion_date: at,
         }),
-        Event::Resync { .. } => return None,
+        Event::Resync { .. } | Event::Disconnect { .. } => return None,
     })
 }

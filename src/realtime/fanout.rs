@@ -7,6 +7,9 @@
 //! Redis is only a relay: messages are stored before they are published, so when Redis is
 //! away nothing stored is lost; instances reconnect by themselves and then tell their v2
 //! sockets to catch up from storage (`Resync`).
+//!
+//! Each instance also keeps a heartbeat entry in the sorted set `causerie:instances` (score:
+//! when it expires), so that the admin dashboard can count the live instances.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,12 +23,16 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::event::{Delivery, Event};
-use super::hub::Hub;
+use super::event::{AccountClosed, Delivery, Event};
+use super::hub::{Hub, KickReason};
 use crate::chats::events::{ChatEvent, EventSink};
 use crate::ids::{ChatId, UserId};
 
 const USERS_CHANNEL: &str = "causerie:users";
+const INSTANCES_KEY: &str = "causerie:instances";
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+/// An instance that has not beaten for this long no longer counts as live.
+const HEARTBEAT_TTL: Duration = Duration::from_secs(30);
 const PUBLISH_QUEUE: usize = 65_536;
 const PUBLISH_BATCH: usize = 512;
 
@@ -51,6 +58,9 @@ pub(crate) struct Fanout {
 
 struct RedisRelay {
     instance: Uuid,
+    client: redis::Client,
+    /// The connection the dashboard's queries use, opened on first use.
+    queries: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     outbox: mpsc::Sender<Envelope>,
     subscriber_up: AtomicBool,
     publisher_up: AtomicBool,
@@ -81,6 +91,7 @@ impl RelayTasks {
         } = self;
         tokio::join!(
             publish_loop(client.clone(), relay.clone(), queue, stop.clone()),
+            heartbeat_loop(client.clone(), relay.instance, stop.clone()),
             async {
                 tokio::select! {
                     _ = subscribe_loop(client, relay.clone(), hub, commands) => {}
@@ -103,6 +114,8 @@ impl Fanout {
         let (outbox, queue) = mpsc::channel(PUBLISH_QUEUE);
         let relay = Arc::new(RedisRelay {
             instance: Uuid::new_v4(),
+            client: client.clone(),
+            queries: tokio::sync::Mutex::new(None),
             outbox,
             subscriber_up: AtomicBool::new(false),
             publisher_up: AtomicBool::new(false),
@@ -156,6 +169,39 @@ impl Fanout {
         self.publish(event, users.to_vec());
     }
 
+    /// Closes every socket of `user` here and, through Redis, on every other instance.
+    pub(crate) fn disconnect(&self, user: UserId, why: AccountClosed) {
+        self.publish(Event::Disconnect { user, why }, vec![user]);
+    }
+
+    /// How many instances beat within [`HEARTBEAT_TTL`] (this one included); None without
+    /// Redis, or when Redis does not answer.
+    pub(crate) async fn live_instances(&self) -> Option<u64> {
+        let relay = self.redis.as_ref()?;
+        let mut guard = relay.queries.lock().await;
+        if guard.is_none() {
+            let connecting = relay.client.get_multiplexed_async_connection();
+            *guard = Some(
+                tokio::time::timeout(Duration::from_secs(2), connecting)
+                    .await
+                    .ok()?
+                    .ok()?,
+            );
+        }
+        let conn = guard.as_mut()?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut count = redis::cmd("ZCOUNT");
+        count.arg(INSTANCES_KEY).arg(now).arg("+inf");
+        match tokio::time::timeout(Duration::from_secs(2), count.query_async::<u64>(conn)).await {
+            Ok(Ok(count)) => Some(count),
+            _ => {
+                // Reconnect next time.
+                *guard = None;
+                None
+            }
+        }
+    }
+
     fn publish(&self, event: Event, users: Vec<UserId>) {
         let delivery = Arc::new(Delivery::new(event));
         deliver_locally(&self.hub, delivery.clone(), &users);
@@ -183,6 +229,10 @@ impl EventSink for Fanout {
 
 /// Hands an event to this instance's sockets (also the entry point for events from Redis).
 fn deliver_locally(hub: &Hub, delivery: Arc<Delivery>, users: &[UserId]) {
+    if let Event::Disconnect { user, why } = delivery.event {
+        hub.kick_user(user, KickReason::Account(why));
+        return;
+    }
     if let Some(chat) = delivery.event.chat() {
         hub.deliver_to_chat(chat, &delivery);
     }
@@ -195,6 +245,66 @@ fn deliver_locally(hub: &Hub, delivery: Arc<Delivery>, users: &[UserId]) {
     {
         hub.evict(chat, user);
     }
+}
+
+/// Keeps this instance's entry in `causerie:instances` fresh until `stop`, then removes it
+/// (an instance that dies without stopping drops out after [`HEARTBEAT_TTL`]).
+async fn heartbeat_loop(client: redis::Client, instance: Uuid, stop: CancellationToken) {
+    let member = instance.to_string();
+    let mut connection: Option<redis::aio::MultiplexedConnection> = None;
+    let mut ticks = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.cancelled() => break,
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZADD")
+            .arg(INSTANCES_KEY)
+            .arg(now + HEARTBEAT_TTL.as_millis() as i64)
+            .arg(&member)
+            .ignore();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(INSTANCES_KEY)
+            .arg("-inf")
+            .arg(now)
+            .ignore();
+        pipe.cmd("PEXPIRE")
+            .arg(INSTANCES_KEY)
+            .arg(HEARTBEAT_TTL.as_millis() as i64)
+            .ignore();
+        if !run_quick(&client, &mut connection, &pipe).await {
+            tracing::debug!("Redis heartbeat failed; retrying at the next beat");
+        }
+    }
+    let mut pipe = redis::pipe();
+    pipe.cmd("ZREM").arg(INSTANCES_KEY).arg(&member).ignore();
+    run_quick(&client, &mut connection, &pipe).await;
+}
+
+/// Runs a short pipeline on `connection` (opened when needed), within 2 s; false on failure,
+/// which drops the connection so the next run opens a new one.
+async fn run_quick(
+    client: &redis::Client,
+    connection: &mut Option<redis::aio::MultiplexedConnection>,
+    pipe: &redis::Pipeline,
+) -> bool {
+    let done = tokio::time::timeout(Duration::from_secs(2), async {
+        if connection.is_none() {
+            *connection = Some(client.get_multiplexed_async_connection().await?);
+        }
+        match connection.as_mut() {
+            Some(conn) => pipe.query_async::<()>(conn).await,
+            None => Ok(()),
+        }
+    })
+    .await;
+    let ok = matches!(done, Ok(Ok(())));
+    if !ok {
+        *connection = None;
+    }
+    ok
 }
 
 /// Doubles the wait after each failure, up to 5 s.

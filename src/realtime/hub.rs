@@ -9,14 +9,54 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, Notify};
 
-use super::event::Delivery;
+use super::event::{AccountClosed, Delivery};
 use crate::ids::{ChatId, UserId};
+
+/// Why the hub wants a socket closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KickReason {
+    /// Its queue is full: the client does not read (close 1013).
+    TooSlow,
+    /// Its user may no longer be connected (close 4401).
+    Account(AccountClosed),
+}
+
+/// A socket's "please close" signal and its reason. The session waits on [`Kick::notified`].
+pub(crate) struct Kick {
+    notify: Notify,
+    reason: Mutex<Option<KickReason>>,
+}
+
+impl Kick {
+    fn new() -> Kick {
+        Kick {
+            notify: Notify::new(),
+            reason: Mutex::new(None),
+        }
+    }
+
+    fn kick(&self, reason: KickReason) {
+        let mut current = self.reason.lock();
+        // The account's reason wins over slowness: it tells the client not to come back.
+        if current.is_none() || matches!(reason, KickReason::Account(_)) {
+            *current = Some(reason);
+        }
+        drop(current);
+        self.notify.notify_one();
+    }
+
+    /// Resolves once the socket is to be closed, with the reason.
+    pub(crate) async fn notified(&self) -> KickReason {
+        self.notify.notified().await;
+        self.reason.lock().unwrap_or(KickReason::TooSlow)
+    }
+}
 
 #[derive(Clone)]
 struct Listener {
     conn: u64,
     tx: mpsc::Sender<Arc<Delivery>>,
-    kick: Arc<Notify>,
+    kick: Arc<Kick>,
     /// The chats this socket has joined (shared with its `Connection`).
     chats: Arc<Mutex<Vec<ChatId>>>,
 }
@@ -59,7 +99,7 @@ impl Hub {
         let listener = Listener {
             conn: self.next_conn.fetch_add(1, Ordering::Relaxed),
             tx,
-            kick: Arc::new(Notify::new()),
+            kick: Arc::new(Kick::new()),
             chats: Arc::default(),
         };
         self.rooms.write().users.entry(user).or_default().push(listener.clone());
@@ -119,9 +159,23 @@ impl Hub {
         }
     }
 
-    fn kick_all(&self, slow: Vec<Arc<Notify>>) {
+    /// Asks every local socket of `user` to close.
+    pub(crate) fn kick_user(&self, user: UserId, reason: KickReason) {
+        let kicks: Vec<Arc<Kick>> = self
+            .rooms
+            .read()
+            .users
+            .get(&user)
+            .map(|listeners| listeners.iter().map(|l| l.kick.clone()).collect())
+            .unwrap_or_default();
+        for kick in kicks {
+            kick.kick(reason);
+        }
+    }
+
+    fn kick_all(&self, slow: Vec<Arc<Kick>>) {
         for kick in slow {
-            kick.notify_one();
+            kick.kick(KickReason::TooSlow);
         }
     }
 
@@ -152,7 +206,7 @@ impl Hub {
 }
 
 /// Offers the delivery to each listener; returns the kick handles of those whose queue is full.
-fn offer(listeners: &[Listener], delivery: &Arc<Delivery>) -> Vec<Arc<Notify>> {
+fn offer(listeners: &[Listener], delivery: &Arc<Delivery>) -> Vec<Arc<Kick>> {
     let mut slow = Vec::new();
     let mut delivered = 0u64;
     for listener in listeners {
@@ -178,8 +232,8 @@ impl Connection {
         self.user
     }
 
-    /// Resolves when the hub found this socket too slow and wants it closed.
-    pub(crate) fn kicked(&self) -> Arc<Notify> {
+    /// Resolves when the hub wants this socket closed (too slow, or its account closed).
+    pub(crate) fn kicked(&self) -> Arc<Kick> {
         self.listener.kick.clone()
     }
 

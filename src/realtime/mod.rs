@@ -21,6 +21,8 @@ use tokio_util::task::TaskTracker;
 use crate::accounts::Accounts;
 use crate::chats::Chats;
 use crate::config::Config;
+use crate::ids::UserId;
+pub(crate) use event::AccountClosed;
 pub(crate) use fanout::Fanout;
 pub(crate) use hub::Hub;
 pub(crate) use presence::PresenceCounter;
@@ -114,6 +116,23 @@ impl Realtime {
     /// Runs a session as a tracked task of this service.
     fn track<F: Future<Output = ()> + Send + 'static>(&self, session: F) -> impl Future<Output = ()> + Send + 'static {
         self.0.sockets.track_future(session)
+    }
+
+    /// Closes every open socket of `user`, on this instance and every other one, with close
+    /// 4401 (docs/protocol.md). Call after the change that makes their token stop working is
+    /// stored, so that a reconnect is refused.
+    pub(crate) fn disconnect_user(&self, user: UserId, why: AccountClosed) {
+        self.0.fanout.disconnect(user, why);
+    }
+
+    /// Sockets open on this instance.
+    pub(crate) fn open_sockets(&self) -> usize {
+        self.hub().connection_count()
+    }
+
+    /// Live instances sharing this one's Redis; None without Redis (or when it does not answer).
+    pub(crate) async fn live_instances(&self) -> Option<u64> {
+        self.0.fanout.live_instances().await
     }
 
     /// Tells every session to close (1012, after answering what it has pending) and waits for

@@ -13,8 +13,8 @@ use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::sync::mpsc;
 
-use super::event::{Delivery, Format};
-use super::hub::Connection;
+use super::event::{AccountClosed, Delivery, Format};
+use super::hub::{Connection, KickReason};
 use super::Realtime;
 use crate::chats::{ChatError, PendingStore};
 use crate::ids::{ChatId, UserId};
@@ -26,6 +26,8 @@ pub(crate) mod close {
     pub(crate) const TOO_BIG: u16 = 1009;
     pub(crate) const RESTARTING: u16 = 1012;
     pub(crate) const TRY_AGAIN_LATER: u16 = 1013;
+    /// The account was deactivated or deleted: its token no longer works.
+    pub(crate) const ACCOUNT_CLOSED: u16 = 4401;
 }
 
 /// Most queued frames written before one flush: several frames, one syscall.
@@ -153,6 +155,15 @@ pub(crate) fn too_slow() -> Message {
     close_message(close::TRY_AGAIN_LATER, "too slow to read")
 }
 
+/// The close frame for a socket the hub asked to close.
+pub(crate) fn kick_close(reason: KickReason) -> Message {
+    match reason {
+        KickReason::TooSlow => too_slow(),
+        KickReason::Account(AccountClosed::Deactivated) => close_message(close::ACCOUNT_CLOSED, "account deactivated"),
+        KickReason::Account(AccountClosed::Deleted) => close_message(close::ACCOUNT_CLOSED, "account deleted"),
+    }
+}
+
 /// The close frame sent to every socket when the server shuts down.
 pub(crate) fn restarting() -> Message {
     close_message(close::RESTARTING, "server restarting")
@@ -243,11 +254,11 @@ pub(crate) async fn run_v1(
                 // the kick must still end it (and free its queue), so race the two.
                 Some(delivery) => tokio::select! {
                     written = Box::pin(write_batch(&mut sink, delivery, &mut rx, format)) => if !written { break None },
-                    _ = kicked.notified() => break Some(too_slow()),
+                    reason = kicked.notified() => break Some(kick_close(reason)),
                 },
                 None => break None,
             },
-            _ = kicked.notified() => break Some(too_slow()),
+            reason = kicked.notified() => break Some(kick_close(reason)),
             due = keepalive.due() => match due {
                 Ok(ping) => if sink.send(ping).await.is_err() { break None },
                 Err(dead) => break Some(dead),

@@ -236,3 +236,69 @@ pub async fn delete(db: &Db, id: ChatId) -> Result<(), sqlx::Error> {
     with_db!(db, pool => sqlx::query("DELETE FROM chats WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+/// A chat as staff see it in the admin site: the chat, its live message count and when its last
+/// live message was written.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct OverviewRow {
+    #[sqlx(flatten)]
+    pub chat: ChatRow,
+    pub message_count: i64,
+    pub last_message_at: Option<DateTime<Utc>>,
+}
+
+/// Most users a member filter may name (four id chunks in one statement).
+pub(crate) const MEMBER_FILTER_MAX: usize = 512;
+
+/// One page of every chat (only those with a member among `members`, when given), most recently
+/// active first, with their total. `members` holds at most [`MEMBER_FILTER_MAX`] ids.
+pub(crate) async fn overview_page(
+    db: &Db,
+    members: Option<&[UserId]>,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<OverviewRow>), sqlx::Error> {
+    let mut condition = String::from("TRUE");
+    let mut bound: Vec<Option<UserId>> = Vec::new();
+    if let Some(members) = members {
+        // Each chunk is its own `IN (…)` list of a fixed size, so the statement text depends
+        // only on how many chunks there are.
+        let mut lists = Vec::new();
+        for chunk in id_chunks(&members[..members.len().min(MEMBER_FILTER_MAX)]) {
+            lists.push(format!("m.user_id IN {}", chunk.placeholders(bound.len() + 1)));
+            bound.extend(chunk.padded());
+        }
+        if lists.is_empty() {
+            lists.push("FALSE".into());
+        }
+        condition = format!(
+            "EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = c.id AND ({}))",
+            lists.join(" OR ")
+        );
+    }
+    let n = bound.len() + 1;
+    let count_sql = format!("SELECT COUNT(*) FROM chats c WHERE {condition}");
+    let page_sql = format!(
+        "SELECT {COLUMNS}, \
+           (SELECT COUNT(*) FROM messages x WHERE x.chat_id = c.id AND x.deleted = FALSE) AS message_count, \
+           (SELECT l.created_at FROM messages l WHERE l.chat_id = c.id AND l.deleted = FALSE \
+              ORDER BY l.seq DESC LIMIT 1) AS last_message_at \
+         FROM chats c WHERE {condition} ORDER BY c.updated_at DESC, c.id DESC LIMIT ${n} OFFSET ${}",
+        n + 1
+    );
+    with_db!(db, pool => {
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        let mut page = sqlx::query_as::<_, OverviewRow>(&page_sql);
+        for id in &bound {
+            count = count.bind(*id);
+            page = page.bind(*id);
+        }
+        let total = count.fetch_one(pool).await?;
+        let rows = page.bind(limit).bind(offset).fetch_all(pool).await?;
+        Ok((total, rows))
+    })
+}
+
+pub(crate) async fn count(db: &Db) -> Result<i64, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM chats").fetch_one(pool).await)
+}

@@ -236,3 +236,69 @@ pub(crate) async fn mark_read_upto(
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM messages").fetch_one(pool).await)
 }
+
+/// What the admin's message search filters on; `None` leaves a criterion out.
+#[derive(Default, Debug, Clone)]
+pub(crate) struct MessageSearch {
+    /// Text the message contains (case-insensitive).
+    pub text: Option<String>,
+    pub author: Option<UserId>,
+    pub chat: Option<ChatId>,
+    /// Written at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Written before this time.
+    pub before: Option<DateTime<Utc>>,
+}
+
+/// One page of the live messages `search` selects, newest first, with their total.
+pub(crate) async fn search(
+    db: &Db,
+    search: &MessageSearch,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<MessageRow>), sqlx::Error> {
+    // Every criterion is bound, a NULL one selecting everything: one statement text.
+    let condition = "deleted = FALSE \
+        AND ($1 IS NULL OR LOWER(body) LIKE $1 ESCAPE '\\') \
+        AND ($2 IS NULL OR author = $2) \
+        AND ($3 IS NULL OR chat_id = $3) \
+        AND ($4 IS NULL OR created_at >= $4) \
+        AND ($5 IS NULL OR created_at < $5)";
+    let text = search
+        .text
+        .as_ref()
+        .map(|t| format!("%{}%", super::users::escape_like(&t.to_lowercase())));
+    let count_sql = format!("SELECT COUNT(*) FROM messages WHERE {condition}");
+    let page_sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE {condition} ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7"
+    );
+    with_db!(db, pool => {
+        let total: i64 = sqlx::query_scalar(&count_sql)
+            .bind(text.as_deref())
+            .bind(search.author)
+            .bind(search.chat)
+            .bind(search.since)
+            .bind(search.before)
+            .fetch_one(pool)
+            .await?;
+        let rows = sqlx::query_as::<_, MessageRow>(&page_sql)
+            .bind(text.as_deref())
+            .bind(search.author)
+            .bind(search.chat)
+            .bind(search.since)
+            .bind(search.before)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+        Ok((total, rows))
+    })
+}
+
+/// Live messages written at or after `since`.
+pub(crate) async fn count_since(db: &Db, since: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE created_at >= $1 AND deleted = FALSE")
+        .bind(since)
+        .fetch_one(pool)
+        .await)
+}

@@ -4,6 +4,7 @@
 //! [`with_db!`], which compiles the same body once per backend. Only the migrations differ,
 //! because DDL types differ (uuid/timestamptz on PostgreSQL, blob/text on SQLite).
 
+pub(crate) mod admin;
 pub(crate) mod chats;
 pub(crate) mod import;
 pub(crate) mod message_batch;

@@ -248,7 +248,7 @@ pub(crate) async fn search(
     })
 }
 
-fn escape_like(term: &str) -> String {
+pub(crate) fn escape_like(term: &str) -> String {
     let mut out = String::with_capacity(term.len());
     for c in term.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -261,4 +261,126 @@ fn escape_like(term: &str) -> String {
 
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await)
+}
+
+/// What the admin's user list filters on: every term must match the email or a name
+/// (case-insensitive); `None` leaves a flag unfiltered.
+#[derive(Default, Debug, Clone)]
+pub(crate) struct UserFilter {
+    pub terms: Vec<String>,
+    pub active: Option<bool>,
+    pub staff: Option<bool>,
+    pub online: Option<bool>,
+}
+
+impl UserFilter {
+    /// The `WHERE` condition, its parameters numbered from `$1`: the term patterns, then the
+    /// flags in use. Only the filters in use shape the SQL; values are always bound.
+    fn condition(&self) -> (String, Vec<String>, Vec<bool>) {
+        let mut clauses = vec!["TRUE".to_string()];
+        let patterns: Vec<String> = self
+            .terms
+            .iter()
+            .map(|t| format!("%{}%", escape_like(&t.to_lowercase())))
+            .collect();
+        for p in 1..=patterns.len() {
+            clauses.push(format!(
+                "(LOWER(email) LIKE ${p} ESCAPE '\\' OR LOWER(first_name) LIKE ${p} ESCAPE '\\' \
+                 OR LOWER(last_name) LIKE ${p} ESCAPE '\\')"
+            ));
+        }
+        let mut flags = Vec::new();
+        for (column, value) in [
+            ("is_active", self.active),
+            ("is_staff", self.staff),
+            ("online", self.online),
+        ] {
+            if let Some(value) = value {
+                flags.push(value);
+                clauses.push(format!("{column} = ${}", patterns.len() + flags.len()));
+            }
+        }
+        (clauses.join(" AND "), patterns, flags)
+    }
+}
+
+/// One page of the users `filter` selects, by email, with their total.
+pub(crate) async fn filtered(
+    db: &Db,
+    filter: &UserFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<UserRow>), sqlx::Error> {
+    let (condition, patterns, flags) = filter.condition();
+    let n = patterns.len() + flags.len() + 1;
+    let count_sql = format!("SELECT COUNT(*) FROM users WHERE {condition}");
+    let page_sql = format!(
+        "SELECT {COLUMNS} FROM users WHERE {condition} ORDER BY email LIMIT ${n} OFFSET ${}",
+        n + 1
+    );
+    with_db!(db, pool => {
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        let mut page = sqlx::query_as::<_, UserRow>(&page_sql);
+        for pattern in &patterns {
+            count = count.bind(pattern);
+            page = page.bind(pattern);
+        }
+        for flag in &flags {
+            count = count.bind(*flag);
+            page = page.bind(*flag);
+        }
+        let total = count.fetch_one(pool).await?;
+        let rows = page.bind(limit).bind(offset).fetch_all(pool).await?;
+        Ok((total, rows))
+    })
+}
+
+/// The ids of at most `limit` users `filter` selects.
+pub(crate) async fn filtered_ids(db: &Db, filter: &UserFilter, limit: i64) -> Result<Vec<UserId>, sqlx::Error> {
+    let (condition, patterns, flags) = filter.condition();
+    let sql = format!(
+        "SELECT id FROM users WHERE {condition} ORDER BY id LIMIT ${}",
+        patterns.len() + flags.len() + 1
+    );
+    with_db!(db, pool => {
+        let mut query = sqlx::query_scalar::<_, UserId>(&sql);
+        for pattern in &patterns {
+            query = query.bind(pattern);
+        }
+        for flag in &flags {
+            query = query.bind(*flag);
+        }
+        query.bind(limit).fetch_all(pool).await
+    })
+}
+
+/// What staff may change on an account in the admin site.
+#[derive(Debug, Clone)]
+pub(crate) struct AccountChange {
+    pub first_name: String,
+    pub last_name: String,
+    pub is_active: bool,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+pub(crate) async fn change_account(
+    db: &Db,
+    id: UserId,
+    change: &AccountChange,
+) -> Result<Option<UserRow>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE users SET first_name = $2, last_name = $3, is_active = $4, is_staff = $5, is_superuser = $6, \
+         updated_at = $7 WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    with_db!(db, pool => sqlx::query_as::<_, UserRow>(&sql)
+        .bind(id)
+        .bind(&change.first_name)
+        .bind(&change.last_name)
+        .bind(change.is_active)
+        .bind(change.is_staff)
+        .bind(change.is_superuser)
+        .bind(now())
+        .fetch_optional(pool)
+        .await)
 }

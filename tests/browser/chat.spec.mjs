@@ -8,40 +8,20 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, restClient, step } from './lib.mjs';
 
 const BASE = (process.env.CAUSERIE_URL || '').replace(/\/+$/, '');
 if (!BASE) {
   console.error('Set CAUSERIE_URL to the server under test, e.g. http://127.0.0.1:8000');
   process.exit(2);
 }
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const OUT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'out');
 const PASSWORD = 'plum-Velvet-8813';
 const SEEDED = 25; // more than one page of history (20)
 
-function step(text) {
-  console.log(`· ${text}`);
-}
-
 // ---- REST helpers --------------------------------------------------------------------
 
-async function rest(method, urlPath, { body, token, expect } = {}) {
-  const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const res = await fetch(BASE + urlPath, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  const data = text ? JSON.parse(text) : null;
-  if (expect !== undefined) {
-    assert.equal(res.status, expect, `${method} ${urlPath} → ${res.status} ${text}`);
-  }
-  return data;
-}
+const rest = restClient(BASE);
 
 async function newUser(first, last) {
   const tag = Math.random().toString(36).slice(2, 10);
@@ -135,19 +115,7 @@ async function main() {
     });
   }
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   const pages = [];
   try {
     const pageA = await openPage(browser, { width: 390, height: 780 }); // a phone

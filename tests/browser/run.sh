@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the debug binary, starts it on a free port with a fresh SQLite database in a temp
-# directory, runs the browser test against it, stops it, and exits with the test's status.
+# directory, makes a staff account with `causerie createsuperuser`, runs the browser tests
+# (the chat page, then the admin site) against it, stops it, and exits non-zero if one failed.
 # Needs node (>= 18), npm and Debian's chromium (/usr/bin/chromium, or set CHROMIUM_PATH).
 set -euo pipefail
 
@@ -51,11 +52,21 @@ if [[ -z "$ready" ]]; then
   exit 1
 fi
 
+admin_email="admin@example.test"
+admin_password="Staff-Lantern-$RANDOM-$RANDOM"
+(
+  cd "$tmp"
+  CAUSERIE_DATABASE_URL="sqlite://$tmp/b.db" CAUSERIE_NEW_PASSWORD="$admin_password" \
+    "$root/target/debug/causerie" createsuperuser --email "$admin_email" --no-input
+) >>"$tmp/server.log" 2>&1
+
 cd "$here"
 npm ci --no-audit --no-fund >/dev/null 2>&1 || npm install --no-audit --no-fund
 
 status=0
 CAUSERIE_URL="$url" node chat.spec.mjs || status=$?
+CAUSERIE_URL="$url" CAUSERIE_ADMIN_EMAIL="$admin_email" CAUSERIE_ADMIN_PASSWORD="$admin_password" \
+  node admin.spec.mjs || status=$?
 if [[ $status -ne 0 ]]; then
   echo "--- server log (last 50 lines) ---" >&2
   tail -n 50 "$tmp/server.log" >&2

@@ -470,6 +470,12 @@ impl TestServer {
         reply.body.clone()
     }
 
+    pub async fn user_row_by_email(&self, email: &str) -> Option<UserRow> {
+        testing::store::users::by_email(self.db(), email)
+            .await
+            .expect("reading a user")
+    }
+
     pub async fn user_row(&self, id: &str) -> Option<UserRow> {
         testing::store::users::by_id(self.db(), id.parse().expect("uuid"))
             .await

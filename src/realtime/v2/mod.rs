@@ -101,11 +101,11 @@ pub(crate) async fn run(socket: WebSocket, rt: Realtime, user: UserId, initial: 
                 // the kick must still end it, so race the two.
                 Some(delivery) => tokio::select! {
                     forwarded = Box::pin(session.forward(&mut sink, delivery, &mut rx)) => if forwarded.is_err() { break None },
-                    _ = kicked.notified() => break Some(session::too_slow()),
+                    reason = kicked.notified() => break Some(session::kick_close(reason)),
                 },
                 None => break None,
             },
-            _ = kicked.notified() => break Some(session::too_slow()),
+            reason = kicked.notified() => break Some(session::kick_close(reason)),
             due = keepalive.due() => match due {
                 Ok(ping) => if sink.send(ping).await.is_err() { break None },
                 Err(dead) => break Some(dead),
