@@ -128,6 +128,27 @@ async fn named(srv: &TestServer, email: &str, first_name: &str, last_name: &str)
     srv.quick_user_named(email, PASSWORD, first_name, last_name).await
 }
 
+/// The cast most tests start with: Alice Martin and Bob Durand.
+async fn alice_and_bob(srv: &TestServer) -> (TestUser, TestUser) {
+    let alice = named(srv, "alice@example.com", "Alice", "Martin").await;
+    let bob = named(srv, "bob@example.com", "Bob", "Durand").await;
+    (alice, bob)
+}
+
+/// Alice and Bob, and the chat between them (its id).
+async fn alice_and_bob_in_a_chat(srv: &TestServer) -> (TestUser, TestUser, String) {
+    let (alice, bob) = alice_and_bob(srv).await;
+    let chat = id_of(&srv.open_chat(&alice, &bob).await);
+    (alice, bob, chat)
+}
+
+/// Alice and Bob, and Carol Petit for the third party of a group or an outsider.
+async fn alice_bob_and_carol(srv: &TestServer) -> (TestUser, TestUser, TestUser) {
+    let (alice, bob) = alice_and_bob(srv).await;
+    let carol = named(srv, "carol@example.com", "Carol", "Petit").await;
+    (alice, bob, carol)
+}
+
 /// Posts a text message; returns the stored message.
 async fn post_message(srv: &TestServer, author: &TestUser, chat: &str, text: &str) -> Value {
     let reply = srv
@@ -289,8 +310,7 @@ async fn endpoints_require_authentication(backend: Backend) {
 
 async fn user_list_only_the_caller(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
+    let (alice, bob) = alice_and_bob(&srv).await;
 
     let reply = srv.get_auth("/api/user/", &alice.access).await;
     reply.expect_status(200);
@@ -359,8 +379,7 @@ async fn user_list_only_the_caller(backend: Backend) {
 
 async fn user_detail_and_patch(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
+    let (alice, bob) = alice_and_bob(&srv).await;
     let mine = format!("/api/user/{}/", alice.id);
 
     let reply = srv.get_auth(&mine, &alice.access).await;
@@ -616,9 +635,7 @@ async fn search_users_paginates(backend: Backend) {
 
 async fn chat_list_detail_and_delete(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
+    let (alice, bob, carol) = alice_bob_and_carol(&srv).await;
 
     let ab = id_of(&srv.open_chat(&alice, &bob).await);
     let ac = id_of(&srv.open_chat(&alice, &carol).await);
@@ -739,9 +756,7 @@ async fn chat_list_detail_and_delete(backend: Backend) {
 
 async fn create_chat_rules(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
+    let (alice, bob, carol) = alice_bob_and_carol(&srv).await;
 
     // Created: 201 with the chat.
     let created = srv.open_chat(&alice, &bob).await;
@@ -852,9 +867,7 @@ async fn create_chat_rules(backend: Backend) {
 
 async fn message_history_pages_and_cursors(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let chat = id_of(&srv.open_chat(&alice, &bob).await);
+    let (alice, bob, chat) = alice_and_bob_in_a_chat(&srv).await;
     let mut stored = Vec::new();
     for i in 0..45 {
         let author = if i % 2 == 0 { &alice } else { &bob };
@@ -952,9 +965,7 @@ async fn message_history_pages_and_cursors(backend: Backend) {
 
 async fn message_history_filters_and_access(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
+    let (alice, bob, carol) = alice_bob_and_carol(&srv).await;
     let chat = id_of(&srv.open_chat(&alice, &bob).await);
     let text1 = post_message(&srv, &alice, &chat, "hello").await;
     let geo = srv
@@ -1016,9 +1027,7 @@ async fn message_history_filters_and_access(backend: Backend) {
 
 async fn post_message_rules(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
+    let (alice, bob, carol) = alice_bob_and_carol(&srv).await;
     let chat = id_of(&srv.open_chat(&alice, &bob).await);
 
     // The body names Bob as author: the author is the caller all the same.
@@ -1152,9 +1161,7 @@ async fn post_message_rules(backend: Backend) {
 
 async fn message_detail_patch_delete(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
+    let (alice, bob, carol) = alice_bob_and_carol(&srv).await;
     let chat = id_of(&srv.open_chat(&alice, &bob).await);
     let message = post_message(&srv, &alice, &chat, "original").await;
     let path = format!("/api/message/{}/", id_of(&message));
@@ -1240,9 +1247,7 @@ async fn message_detail_patch_delete(backend: Backend) {
 
 async fn update_messages_status(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
+    let (alice, bob, carol) = alice_bob_and_carol(&srv).await;
     let ab = id_of(&srv.open_chat(&alice, &bob).await);
     let ac = id_of(&srv.open_chat(&alice, &carol).await);
     let from_alice = post_message(&srv, &alice, &ab, "from Alice").await;
@@ -1319,9 +1324,7 @@ async fn update_messages_status(backend: Backend) {
 
 async fn unread_count_drops_after_reads(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let chat = id_of(&srv.open_chat(&alice, &bob).await);
+    let (alice, bob, chat) = alice_and_bob_in_a_chat(&srv).await;
     let mut from_bob = Vec::new();
     for i in 0..3 {
         from_bob.push(post_message(&srv, &bob, &chat, &format!("b{i}")).await);
@@ -1360,9 +1363,7 @@ async fn unread_count_drops_after_reads(backend: Backend) {
 
 async fn group_chats(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
+    let (alice, bob, carol) = alice_bob_and_carol(&srv).await;
     let dave = named(&srv, "dave@example.com", "Dave", "Leroy").await;
     let eve = named(&srv, "eve@example.com", "Eve", "Moreau").await;
 
@@ -1597,9 +1598,7 @@ async fn group_chats(backend: Backend) {
 
 async fn deleted_user_shows_as_null(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let chat = id_of(&srv.open_chat(&alice, &bob).await);
+    let (alice, bob, chat) = alice_and_bob_in_a_chat(&srv).await;
     let message = post_message(&srv, &bob, &chat, "bye").await;
     srv.delete_auth(
         "/auth/users/me/",
@@ -1624,9 +1623,7 @@ async fn deleted_user_shows_as_null(backend: Backend) {
 
 async fn post_message_retry_with_client_id(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
-    let chat = id_of(&srv.open_chat(&alice, &bob).await);
+    let (alice, bob, chat) = alice_and_bob_in_a_chat(&srv).await;
     let body = json!({ "refChat": chat, "message": "once", "clientId": "c-1" });
     let first = srv.post_json_auth("/api/message/", &alice.access, &body).await;
     first.expect_status(201);
@@ -1647,8 +1644,7 @@ async fn post_message_retry_with_client_id(backend: Backend) {
 
 async fn concurrent_create_chat_makes_one_chat(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
+    let (alice, bob) = alice_and_bob(&srv).await;
     let bodies: Vec<(&TestUser, Value)> = (0..10)
         .map(|i| {
             let (me, other) = if i % 2 == 0 { (&alice, &bob) } else { (&bob, &alice) };
@@ -1676,8 +1672,7 @@ async fn concurrent_create_chat_makes_one_chat(backend: Backend) {
 
 async fn paths_without_trailing_slash(backend: Backend) {
     let srv = TestServer::start(backend).await;
-    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
-    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
+    let (alice, bob) = alice_and_bob(&srv).await;
     let reply = srv
         .post_json_auth(
             "/api/createChat",

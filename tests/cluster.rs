@@ -8,7 +8,6 @@
 #[macro_use]
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -51,32 +50,19 @@ struct Instance {
 
 impl Instance {
     fn start(database_url: &str, redis_url: &str, secret: &str) -> Instance {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_causerie"))
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .env("CAUSERIE_DATABASE_URL", database_url)
-            .env("CAUSERIE_REDIS_URL", redis_url)
-            .env("CAUSERIE_SECRET_KEY", secret)
-            .env("CAUSERIE_RATE_LOGIN_PER_MINUTE", "10000")
-            .env("CAUSERIE_RATE_REGISTER_PER_HOUR", "10000")
-            .env("CAUSERIE_SHUTDOWN_GRACE_SECS", "5")
-            .env(
-                "CAUSERIE_LOG_LEVEL",
-                std::env::var("CLUSTER_LOG").unwrap_or("warn".into()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning causerie serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("reading the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("Causerie listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
+        let (child, addr) = common::spawn_serve(|command| {
+            command
+                .env("CAUSERIE_DATABASE_URL", database_url)
+                .env("CAUSERIE_REDIS_URL", redis_url)
+                .env("CAUSERIE_SECRET_KEY", secret)
+                .env("CAUSERIE_RATE_LOGIN_PER_MINUTE", "10000")
+                .env("CAUSERIE_RATE_REGISTER_PER_HOUR", "10000")
+                .env("CAUSERIE_SHUTDOWN_GRACE_SECS", "5")
+                .env(
+                    "CAUSERIE_LOG_LEVEL",
+                    std::env::var("CLUSTER_LOG").unwrap_or("warn".into()),
+                );
+        });
         Instance {
             child,
             addr,

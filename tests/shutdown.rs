@@ -7,8 +7,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use causerie::ids::ChatId;
@@ -42,29 +41,17 @@ impl Process {
             Some(pg) => pg.url.clone(),
             None => format!("sqlite://{}/shutdown.db", dir.path().display()),
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_causerie"))
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .current_dir(dir.path())
-            .env("CAUSERIE_DATABASE_URL", &database_url)
-            .env("CAUSERIE_RATE_REGISTER_PER_HOUR", "10000")
-            .env("CAUSERIE_RATE_LOGIN_PER_MINUTE", "10000")
-            .env("CAUSERIE_WS_FRAMES_PER_SECOND", "100000")
-            .env("CAUSERIE_WS_FRAMES_BURST", "100000")
-            .env("CAUSERIE_SHUTDOWN_GRACE_SECS", "10")
-            .env("CAUSERIE_LOG_LEVEL", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning causerie serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("reading the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("Causerie listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .to_string();
+        let (child, addr) = common::spawn_serve(|command| {
+            command
+                .current_dir(dir.path())
+                .env("CAUSERIE_DATABASE_URL", &database_url)
+                .env("CAUSERIE_RATE_REGISTER_PER_HOUR", "10000")
+                .env("CAUSERIE_RATE_LOGIN_PER_MINUTE", "10000")
+                .env("CAUSERIE_WS_FRAMES_PER_SECOND", "100000")
+                .env("CAUSERIE_WS_FRAMES_BURST", "100000")
+                .env("CAUSERIE_SHUTDOWN_GRACE_SECS", "10")
+                .env("CAUSERIE_LOG_LEVEL", "warn");
+        });
         Process {
             child,
             addr,

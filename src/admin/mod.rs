@@ -19,11 +19,11 @@ mod session;
 mod users;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
+use crate::http::asset::embedded;
 use crate::limits::RateLimits;
 pub(crate) use service::Admin;
 
@@ -55,22 +55,10 @@ where
         .route(JS_PATH, get(js))
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-        ],
-        body,
-    )
-        .into_response()
-}
-
 async fn css() -> Response {
-    asset("text/css; charset=utf-8", ADMIN_CSS)
+    embedded("text/css; charset=utf-8", ADMIN_CSS)
 }
 
 async fn js() -> Response {
-    asset("text/javascript; charset=utf-8", ADMIN_JS)
+    embedded("text/javascript; charset=utf-8", ADMIN_JS)
 }

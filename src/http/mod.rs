@@ -1,6 +1,7 @@
 //! Pieces every REST handler shares: typed bodies, query filters and path ids, pagination.
 
 pub(crate) mod answers;
+pub(crate) mod asset;
 pub(crate) mod body;
 pub(crate) mod fields;
 pub(crate) mod micros;

@@ -3,12 +3,12 @@
 //! Every run reads every chat, oldest first: the first chat of a pair is the one kept (or the
 //! pair's chat is already in Causerie), and each later one of the same pair is merged into it.
 
-use futures_util::StreamExt;
 use uuid::Uuid;
 
+use super::batches::Batches;
 use super::progress::Progress;
 use super::source::{self, DjangoChat, Source, SourceError, SourceRow};
-use super::{ChatState, Context, ImportError, BATCH};
+use super::{ChatState, Context, ImportError};
 use crate::store::import::{self as store, ChatWrites, NewPairChat};
 
 const TABLE: &str = "chat_chat";
@@ -18,19 +18,11 @@ pub(super) async fn run(ctx: &mut Context<'_>, source: &mut Source) -> Result<()
         .count(source::CHATS_COUNT, None)
         .await
         .map_err(SourceError::Sql)?;
-    let mut progress = Progress::start(ctx.progress, "chats", total.max(0) as u64);
-    let mut rows = source.rows(source::CHATS, None);
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(row) = rows.next().await {
-        batch.push(row.map_err(SourceError::Sql)?);
-        if batch.len() == BATCH {
-            progress.advance(batch.len() as u64);
-            import_batch(ctx, std::mem::take(&mut batch)).await?;
-        }
+    let progress = Progress::start(ctx.progress, "chats", total.max(0) as u64);
+    let mut batches = Batches::new(source.rows(source::CHATS, None), progress);
+    while let Some(batch) = batches.next().await? {
+        import_batch(ctx, batch).await?;
     }
-    progress.advance(batch.len() as u64);
-    import_batch(ctx, batch).await?;
-    progress.finish();
     Ok(())
 }
 

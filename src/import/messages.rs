@@ -2,13 +2,13 @@
 
 use std::collections::BTreeSet;
 
-use futures_util::StreamExt;
 use uuid::Uuid;
 
+use super::batches::Batches;
 use super::chats::missing_user;
 use super::progress::Progress;
 use super::source::{self, DjangoMessage, Source, SourceError, SourceRow};
-use super::{Context, ImportError, BATCH};
+use super::{Context, ImportError};
 use crate::store::import::{self as store, ChatProgress, MessageUpdate};
 use crate::store::messages::MessageRow;
 
@@ -20,26 +20,18 @@ pub(super) async fn run(ctx: &mut Context<'_>, source: &mut Source) -> Result<()
         .count(&source::count_changed_since(TABLE, since), since)
         .await
         .map_err(SourceError::Sql)?;
-    let mut progress = Progress::start(ctx.progress, "messages", total.max(0) as u64);
+    let progress = Progress::start(ctx.progress, "messages", total.max(0) as u64);
     let sql = source::changed_since(source::MESSAGES, source::MESSAGES_ORDER, since);
-    let mut rows = source.rows(&sql, since);
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batches = Batches::new(source.rows(&sql, since), progress);
     // Statistics again each time the messages written in this run have doubled.
     let mut next_statistics = 5_000;
-    while let Some(row) = rows.next().await {
-        batch.push(row.map_err(SourceError::Sql)?);
-        if batch.len() == BATCH {
-            progress.advance(batch.len() as u64);
-            import_batch(ctx, std::mem::take(&mut batch)).await?;
-            if ctx.report.messages.new >= next_statistics {
-                next_statistics *= 2;
-                refresh_statistics(ctx).await?;
-            }
+    while let Some(batch) = batches.next().await? {
+        import_batch(ctx, batch).await?;
+        if ctx.report.messages.new >= next_statistics {
+            next_statistics *= 2;
+            refresh_statistics(ctx).await?;
         }
     }
-    progress.advance(batch.len() as u64);
-    import_batch(ctx, batch).await?;
-    progress.finish();
     Ok(())
 }
 

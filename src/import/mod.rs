@@ -24,6 +24,7 @@
 //!   which messages still unread here it has read since (a queryset update does not touch
 //!   `updatedAt`).
 
+mod batches;
 mod chats;
 mod devices;
 mod messages;

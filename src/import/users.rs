@@ -1,12 +1,12 @@
 //! `chat_user` → `users`.
 
-use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::batches::Batches;
 use super::progress::Progress;
 use super::source::{self, DjangoUser, Source, SourceError, SourceRow};
-use super::{Context, ImportError, BATCH};
+use super::{Context, ImportError};
 use crate::accounts::email::Email;
 use crate::store::import::{self as store, ImportedUser, UserWrite};
 use crate::store::users::UserRow;
@@ -19,20 +19,12 @@ pub(super) async fn run(ctx: &mut Context<'_>, source: &mut Source) -> Result<()
         .count(&source::count_changed_since(TABLE, since), since)
         .await
         .map_err(SourceError::Sql)?;
-    let mut progress = Progress::start(ctx.progress, "users", total.max(0) as u64);
+    let progress = Progress::start(ctx.progress, "users", total.max(0) as u64);
     let sql = source::changed_since(source::USERS, source::USERS_ORDER, since);
-    let mut rows = source.rows(&sql, since);
-    let mut batch = Vec::with_capacity(BATCH);
-    while let Some(row) = rows.next().await {
-        batch.push(row.map_err(SourceError::Sql)?);
-        if batch.len() == BATCH {
-            progress.advance(batch.len() as u64);
-            import_batch(ctx, std::mem::take(&mut batch)).await?;
-        }
+    let mut batches = Batches::new(source.rows(&sql, since), progress);
+    while let Some(batch) = batches.next().await? {
+        import_batch(ctx, batch).await?;
     }
-    progress.advance(batch.len() as u64);
-    import_batch(ctx, batch).await?;
-    progress.finish();
     Ok(())
 }
 

@@ -349,6 +349,21 @@ pub struct ChatProgress {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Runs `recompute_read_marks_sql` for `chats` inside the open transaction `tx` (a macro
+/// because the transaction's type differs per backend, as in `with_db!`).
+macro_rules! recompute_read_marks {
+    ($tx:ident, $chats:expr) => {
+        for piece in in_pieces($chats) {
+            let sql = recompute_read_marks_sql(piece.len());
+            let mut query = sqlx::query(&sql);
+            for chat in piece {
+                query = query.bind(*chat);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+    };
+}
+
 /// One batch of messages in one transaction: new rows (numbered by the caller), changed rows,
 /// the chats' new `last_seq`, then the read marks of every chat touched.
 pub async fn apply_messages(
@@ -398,11 +413,8 @@ pub async fn apply_messages(
     };
     with_db!(db, pool => {
         let mut tx = pool.begin().await?;
-        let mut rest = new;
-        for size in pieces(new.len()) {
-            let (piece, tail) = rest.split_at(size);
-            rest = tail;
-            let sql = insert_sql(size);
+        for piece in in_pieces(new) {
+            let sql = insert_sql(piece.len());
             let mut query = sqlx::query(&sql);
             for m in piece {
                 query = query
@@ -418,28 +430,15 @@ pub async fn apply_messages(
                 .bind(m.id).bind(&m.body).bind(m.kind).bind(m.extra_data.as_deref()).bind(m.is_read).bind(m.updated_at)
                 .execute(&mut *tx).await?;
         }
-        let mut rest = chats;
-        for size in pieces(chats.len()) {
-            let (piece, tail) = rest.split_at(size);
-            rest = tail;
-            let sql = progress_sql(size);
+        for piece in in_pieces(chats) {
+            let sql = progress_sql(piece.len());
             let mut query = sqlx::query(&sql);
             for chat in piece {
                 query = query.bind(chat.id).bind(chat.last_seq).bind(chat.updated_at);
             }
             query.execute(&mut *tx).await?;
         }
-        let mut rest = touched;
-        for size in pieces(touched.len()) {
-            let (piece, tail) = rest.split_at(size);
-            rest = tail;
-            let sql = recompute_read_marks_sql(size);
-            let mut query = sqlx::query(&sql);
-            for chat in piece {
-                query = query.bind(*chat);
-            }
-            query.execute(&mut *tx).await?;
-        }
+        recompute_read_marks!(tx, touched);
         tx.commit().await
     })
 }
@@ -450,15 +449,14 @@ pub async fn apply_messages(
 /// statements to the driver.
 const PIECES: [usize; 4] = [64, 16, 4, 1];
 
-fn pieces(mut len: usize) -> Vec<usize> {
-    let mut out = Vec::new();
-    for size in PIECES {
-        while len >= size {
-            out.push(size);
-            len -= size;
-        }
-    }
-    out
+/// `items` cut into consecutive slices of the `PIECES` sizes, largest first.
+fn in_pieces<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = PIECES.into_iter().find(|size| items.len() >= *size)?;
+        let (piece, rest) = items.split_at(size);
+        items = rest;
+        Some(piece)
+    })
 }
 
 /// Sets a chat's members' read marks to the highest `seq` up to which every message from
@@ -496,17 +494,7 @@ pub async fn mark_read(db: &Db, ids: &[Uuid], chats: &[Uuid]) -> Result<(), sqlx
         for id in ids {
             sqlx::query("UPDATE messages SET is_read = TRUE WHERE id = $1").bind(id).execute(&mut *tx).await?;
         }
-        let mut rest = chats;
-        for size in pieces(chats.len()) {
-            let (piece, tail) = rest.split_at(size);
-            rest = tail;
-            let sql = recompute_read_marks_sql(size);
-            let mut query = sqlx::query(&sql);
-            for chat in piece {
-                query = query.bind(*chat);
-            }
-            query.execute(&mut *tx).await?;
-        }
+        recompute_read_marks!(tx, chats);
         tx.commit().await
     })
 }

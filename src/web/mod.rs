@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
+use crate::http::asset::embedded;
 
 const CHAT_HTML: &str = include_str!("assets/chat.html");
 const CHAT_JS: &str = include_str!("assets/chat.js");
@@ -49,20 +50,8 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/api/docs/{*rest}", get(docs_file))
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-        ],
-        body,
-    )
-        .into_response()
-}
-
 async fn chat_page() -> Response {
-    let mut response = asset("text/html; charset=utf-8", CHAT_HTML);
+    let mut response = embedded("text/html; charset=utf-8", CHAT_HTML);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -79,11 +68,11 @@ async fn chat_page_for(Path(chat_id): Path<String>) -> Response {
 }
 
 async fn chat_js() -> Response {
-    asset("text/javascript; charset=utf-8", CHAT_JS)
+    embedded("text/javascript; charset=utf-8", CHAT_JS)
 }
 
 async fn chat_css() -> Response {
-    asset("text/css; charset=utf-8", CHAT_CSS)
+    embedded("text/css; charset=utf-8", CHAT_CSS)
 }
 
 /// This OpenAPI document.

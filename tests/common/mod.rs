@@ -123,6 +123,32 @@ fn init_logging() {
 }
 
 /// The configuration every test server starts from (the database URL is filled in later).
+/// `causerie serve` on an ephemeral port as a real process (for what only a process shows:
+/// signals, several instances): `configure` sets its environment; returns the child and the
+/// address from the first line it prints.
+pub fn spawn_serve(configure: impl FnOnce(&mut std::process::Command)) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_causerie"));
+    command.args(["serve", "--bind", "127.0.0.1:0"]);
+    configure(&mut command);
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning causerie serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("reading the listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("Causerie listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    (child, addr)
+}
+
 pub fn base_config() -> Config {
     let mut key = [0u8; 32];
     rand::Rng::fill(&mut rand::thread_rng(), &mut key);
