@@ -73,6 +73,7 @@ backend_tests!(
     post_message_retry_with_client_id,
     concurrent_create_chat_makes_one_chat,
     paths_without_trailing_slash,
+    bodies_read_as_drf_reads_them,
 );
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -1868,4 +1869,64 @@ async fn cli_users_and_chats() {
         members.iter().map(|m| m.user_id.0).collect::<BTreeSet<_>>(),
         BTreeSet::from([a, b])
     );
+}
+
+/// What schemathesis found refused where DRF accepts: integral floats for integers, repeated
+/// form keys for lists, an empty form value for a nullable field.
+async fn bodies_read_as_drf_reads_them(backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let (alice, bob, carol) = alice_bob_and_carol(&srv).await;
+    let chat = id_of(&srv.open_chat(&alice, &bob).await);
+
+    let sent = srv
+        .post_json_auth(
+            "/api/message/",
+            &alice.access,
+            &json!({ "refChat": chat, "message": "float type", "type": 0.0, "extraData": "" }),
+        )
+        .await;
+    sent.expect_status(201);
+    assert_eq!(sent.body["type"], json!(0));
+    let refused = srv
+        .post_json_auth(
+            "/api/message/",
+            &alice.access,
+            &json!({ "refChat": chat, "message": "half type", "type": 0.5, "extraData": "" }),
+        )
+        .await;
+    refused.expect(400, json!({ "type": ["A valid integer is required."] }));
+
+    let form = |body: String| {
+        let auth = format!("Bearer {}", alice.access);
+        let srv = &srv;
+        async move {
+            srv.request_raw(
+                Method::POST,
+                "/api/groups/",
+                Some("application/x-www-form-urlencoded"),
+                body,
+                &[("Authorization", auth.as_str())],
+            )
+            .await
+        }
+    };
+    let group = form(format!("title=Form+group&members={}&members={}", bob.id, carol.id)).await;
+    group.expect_status(201);
+    assert_eq!(group.body["members"].as_array().map(Vec::len), Some(3));
+    let pair = form(format!("title=Just+Bob&members={}", bob.id)).await;
+    pair.expect_status(201);
+    assert_eq!(pair.body["members"].as_array().map(Vec::len), Some(2));
+
+    let patched = srv
+        .request_raw(
+            Method::PATCH,
+            &format!("/api/user/{}/", alice.id),
+            Some("application/x-www-form-urlencoded"),
+            "lastConnexionDate=",
+            &[("Authorization", format!("Bearer {}", alice.access).as_str())],
+        )
+        .await;
+    patched.expect_status(200);
+    assert_eq!(patched.body["lastConnexionDate"], json!(null));
+    srv.finish().await;
 }

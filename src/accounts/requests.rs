@@ -20,7 +20,7 @@ pub(crate) struct NewAccount {
     pub email: Email,
     /// Django's default rules: at least 8 characters, not entirely numeric, not common, not
     /// too similar to the email or the names.
-    #[schema(format = Password, max_length = 4096)]
+    #[schema(format = Password, min_length = 1, max_length = 4096)]
     pub password: String,
     #[schema(max_length = 150, required = false)]
     pub first_name: String,
@@ -83,7 +83,7 @@ impl From<NamesChange> for ProfileChange {
 #[derive(Debug, ToSchema)]
 pub(crate) struct CurrentPassword {
     /// The caller's own password.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 1)]
     pub current_password: String,
 }
 
@@ -99,9 +99,9 @@ impl FromBody for CurrentPassword {
 /// order: `new_password` from `PasswordSerializer`, then `current_password`).
 #[derive(Debug, ToSchema)]
 pub(crate) struct PasswordChange {
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 1)]
     pub new_password: String,
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 1)]
     pub current_password: String,
 }
 
@@ -134,11 +134,11 @@ impl FromBody for ResetRequest {
 /// `POST /auth/users/reset_password_confirm/`: the reset link's two parts and the new password.
 #[derive(Debug, ToSchema)]
 pub(crate) struct ResetConfirm {
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, pattern = r"\S")]
     pub uid: String,
-    #[schema(max_length = 200)]
+    #[schema(max_length = 200, pattern = r"\S")]
     pub token: String,
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 1)]
     pub new_password: String,
 }
 
@@ -159,9 +159,9 @@ impl FromBody for ResetConfirm {
 /// is refused like any wrong credentials.
 #[derive(Debug, ToSchema)]
 pub(crate) struct Credentials {
-    #[schema(format = Email, max_length = 254)]
+    #[schema(format = Email, min_length = 1, max_length = 254)]
     pub email: String,
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 1)]
     pub password: String,
 }
 
@@ -179,6 +179,7 @@ impl FromBody for Credentials {
 /// A refresh token (`/auth/jwt/refresh/`, `/auth/jwt/blacklist/`).
 #[derive(Debug, ToSchema)]
 pub(crate) struct RefreshToken {
+    #[schema(pattern = r"\S")]
     pub refresh: String,
 }
 
@@ -193,6 +194,7 @@ impl FromBody for RefreshToken {
 /// A token of either type (`/auth/jwt/verify/`).
 #[derive(Debug, ToSchema)]
 pub(crate) struct AnyToken {
+    #[schema(pattern = r"\S")]
     pub token: String,
 }
 

@@ -166,7 +166,7 @@ impl FromBody for MarkRead {
 /// `POST /api/groups/`: the caller becomes its admin.
 #[derive(Debug, ToSchema)]
 pub(crate) struct NewGroup {
-    #[schema(max_length = 128)]
+    #[schema(max_length = 128, pattern = r"\S")]
     pub title: String,
     /// Active users to add besides the caller.
     #[schema(required = false, max_items = 1000)]
@@ -187,7 +187,7 @@ impl FromBody for NewGroup {
 /// `PUT`/`PATCH /api/groups/{id}/`.
 #[derive(Debug, ToSchema)]
 pub(crate) struct GroupTitle {
-    #[schema(max_length = 128)]
+    #[schema(max_length = 128, pattern = r"\S")]
     pub title: String,
 }
 

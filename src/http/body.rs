@@ -34,8 +34,12 @@ impl<S: Send + Sync, T: FromBody> FromRequest<S> for Form<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Body(body) = Body::from_request(req, state).await?;
-        let mut f = Fields::new(&body);
+        let body = Body::from_request(req, state).await?;
+        let mut f = if body.form {
+            Fields::from_form(&body.fields)
+        } else {
+            Fields::new(&body.fields)
+        };
         let value = T::from_fields(&mut f);
         f.finish_with(value).map(Form)
     }
@@ -43,7 +47,12 @@ impl<S: Send + Sync, T: FromBody> FromRequest<S> for Form<T> {
 
 /// The request body as a JSON object (an empty body is an empty object, as DRF sees it), of
 /// at most the route's [`BodyLimit`].
-pub(crate) struct Body(pub Map<String, Value>);
+pub(crate) struct Body {
+    pub(crate) fields: Map<String, Value>,
+    /// Form data: each value a string, a key sent more than once an array of them (read with
+    /// `Fields::from_form`).
+    pub(crate) form: bool,
+}
 
 /// Reads a whole body of at most the route's [`BodyLimit`]. A declared `Content-Length` above
 /// it is refused before any of the body is read; a body that stops arriving ends with 408 (the
@@ -80,14 +89,26 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
         let bytes = read_limited(req).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Body(Map::new()));
+            return Ok(Body {
+                fields: Map::new(),
+                form: false,
+            });
         }
         match content_type.as_deref() {
             Some("application/json") => parse_json(&bytes),
             Some(ct) if ct.starts_with("application/") && ct.ends_with("+json") => parse_json(&bytes),
             Some("application/x-www-form-urlencoded") => {
-                let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&bytes).into_owned().collect();
-                Ok(Body(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
+                let mut fields = Map::new();
+                for (key, value) in url::form_urlencoded::parse(&bytes).into_owned() {
+                    match fields.get_mut(&key) {
+                        None => {
+                            fields.insert(key, Value::String(value));
+                        }
+                        Some(Value::Array(values)) => values.push(Value::String(value)),
+                        Some(first) => *first = Value::Array(vec![first.take(), Value::String(value)]),
+                    }
+                }
+                Ok(Body { fields, form: true })
             }
             Some(other) => Err(ApiError::UnsupportedMediaType(other.to_string())),
             None => Err(ApiError::UnsupportedMediaType(String::new())),
@@ -97,7 +118,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 
 fn parse_json(bytes: &[u8]) -> Result<Body, ApiError> {
     match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(map)) => Ok(Body(map)),
+        Ok(Value::Object(fields)) => Ok(Body { fields, form: false }),
         Ok(other) => Err(ApiError::field(
             "non_field_errors",
             format!("Invalid data. Expected a dictionary, but got {}.", json_kind(&other)),

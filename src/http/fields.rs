@@ -10,6 +10,10 @@ use crate::validation::{FieldErrors, REQUIRED};
 
 pub(crate) struct Fields<'a> {
     body: &'a Map<String, Value>,
+    /// The body was form data: a key sent more than once is an array of its strings, read as
+    /// a list by the list readers and as its last value by the others (Django's `QueryDict`),
+    /// and an empty value of a nullable field is null (DRF's rule for HTML input).
+    form: bool,
     errors: FieldErrors,
     /// Every field name a reader asked for, so tests can hold a body type's documented
     /// properties against what it really reads.
@@ -19,19 +23,45 @@ pub(crate) struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub(crate) fn new(body: &'a Map<String, Value>) -> Fields<'a> {
+        Fields::with_origin(body, false)
+    }
+
+    /// The fields of a form body (see `form`).
+    pub(crate) fn from_form(body: &'a Map<String, Value>) -> Fields<'a> {
+        Fields::with_origin(body, true)
+    }
+
+    fn with_origin(body: &'a Map<String, Value>, form: bool) -> Fields<'a> {
         Fields {
             body,
+            form,
             errors: FieldErrors::new(),
             #[cfg(test)]
             asked: Vec::new(),
         }
     }
 
-    /// The raw value of a field; every reader goes through here.
-    fn value(&mut self, field: &str) -> Option<&'a Value> {
+    /// The raw value of a field as a list reader sees it; every reader goes through here.
+    fn list_value(&mut self, field: &str) -> Option<&'a Value> {
         #[cfg(test)]
         self.asked.push(field.to_string());
         self.body.get(field)
+    }
+
+    /// The raw value of a single-valued field: a repeated form key gives its last value.
+    fn value(&mut self, field: &str) -> Option<&'a Value> {
+        match self.list_value(field)? {
+            Value::Array(items) if self.form => items.last(),
+            value => Some(value),
+        }
+    }
+
+    /// Like `value`, for a field that may be null: in form data an empty value is null.
+    fn nullable_value(&mut self, field: &str) -> Option<&'a Value> {
+        match self.value(field)? {
+            Value::String(s) if self.form && s.is_empty() => Some(&Value::Null),
+            value => Some(value),
+        }
     }
 
     #[cfg(test)]
@@ -141,12 +171,22 @@ impl<'a> Fields<'a> {
         parsed
     }
 
+    /// An integer as DRF's `IntegerField` reads one: a number or a string, where a decimal
+    /// part of zeros is dropped (`2`, `2.0`, `"2.00"`), nothing else.
     pub(crate) fn optional_int(&mut self, field: &str) -> Option<i64> {
-        let parsed = match self.value(field)? {
-            Value::Number(n) => n.as_i64(),
-            Value::String(s) => s.trim().parse().ok(),
+        let text = match self.value(field)? {
+            Value::Number(n) => Some(n.to_string()),
+            Value::String(s) => Some(s.clone()),
             _ => None,
         };
+        let parsed = text.and_then(|text| {
+            let text = text.trim_end();
+            let whole = match text.rfind('.') {
+                Some(dot) if text[dot + 1..].bytes().all(|b| b == b'0') => &text[..dot],
+                _ => text,
+            };
+            whole.trim().parse().ok()
+        });
         if parsed.is_none() {
             self.error(field, "A valid integer is required.");
         }
@@ -180,9 +220,9 @@ impl<'a> Fields<'a> {
     /// An optional list of ids (absent or null → empty) of at most `max` items; anything else
     /// is refused with `message`.
     pub(crate) fn optional_id_list<T: From<Uuid>>(&mut self, field: &str, max: usize, message: &str) -> Option<Vec<T>> {
-        let parsed = match self.value(field) {
+        let parsed = match self.list_value(field) {
             None | Some(Value::Null) => return Some(Vec::new()),
-            Some(value) => id_list(value, max),
+            Some(value) => self.id_list(value, max),
         };
         if parsed.is_none() {
             self.error(field, message);
@@ -193,7 +233,16 @@ impl<'a> Fields<'a> {
     /// A list of ids read without refusing anything: `None` when the field is absent or is not
     /// a list of at most `max` uuids.
     pub(crate) fn lenient_id_list<T: From<Uuid>>(&mut self, field: &str, max: usize) -> Option<Vec<T>> {
-        id_list(self.value(field)?, max)
+        let value = self.list_value(field)?;
+        self.id_list(value, max)
+    }
+
+    /// `id_list`, where a form key sent once is a list of one.
+    fn id_list<T: From<Uuid>>(&self, value: &Value, max: usize) -> Option<Vec<T>> {
+        match value {
+            Value::String(one) if self.form => id_list(&Value::Array(vec![Value::String(one.clone())]), max),
+            _ => id_list(value, max),
+        }
     }
 
     /// Turns a value already read into a richer type; `parse` refusing it is the error
@@ -214,7 +263,7 @@ impl<'a> Fields<'a> {
 
     /// An optional, nullable ISO 8601 date-time.
     pub(crate) fn optional_datetime(&mut self, field: &str) -> Option<Option<DateTime<Utc>>> {
-        match self.value(field)? {
+        match self.nullable_value(field)? {
             Value::Null => Some(None),
             Value::String(s) => match DateTime::parse_from_rfc3339(s.trim()) {
                 Ok(t) => Some(Some(crate::store::truncate(t.with_timezone(&Utc)))),
@@ -261,4 +310,61 @@ pub(crate) fn id_list<T: From<Uuid>>(value: &Value, max: usize) -> Option<Vec<T>
         .iter()
         .map(|v| v.as_str().and_then(|s| Uuid::parse_str(s).ok()).map(T::from))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn map(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn integers_read_as_drf_reads_them() {
+        let body = map(json!({ "a": 2.0, "b": "2.00", "c": " 7 ", "d": 2.5, "e": "2.0.0", "f": true, "g": 3 }));
+        let mut f = Fields::new(&body);
+        assert_eq!(f.optional_int("a"), Some(2));
+        assert_eq!(f.optional_int("b"), Some(2));
+        assert_eq!(f.optional_int("c"), Some(7));
+        assert_eq!(f.optional_int("g"), Some(3));
+        assert_eq!(f.optional_int("d"), None);
+        assert_eq!(f.optional_int("e"), None);
+        assert_eq!(f.optional_int("f"), None);
+        assert_eq!(f.errors().len(), 3);
+    }
+
+    #[test]
+    fn form_lists_take_every_value_and_scalars_the_last() {
+        let one = "e3e70682-c209-1cac-a29f-6fbed82c07cd";
+        let two = "01a234c4-fad5-7007-a451-bc52c18f906d";
+        let body = map(json!({ "members": [one, two], "solo": one, "title": ["first", "last"] }));
+        let mut f = Fields::from_form(&body);
+        let members: Option<Vec<Uuid>> = f.optional_id_list("members", 10, "bad");
+        assert_eq!(members.unwrap().len(), 2);
+        let solo: Option<Vec<Uuid>> = f.optional_id_list("solo", 10, "bad");
+        assert_eq!(solo.unwrap(), vec![Uuid::parse_str(one).unwrap()]);
+        assert_eq!(f.optional_str("title", 100).as_deref(), Some("last"));
+        assert!(f.errors().is_empty());
+    }
+
+    #[test]
+    fn a_json_string_is_not_a_list() {
+        let body = map(json!({ "members": "e3e70682-c209-1cac-a29f-6fbed82c07cd" }));
+        let mut f = Fields::new(&body);
+        let members: Option<Vec<Uuid>> = f.optional_id_list("members", 10, "bad");
+        assert!(members.is_none());
+        assert_eq!(f.errors().len(), 1);
+    }
+
+    #[test]
+    fn an_empty_form_value_of_a_nullable_field_is_null() {
+        let body = map(json!({ "when": "" }));
+        assert_eq!(Fields::from_form(&body).optional_datetime("when"), Some(None));
+        let mut json = Fields::new(&body);
+        assert_eq!(json.optional_datetime("when"), None);
+        assert_eq!(json.errors().len(), 1);
+    }
 }
