@@ -101,3 +101,60 @@ impl Handle {
         self.0.realtime.hub().connection_count()
     }
 }
+
+/// Entry points for the fuzz targets under `fuzz/`: each runs a parser the server runs on
+/// untrusted input, as the server runs it, and drops the result (a panic is the finding).
+pub mod fuzz {
+    use uuid::Uuid;
+
+    use crate::accounts::requests as accounts;
+    use crate::chats::requests as chats;
+    use crate::http::body::Body;
+    use crate::ids::{ChatId, UserId};
+    use crate::wire::{parse, v1, v2};
+
+    /// `extraData` capped as a server with the default settings caps it (`max_body_bytes`).
+    fn max_extra() -> usize {
+        crate::config::Config::default().max_body_bytes
+    }
+
+    /// A v1 text frame as a chat socket reads it (`realtime::session`).
+    pub fn v1_frame(text: &str) {
+        let Ok(frame) = parse::parse_object(text) else { return };
+        let (chat, user) = (ChatId::from(Uuid::nil()), UserId::from(Uuid::nil()));
+        if let Ok(message) = v1::MessageFrame::from_frame(&frame, chat, user, max_extra()) {
+            let _ = message.into_draft().check(max_extra());
+        }
+    }
+
+    /// A v2 text frame as the user socket reads it (`realtime::v2`).
+    pub fn v2_frame(text: &str) {
+        if let Ok(frame) = v2::ClientFrame::parse(text, max_extra()) {
+            if let v2::Command::Send(send) = frame.command {
+                let _ = send.into_draft().check(max_extra());
+            }
+        }
+    }
+
+    /// A REST body of the media type `content_type`, read as every body type the API takes.
+    pub fn rest_body(content_type: &str, bytes: &[u8]) {
+        let Ok(body) = Body::parse(Some(content_type), bytes) else { return };
+        let _ = body.read::<accounts::NewAccount>();
+        let _ = body.read::<accounts::NamesChange>();
+        let _ = body.read::<accounts::CurrentPassword>();
+        let _ = body.read::<accounts::PasswordChange>();
+        let _ = body.read::<accounts::ResetRequest>();
+        let _ = body.read::<accounts::ResetConfirm>();
+        let _ = body.read::<accounts::Credentials>();
+        let _ = body.read::<accounts::RefreshToken>();
+        let _ = body.read::<accounts::AnyToken>();
+        let _ = body.read::<chats::ProfilePatch>();
+        let _ = body.read::<chats::NewChat>();
+        let _ = body.read::<chats::NewMessage>();
+        let _ = body.read::<chats::MessagePatch>();
+        let _ = body.read::<chats::MarkRead>();
+        let _ = body.read::<chats::NewGroup>();
+        let _ = body.read::<chats::GroupTitle>();
+        let _ = body.read::<chats::NewMember>();
+    }
+}

@@ -4,7 +4,7 @@ pub(crate) mod email;
 mod error;
 mod extract;
 mod policy;
-mod requests;
+pub(crate) mod requests;
 pub(crate) mod routes;
 mod service;
 pub(crate) mod view;

@@ -8,7 +8,7 @@ mod groups;
 mod listing;
 mod messages;
 mod moderation;
-mod requests;
+pub(crate) mod requests;
 pub(crate) mod routes;
 mod service;
 pub(crate) mod view;

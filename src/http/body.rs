@@ -34,14 +34,7 @@ impl<S: Send + Sync, T: FromBody> FromRequest<S> for Form<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let body = Body::from_request(req, state).await?;
-        let mut f = if body.form {
-            Fields::from_form(&body.fields)
-        } else {
-            Fields::new(&body.fields)
-        };
-        let value = T::from_fields(&mut f);
-        f.finish_with(value).map(Form)
+        Body::from_request(req, state).await?.read().map(Form)
     }
 }
 
@@ -88,18 +81,25 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
         let bytes = read_limited(req).await?;
+        Body::parse(content_type.as_deref(), &bytes)
+    }
+}
+
+impl Body {
+    /// A whole body as DRF's parsers read it, by its media type (lower-case, without parameters).
+    pub(crate) fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<Body, ApiError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body {
                 fields: Map::new(),
                 form: false,
             });
         }
-        match content_type.as_deref() {
-            Some("application/json") => parse_json(&bytes),
-            Some(ct) if ct.starts_with("application/") && ct.ends_with("+json") => parse_json(&bytes),
+        match content_type {
+            Some("application/json") => parse_json(bytes),
+            Some(ct) if ct.starts_with("application/") && ct.ends_with("+json") => parse_json(bytes),
             Some("application/x-www-form-urlencoded") => {
                 let mut fields = Map::new();
-                for (key, value) in url::form_urlencoded::parse(&bytes).into_owned() {
+                for (key, value) in url::form_urlencoded::parse(bytes).into_owned() {
                     match fields.get_mut(&key) {
                         None => {
                             fields.insert(key, Value::String(value));
@@ -113,6 +113,17 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             Some(other) => Err(ApiError::UnsupportedMediaType(other.to_string())),
             None => Err(ApiError::UnsupportedMediaType(String::new())),
         }
+    }
+
+    /// The body read as `T` with `T`'s rules: a value, or every field's errors at once.
+    pub(crate) fn read<T: FromBody>(&self) -> Result<T, ApiError> {
+        let mut f = if self.form {
+            Fields::from_form(&self.fields)
+        } else {
+            Fields::new(&self.fields)
+        };
+        let value = T::from_fields(&mut f);
+        f.finish_with(value)
     }
 }
 
