@@ -844,6 +844,9 @@ async fn audit_log_records_each_action(backend: Backend) {
         .submit(&page, &format!("/admin/users/{}/activate/", alice.id), &[])
         .await
         .expect_status(303);
+    // The deactivation revoked her tokens: she signs in again.
+    let (access, _) = srv.login(&alice.email, PASSWORD).await;
+    let alice = TestUser { access, ..alice };
     let reply = browser.open_pair(&alice.email, &bob.email).await;
     let chat_id = reply
         .header("location")
