@@ -117,6 +117,20 @@ pub struct Config {
     /// Seconds an admin site session lives at most, however active.
     pub admin_session_max_secs: u64,
 
+    // ---- accounts and abuse limits (docs/security.md) ---------------------------------
+    /// Seconds a cached per-user auth record (activity, token epoch) may be served without
+    /// storage; invalidation events make changes exact before that. 0 disables the cache.
+    pub auth_cache_secs: u64,
+    /// Failed logins on one account (from anywhere) before each further attempt must wait.
+    pub login_free_failures: u32,
+    /// The longest wait between login attempts on one account (the backoff doubles up to it).
+    pub login_backoff_max_secs: u64,
+    /// Messages one user may post per second, over all sockets and REST together (0: no cap).
+    pub user_messages_per_second: u32,
+    /// With `trust_forwarded_for`: how many proxies of yours append to `X-Forwarded-For`; the
+    /// client is the hop just before them (the right-most hop you did not write).
+    pub trusted_proxies: usize,
+
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info,causerie=debug`.
     pub log_level: String,
@@ -133,8 +147,10 @@ impl Default for Config {
             redis_url: None,
             access_token_lifetime_secs: 30 * 60,
             refresh_token_lifetime_secs: 180 * 24 * 3600,
-            rotate_refresh_tokens: false,
-            blacklist_after_rotation: false,
+            // The series' settings (Day 2 on): the finished app stores the refresh token each
+            // refresh returns, so rotation must be on or its second refresh fails.
+            rotate_refresh_tokens: true,
+            blacklist_after_rotation: true,
             cors_origins: vec!["*".into()],
             max_body_bytes: 1024 * 1024,
             email_backend: EmailBackend::Console,
@@ -162,6 +178,11 @@ impl Default for Config {
             max_connections_per_ip: 1024,
             admin_session_idle_secs: 3600,
             admin_session_max_secs: 12 * 3600,
+            auth_cache_secs: 60,
+            login_free_failures: 5,
+            login_backoff_max_secs: 300,
+            user_messages_per_second: 40,
+            trusted_proxies: 1,
             log_format: LogFormat::Text,
             log_level: "info".into(),
         }
@@ -274,6 +295,12 @@ impl Config {
             if value == 0 {
                 return invalid(name, "must be positive");
             }
+        }
+        if self.login_backoff_max_secs == 0 {
+            return invalid("login_backoff_max_secs", "must be at least 1");
+        }
+        if self.trust_forwarded_for && self.trusted_proxies == 0 {
+            return invalid("trusted_proxies", "must be at least 1 with trust_forwarded_for");
         }
         if self.log_format == LogFormat::Json && self.log_level.is_empty() {
             return invalid("log_level", "must not be empty");

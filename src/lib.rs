@@ -14,6 +14,7 @@ mod bench;
 mod chats;
 pub mod cli;
 pub mod config;
+mod counters;
 mod error;
 mod http;
 pub mod ids;

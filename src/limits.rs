@@ -29,6 +29,8 @@ pub(crate) struct RateLimits(Arc<Limiters>);
 struct Limiters {
     /// Whether the client address comes from `X-Forwarded-For`.
     trust_forwarded_for: bool,
+    /// How many of the right-most `X-Forwarded-For` hops our own proxies wrote.
+    trusted_proxies: usize,
     login: DefaultKeyedRateLimiter<IpAddr>,
     register: DefaultKeyedRateLimiter<IpAddr>,
     password_reset: DefaultKeyedRateLimiter<IpAddr>,
@@ -46,6 +48,7 @@ impl RateLimits {
     pub(crate) fn new(config: &Config) -> RateLimits {
         RateLimits(Arc::new(Limiters {
             trust_forwarded_for: config.trust_forwarded_for,
+            trusted_proxies: config.trusted_proxies.max(1),
             login: DefaultKeyedRateLimiter::keyed(per(Duration::from_secs(60), config.rate_login_per_minute)),
             register: DefaultKeyedRateLimiter::keyed(per(Duration::from_secs(3600), config.rate_register_per_hour)),
             password_reset: DefaultKeyedRateLimiter::keyed(per(
@@ -75,8 +78,18 @@ impl RateLimits {
     }
 }
 
-/// The client's address: the socket peer, or the first `X-Forwarded-For` hop when configured.
+/// The client's address: the socket peer, or, with `trust_forwarded_for`, the address our
+/// outermost proxy saw. Each proxy appends the address it received from, so with
+/// `trusted_proxies` = N the client is the N-th hop from the right; everything left of it was
+/// written by the client and is ignored (a client could put any address there).
 pub(crate) struct ClientIp(pub IpAddr);
+
+/// The client hop of an `X-Forwarded-For` value that `proxies` proxies of ours appended to.
+fn forwarded_client(header: &str, proxies: usize) -> Option<IpAddr> {
+    let hops: Vec<&str> = header.split(',').map(str::trim).collect();
+    let index = hops.len().checked_sub(proxies.max(1))?;
+    hops[index].parse().ok()
+}
 
 impl<S> FromRequestParts<S> for ClientIp
 where
@@ -87,12 +100,18 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         if RateLimits::from_ref(state).0.trust_forwarded_for {
-            let forwarded = parts
+            let proxies = RateLimits::from_ref(state).0.trusted_proxies;
+            // Several headers count as one list, in order.
+            let joined = parts
                 .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok());
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(",");
+            let forwarded = (!joined.is_empty())
+                .then(|| forwarded_client(&joined, proxies))
+                .flatten();
             if let Some(ip) = forwarded {
                 return Ok(ClientIp(ip));
             }
@@ -141,5 +160,24 @@ where
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
         RateLimits::from_ref(state).check(L::SCOPE, ip)?;
         Ok(Throttle(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarded_client;
+
+    #[test]
+    fn the_client_is_the_hop_our_proxies_saw() {
+        // The client wrote "6.6.6.6"; our one proxy appended the address it saw.
+        assert_eq!(forwarded_client("6.6.6.6, 203.0.113.7", 1), "203.0.113.7".parse().ok());
+        // Two proxies of ours: the edge appended the client, the next one the edge.
+        assert_eq!(
+            forwarded_client("6.6.6.6, 203.0.113.7, 10.0.0.2", 2),
+            "203.0.113.7".parse().ok()
+        );
+        // Fewer hops than proxies, or garbage: no forwarded address.
+        assert_eq!(forwarded_client("203.0.113.7", 2), None);
+        assert_eq!(forwarded_client("6.6.6.6, not-an-ip", 1), None);
     }
 }

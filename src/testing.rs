@@ -91,6 +91,23 @@ impl Handle {
         self.0.accounts.tokens().refresh(user)
     }
 
+    /// Forgets this instance's cached users, for tests that write users straight to storage
+    /// (the server itself changes users only through its account service, which keeps the
+    /// cache exact).
+    pub fn forget_cached_users(&self) {
+        self.0.accounts.forget_cached_users();
+    }
+
+    /// Deactivates or reactivates through the account service, as `causerie users deactivate`
+    /// does (tokens revoked, sockets closed on every instance); false when there is no such user.
+    pub async fn set_active(&self, user: UserId, active: bool) -> bool {
+        self.0
+            .accounts
+            .set_active(user, active)
+            .await
+            .expect("account storage answers")
+    }
+
     /// Mail kept by the memory backend.
     pub fn outbox(&self) -> Vec<Email> {
         self.0.accounts.mailer().outbox()
@@ -138,7 +155,9 @@ pub mod fuzz {
 
     /// A REST body of the media type `content_type`, read as every body type the API takes.
     pub fn rest_body(content_type: &str, bytes: &[u8]) {
-        let Ok(body) = Body::parse(Some(content_type), bytes) else { return };
+        let Ok(body) = Body::parse(Some(content_type), bytes) else {
+            return;
+        };
         let _ = body.read::<accounts::NewAccount>();
         let _ = body.read::<accounts::NamesChange>();
         let _ = body.read::<accounts::CurrentPassword>();

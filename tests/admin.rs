@@ -489,15 +489,18 @@ async fn deactivation_closes_sockets_and_refuses_tokens(backend: Backend) {
     assert_eq!(refused.status, 403);
     assert!(refused.body.contains("inactive_user"));
 
-    // Reactivated, the same token works again.
+    // Reactivated, the account works again, but only with a new login: the deactivation
+    // revoked every token issued before it.
     browser
         .submit(&page, &format!("/admin/users/{}/activate/", alice.id), &[])
         .await
         .expect_status(303);
-    srv.get_auth("/api/chat/", &alice.access).await.expect_status(200);
+    srv.get_auth("/api/chat/", &alice.access).await.expect_status(401);
+    let (access, _) = srv.login(&alice.email, PASSWORD).await;
+    srv.get_auth("/api/chat/", &access).await.expect_status(200);
 
     // Deleting closes sockets the same way.
-    let mut again = ws::connect(&srv.ws_url(&format!("/ws/?token={}", alice.access)), V2).await;
+    let mut again = ws::connect(&srv.ws_url(&format!("/ws/?token={access}")), V2).await;
     browser
         .submit(&page, &format!("/admin/users/{}/delete/", alice.id), &[])
         .await
@@ -841,6 +844,9 @@ async fn audit_log_records_each_action(backend: Backend) {
         .submit(&page, &format!("/admin/users/{}/activate/", alice.id), &[])
         .await
         .expect_status(303);
+    // The deactivation revoked her tokens: she signs in again.
+    let (access, _) = srv.login(&alice.email, PASSWORD).await;
+    let alice = TestUser { access, ..alice };
     let reply = browser.open_pair(&alice.email, &bob.email).await;
     let chat_id = reply
         .header("location")

@@ -59,6 +59,7 @@ backend_tests!(
     user_detail_and_patch,
     user_patch_ignores_protected_fields,
     search_users,
+    messages_without_ref_chat,
     search_users_paginates,
     chat_list_detail_and_delete,
     create_chat_rules,
@@ -108,8 +109,9 @@ fn assert_iso(value: &Value) {
 #[track_caller]
 fn link_path(srv: &TestServer, link: &Value) -> String {
     let link = link.as_str().unwrap_or_else(|| panic!("not a link: {link}"));
-    let base = srv.base_url();
-    link.strip_prefix(&base)
+    // Links are built from `public_url` (never from the request's forwarded headers).
+    let base = srv.config.public_url.trim_end_matches('/');
+    link.strip_prefix(base)
         .unwrap_or_else(|| panic!("link {link} is not under {base}"))
         .to_string()
 }
@@ -583,8 +585,21 @@ async fn search_users(backend: Backend) {
     assert_eq!(search("jean%20paul").await["count"], json!(0));
     assert_eq!(search("pierre").await["count"], json!(0), "inactive users are excluded");
     assert_eq!(search("dupuis").await["count"], json!(0), "inactive users are excluded");
+    // Without a term of two characters or more, an empty page: no listing of every user.
+    let empty = json!({ "count": 0, "next": null, "previous": null, "results": [] });
+    for terms in ["", "j", "j%20d", "%20,%20", "j&page_size=100"] {
+        assert_eq!(search(terms).await, empty, "search={terms}");
+    }
+    srv.get_auth("/api/searchUser/", &jean.access)
+        .await
+        .expect(200, empty.clone());
+    // A long enough term beside short ones still narrows.
+    assert_eq!(
+        result_ids(&search("j%20durand").await),
+        BTreeSet::from([jeanne.id.clone()])
+    );
     // LIKE wildcards are plain characters.
-    assert_eq!(search("%25").await["count"], json!(0));
+    assert_eq!(search("%25%25").await["count"], json!(0));
     assert_eq!(search("_").await["count"], json!(0));
 
     // Another caller sees Jean but not themself.
@@ -1017,12 +1032,67 @@ async fn message_history_filters_and_access(backend: Backend) {
     srv.get_auth(&format!("/api/message/?refChat={}", Uuid::new_v4()), &alice.access)
         .await
         .expect(404, not_found());
-    srv.get_auth("/api/message/", &carol.access)
-        .await
-        .expect(400, json!({ "refChat": [REQUIRED] }));
+    // Without refChat, the caller's own chats only: Carol is in none, so she sees nothing.
+    assert_eq!(
+        history(&srv, &carol, "").await,
+        json!({ "count": 0, "next": null, "previous": null, "results": [] })
+    );
     srv.get_auth("/api/message/?refChat=abc", &alice.access)
         .await
         .expect(400, json!({ "refChat": ["Enter a valid UUID."] }));
+    srv.finish().await;
+}
+
+/// Without `refChat` (issue 11.9): the messages of every chat the caller is in, newest first,
+/// paginated, with the filters; never another chat's (the series listed everyone's).
+async fn messages_without_ref_chat(backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let alice = named(&srv, "alice@example.com", "Alice", "Martin").await;
+    let bob = named(&srv, "bob@example.com", "Bob", "Durand").await;
+    let carol = named(&srv, "carol@example.com", "Carol", "Petit").await;
+    let dave = named(&srv, "dave@example.com", "Dave", "Roux").await;
+    let with_bob = id_of(&srv.open_chat(&alice, &bob).await);
+    let with_carol = id_of(&srv.open_chat(&alice, &carol).await);
+    let theirs = id_of(&srv.open_chat(&bob, &dave).await);
+    post_message(&srv, &alice, &with_bob, "1 to bob").await;
+    post_message(&srv, &carol, &with_carol, "2 from carol").await;
+    post_message(&srv, &bob, &theirs, "3 bob to dave").await;
+    post_message(&srv, &bob, &with_bob, "4 from bob").await;
+    post_message(&srv, &alice, &with_carol, "5 to carol").await;
+
+    let all = history(&srv, &alice, "").await;
+    assert_eq!(
+        texts(&all),
+        ["5 to carol", "4 from bob", "2 from carol", "1 to bob"],
+        "{all}"
+    );
+    assert_eq!(all["count"], json!(4));
+    assert_eq!(
+        texts(&history(&srv, &bob, "").await),
+        ["4 from bob", "3 bob to dave", "1 to bob"]
+    );
+    assert_eq!(texts(&history(&srv, &dave, "").await), ["3 bob to dave"]);
+
+    // Paginated like every list.
+    let first = history(&srv, &alice, "page_size=3").await;
+    assert_eq!(texts(&first), ["5 to carol", "4 from bob", "2 from carol"]);
+    let next = link_path(&srv, &first["next"]);
+    assert_eq!(next, "/api/message/?page_size=3&page=2");
+    let second = srv.get_auth(&next, &alice.access).await;
+    second.expect_status(200);
+    assert_eq!(texts(&second.body), ["1 to bob"]);
+    assert_eq!(second.body["next"], Value::Null);
+    srv.get_auth("/api/message/?page=3&page_size=3", &alice.access)
+        .await
+        .expect(404, json!({ "detail": "Invalid page." }));
+
+    // Filters apply; cursors need a chat (their order is the chat's).
+    assert_eq!(texts(&history(&srv, &alice, "isRead=false&type=0").await).len(), 4);
+    assert_eq!(history(&srv, &alice, "type=1").await["count"], json!(0));
+    let some_id = id_of(&all["results"][0]);
+    srv.get_auth(&format!("/api/message/?before={some_id}"), &alice.access)
+        .await
+        .expect(400, json!({ "before": ["Only together with refChat."] }));
     srv.finish().await;
 }
 

@@ -49,6 +49,7 @@ impl Process {
                 .env("CAUSERIE_RATE_LOGIN_PER_MINUTE", "10000")
                 .env("CAUSERIE_WS_FRAMES_PER_SECOND", "100000")
                 .env("CAUSERIE_WS_FRAMES_BURST", "100000")
+                .env("CAUSERIE_USER_MESSAGES_PER_SECOND", "0")
                 .env("CAUSERIE_SHUTDOWN_GRACE_SECS", "10")
                 .env("CAUSERIE_LOG_LEVEL", "warn");
         });

@@ -23,6 +23,9 @@ pub(crate) enum AccountError {
     UserInactive,
     #[error("user not found")]
     UserNotFound,
+    /// Too many failed logins on this account: try again in this many seconds.
+    #[error("login attempts on this account throttled for {0} s")]
+    Throttled(u64),
     #[error("storage is unavailable")]
     Unavailable,
     #[error("storage failed")]

@@ -32,6 +32,7 @@ impl From<AccountError> for ApiError {
             AccountError::BadCredentials => ApiError::BadCredentials,
             AccountError::UserInactive => ApiError::UserInactive,
             AccountError::UserNotFound => ApiError::UserNotFound,
+            AccountError::Throttled(wait) => ApiError::Throttled(wait),
             AccountError::Unavailable => ApiError::Unavailable,
             AccountError::Store(err) => ApiError::Internal(anyhow::Error::new(err).context("account storage")),
             AccountError::Hashing(err) => ApiError::Internal(err.context("password hashing")),
@@ -351,7 +352,7 @@ async fn reset_password_confirm(
     responses(
         (status = OK, description = "The token pair", body = TokenPair),
         (status = UNAUTHORIZED, description = "No active account found with the given credentials", body = Detail),
-        (status = TOO_MANY_REQUESTS, description = "Too many attempts from this address (see `Retry-After`)", body = Detail),
+        (status = TOO_MANY_REQUESTS, description = "Too many attempts from this address, or too many failed logins on this account: the account's next attempt must wait (see `Retry-After`)", body = Detail),
     )
 )]
 async fn jwt_create(
@@ -363,7 +364,7 @@ async fn jwt_create(
     // After the body: a malformed request does not spend a login attempt.
     limits.check(Scope::Login, ip)?;
     let user = accounts.authenticate(&credentials.email, credentials.password).await?;
-    Ok(Json(accounts.issue_pair(user.id)))
+    Ok(Json(accounts.issue_pair(&user)))
 }
 
 /// A new access token from a refresh token.

@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::cache::AuthCache;
 use super::email::Email;
 use super::error::{AccountError, AccountResult};
+use super::events::{AccountClosed, AccountEvents};
+use super::guard::LoginGuard;
 use super::policy::{self, Attributes};
 use super::view::TokenPair;
 use crate::auth::jwt::{Claims, TokenIssuer, TokenType};
@@ -17,10 +20,13 @@ use crate::auth::reset;
 use crate::config::Config;
 use crate::ids::UserId;
 use crate::mail::{self, Mailer};
+use crate::store::tokens::Listed;
 use crate::store::users::{self, AccountChange, NewUser, ProfileChange, UserFilter, UserRow};
 use crate::store::{is_unique_violation, tokens, Db};
 
 pub(crate) const NAME_MAX: usize = 150;
+/// The shortest search term that finds anyone (`/api/searchUser/`).
+pub(crate) const SEARCH_TERM_MIN: usize = 2;
 
 pub(crate) struct Registration {
     pub email: Email,
@@ -46,6 +52,12 @@ struct Inner {
     secret: Vec<u8>,
     mailer: Mailer,
     settings: Settings,
+    /// Users as authentication needs them, kept until they change (`cache.rs`).
+    cache: AuthCache,
+    /// Told of every change to a user, so other instances forget it and sockets close.
+    events: Arc<dyn AccountEvents>,
+    /// Failed logins per account (`guard.rs`).
+    logins: LoginGuard,
 }
 
 /// The account service: one per server, cheap to clone.
@@ -59,7 +71,16 @@ pub(crate) struct UserPage {
 }
 
 impl Accounts {
-    pub(crate) fn new(db: Db, secret: Vec<u8>, mailer: Mailer, config: &Config) -> Accounts {
+    /// `cache` is shared with the fan-out, which keeps it in step with other instances;
+    /// `events` hears of every change to a user.
+    pub(crate) fn new(
+        db: Db,
+        secret: Vec<u8>,
+        mailer: Mailer,
+        config: &Config,
+        cache: AuthCache,
+        events: Arc<dyn AccountEvents>,
+    ) -> Accounts {
         let tokens = TokenIssuer::new(
             &secret,
             std::time::Duration::from_secs(config.access_token_lifetime_secs),
@@ -76,7 +97,19 @@ impl Accounts {
                 public_url: config.public_url.clone(),
                 password_reset_confirm_url: config.password_reset_confirm_url.clone(),
             },
+            cache,
+            events,
+            logins: LoginGuard::new(
+                config.login_free_failures,
+                std::time::Duration::from_secs(config.login_backoff_max_secs),
+                crate::counters::RedisCounters::open(config.redis_url.as_deref()),
+            ),
         }))
+    }
+
+    /// A cache sized by the settings, for [`Accounts::new`].
+    pub(crate) fn cache_for(config: &Config) -> AuthCache {
+        AuthCache::new(std::time::Duration::from_secs(config.auth_cache_secs))
     }
 
     pub(crate) fn tokens(&self) -> &TokenIssuer {
@@ -96,10 +129,13 @@ impl Accounts {
     /// Creates a user without the password policy (admin commands may choose to bypass it;
     /// registration applies it while reading the body, with every other field's errors).
     pub(crate) async fn create_user(&self, reg: Registration) -> AccountResult<UserRow> {
-        if users::by_email(self.db(), reg.email.as_str()).await?.is_some() {
+        let taken = users::by_email(self.db(), reg.email.as_str()).await?.is_some();
+        // Hashed in both cases, so that the answer takes as long for an address already
+        // registered as for a new one (the time would otherwise tell which is which).
+        let hash = password::hash(reg.password).await.map_err(AccountError::Hashing)?;
+        if taken {
             return Err(duplicate_email());
         }
-        let hash = password::hash(reg.password).await.map_err(AccountError::Hashing)?;
         let new = NewUser {
             email: reg.email.as_str(),
             password_hash: &hash,
@@ -121,8 +157,19 @@ impl Accounts {
 
     /// Checks credentials; an unknown email, a wrong password and an inactive account all look
     /// the same to the client. A Django hash is upgraded to argon2id on success.
+    ///
+    /// Failures are counted per account: past `login_free_failures`, the account's next attempt
+    /// must wait (refused as `Throttled` without checking the password; `guard.rs`).
     pub(crate) async fn authenticate(&self, email: &str, password: String) -> AccountResult<UserRow> {
-        let user = match Email::parse(email) {
+        let parsed = Email::parse(email);
+        let account = parsed
+            .as_ref()
+            .map(|e| e.as_str().to_string())
+            .unwrap_or_else(|| email.trim().to_lowercase());
+        if let Some(wait) = self.0.logins.must_wait(&account).await {
+            return Err(AccountError::Throttled(wait));
+        }
+        let user = match parsed {
             Some(email) => users::by_email(self.db(), email.as_str()).await?,
             None => None,
         };
@@ -137,20 +184,42 @@ impl Accounts {
                 }
                 user
             }
-            _ => return Err(AccountError::BadCredentials),
+            _ => {
+                self.0.logins.failed(&account).await;
+                return Err(AccountError::BadCredentials);
+            }
         };
+        self.0.logins.succeeded(&account).await;
         users::record_login(self.db(), user.id).await?;
+        self.changed(user.id);
         Ok(user)
     }
 
-    pub(crate) fn issue_pair(&self, user: UserId) -> TokenPair {
+    /// A token pair for `user`, issued under their current token epoch.
+    pub(crate) fn issue_pair(&self, user: &UserRow) -> TokenPair {
         TokenPair {
-            refresh: self.0.tokens.refresh(user),
-            access: self.0.tokens.access(user),
+            refresh: self.0.tokens.refresh_at(user.id, user.token_epoch),
+            access: self.0.tokens.access_at(user.id, user.token_epoch),
         }
     }
 
+    /// The user as authentication sees it: from the cache when it holds them, else from
+    /// storage (and then kept). None when there is no such user.
+    async fn current(&self, id: UserId) -> AccountResult<Option<Arc<UserRow>>> {
+        if let Some(user) = self.0.cache.get(id) {
+            return Ok(Some(user));
+        }
+        let ticket = self.0.cache.ticket();
+        let Some(user) = users::by_id(self.db(), id).await? else {
+            return Ok(None);
+        };
+        let user = Arc::new(user);
+        self.0.cache.store(ticket, user.clone());
+        Ok(Some(user))
+    }
+
     /// The active user behind an access token (every authenticated request and handshake).
+    /// A token issued before its user's last revocation (an older token epoch) is refused.
     pub(crate) async fn authenticate_access(&self, token: &str) -> AccountResult<UserRow> {
         let claims = self
             .0
@@ -158,57 +227,99 @@ impl Accounts {
             .decode(token, Some(TokenType::Access))
             .ok_or(AccountError::InvalidAccessToken)?;
         let user_id = claims.user_uuid().ok_or(AccountError::InvalidAccessToken)?;
-        let user = users::by_id(self.db(), user_id)
-            .await?
-            .ok_or(AccountError::UserNotFound)?;
+        let user = self.current(user_id).await?.ok_or(AccountError::UserNotFound)?;
         if !user.is_active {
             return Err(AccountError::UserInactive);
         }
-        Ok(user)
+        if claims.epoch() != user.token_epoch {
+            return Err(AccountError::InvalidAccessToken);
+        }
+        Ok(UserRow::clone(&user))
     }
 
-    /// A refresh token that is valid, unexpired, not blacklisted, and whose user is still active.
-    async fn live_refresh(&self, token: &str) -> AccountResult<(Claims, UserId)> {
+    /// A refresh token that is valid, unexpired, not blacklisted, of the user's current token
+    /// epoch, and whose user is still active. A rotated-out token used again ends every session
+    /// of its user (`revoke_all`).
+    async fn live_refresh(&self, token: &str) -> AccountResult<(Claims, Arc<UserRow>)> {
         let claims = self
             .0
             .tokens
             .decode(token, Some(TokenType::Refresh))
             .ok_or(AccountError::TokenNotValid)?;
-        if tokens::is_blacklisted(self.db(), &claims.jti).await? {
-            return Err(AccountError::TokenBlacklisted);
-        }
         let user_id = claims.user_uuid().ok_or(AccountError::TokenNotValid)?;
-        match users::by_id(self.db(), user_id).await? {
-            Some(user) if user.is_active => Ok((claims, user_id)),
-            _ => Err(AccountError::BadCredentials),
+        match tokens::is_blacklisted(self.db(), &claims.jti).await? {
+            Listed::No => {}
+            Listed::LoggedOut => return Err(AccountError::TokenBlacklisted),
+            Listed::Rotated => {
+                self.reused(&claims, user_id).await?;
+                return Err(AccountError::TokenBlacklisted);
+            }
         }
+        let user = match self.current(user_id).await? {
+            Some(user) if user.is_active => user,
+            _ => return Err(AccountError::BadCredentials),
+        };
+        if claims.epoch() != user.token_epoch {
+            return Err(AccountError::TokenNotValid);
+        }
+        Ok((claims, user))
+    }
+
+    /// A rotated-out refresh token came back: someone holds a copy. We cannot tell the thief's
+    /// session from the owner's, so every session of the user ends (their family of tokens is
+    /// everything issued under the current epoch). A token of an older epoch is dead already
+    /// and changes nothing, so an old stolen token cannot be used to log the owner out again.
+    async fn reused(&self, claims: &Claims, user_id: UserId) -> AccountResult<()> {
+        let current = self.current(user_id).await?;
+        if current.is_some_and(|user| user.token_epoch == claims.epoch()) {
+            tracing::warn!(user = %user_id, "a rotated-out refresh token was used again: every session of its user ends");
+            metrics::counter!("causerie_refresh_token_reuse_total").increment(1);
+            self.revoke_all(user_id, AccountClosed::Revoked).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends every session of `user`: tokens issued so far are refused everywhere and their
+    /// sockets close on every instance.
+    pub(crate) async fn revoke_all(&self, user: UserId, why: AccountClosed) -> AccountResult<()> {
+        users::bump_epoch(self.db(), user).await?;
+        self.closed(user, why);
+        Ok(())
     }
 
     /// SimpleJWT's refresh: a new access token, and with rotation a new refresh token too (the
     /// old one blacklisted when configured, so it works once).
     pub(crate) async fn refresh(&self, token: &str) -> AccountResult<(String, Option<String>)> {
-        let (claims, user_id) = self.live_refresh(token).await?;
-        let access = self.0.tokens.access(user_id);
+        let (claims, user) = self.live_refresh(token).await?;
+        let access = self.0.tokens.access_at(user.id, user.token_epoch);
         let settings = &self.0.settings;
         if !settings.rotate_refresh_tokens {
             return Ok((access, None));
         }
         if settings.blacklist_after_rotation
-            && !tokens::blacklist(self.db(), &claims.jti, user_id, claims.expires_at()).await?
+            && !tokens::blacklist(self.db(), &claims.jti, user.id, claims.expires_at(), true).await?
         {
-            // Another request rotated this token first.
+            // Another request rotated this token at the same moment: a second use, as above.
+            self.reused(&claims, user.id).await?;
             return Err(AccountError::TokenBlacklisted);
         }
-        Ok((access, Some(self.0.tokens.refresh(user_id))))
+        Ok((access, Some(self.0.tokens.refresh_at(user.id, user.token_epoch))))
     }
 
-    /// `/auth/jwt/verify/`: any valid token of either type; a blacklisted refresh token is not valid.
+    /// `/auth/jwt/verify/`: any valid token of either type; a blacklisted refresh token is not
+    /// valid, nor a token issued before its user's last revocation (or whose user is gone).
     pub(crate) async fn verify(&self, token: &str) -> AccountResult<()> {
         let claims = self.0.tokens.decode(token, None).ok_or(AccountError::TokenNotValid)?;
-        if claims.token_type == TokenType::Refresh && tokens::is_blacklisted(self.db(), &claims.jti).await? {
+        if claims.token_type == TokenType::Refresh
+            && tokens::is_blacklisted(self.db(), &claims.jti).await? != Listed::No
+        {
             return Err(AccountError::TokenBlacklisted);
         }
-        Ok(())
+        let user_id = claims.user_uuid().ok_or(AccountError::TokenNotValid)?;
+        match self.current(user_id).await? {
+            Some(user) if user.token_epoch == claims.epoch() => Ok(()),
+            _ => Err(AccountError::TokenNotValid),
+        }
     }
 
     /// Logout: the refresh token can no longer be used.
@@ -219,8 +330,32 @@ impl Accounts {
             .decode(token, Some(TokenType::Refresh))
             .ok_or(AccountError::TokenNotValid)?;
         let user_id = claims.user_uuid().ok_or(AccountError::TokenNotValid)?;
-        tokens::blacklist(self.db(), &claims.jti, user_id, claims.expires_at()).await?;
+        tokens::blacklist(self.db(), &claims.jti, user_id, claims.expires_at(), false).await?;
         Ok(())
+    }
+
+    /// The user's record changed: forget it here and tell the other instances.
+    fn changed(&self, user: UserId) {
+        self.0.cache.forget(user);
+        self.0.events.changed(user);
+    }
+
+    /// The user's tokens stopped working: forget it here, tell the other instances, close
+    /// the user's sockets everywhere. After the change is stored.
+    fn closed(&self, user: UserId, why: AccountClosed) {
+        self.0.cache.forget(user);
+        self.0.events.closed(user, why);
+    }
+
+    /// Forgets every cached user (for the tests' fixtures written straight to storage).
+    pub(crate) fn forget_cached_users(&self) {
+        self.0.cache.clear();
+    }
+
+    /// Housekeeping run now and then: old cache entries and old login failures go.
+    pub(crate) fn sweep(&self) {
+        self.0.cache.sweep();
+        self.0.logins.sweep();
     }
 
     /// Forgets blacklisted tokens that have expired anyway (SimpleJWT's `flushexpiredtokens`),
@@ -257,7 +392,9 @@ impl Accounts {
             return Err(AccountError::Invalid([("new_password".to_string(), problems)].into()));
         }
         let hash = password::hash(new_password).await.map_err(AccountError::Hashing)?;
-        users::set_password(self.db(), user.id, &hash).await?;
+        // A new password ends every session: whoever knew the old one may hold its tokens.
+        users::change_password(self.db(), user.id, &hash).await?;
+        self.closed(user.id, AccountClosed::Revoked);
         Ok(())
     }
 
@@ -336,11 +473,16 @@ impl Accounts {
     }
 
     pub(crate) async fn update_profile(&self, id: UserId, change: &ProfileChange) -> AccountResult<Option<UserRow>> {
-        Ok(users::update_profile(self.db(), id, change).await?)
+        let updated = users::update_profile(self.db(), id, change).await?;
+        self.changed(id);
+        Ok(updated)
     }
 
+    /// Deletes the user; their tokens stop working and their sockets close everywhere.
     pub(crate) async fn delete_user(&self, id: UserId) -> AccountResult<()> {
-        Ok(users::delete(self.db(), id).await?)
+        users::delete(self.db(), id).await?;
+        self.closed(id, AccountClosed::Deleted);
+        Ok(())
     }
 
     /// A page of all users by email, with the total.
@@ -353,7 +495,9 @@ impl Accounts {
         Ok(users::count(self.db()).await?)
     }
 
-    /// Active users other than `caller` whose first or last name contains every term.
+    /// Active users other than `caller` whose first or last name contains every term. Without
+    /// a term of at least [`SEARCH_TERM_MIN`] characters the answer is empty: a search is for
+    /// finding someone, not for listing everyone.
     pub(crate) async fn search(
         &self,
         caller: UserId,
@@ -361,13 +505,27 @@ impl Accounts {
         limit: i64,
         offset: i64,
     ) -> AccountResult<UserPage> {
+        if !terms.iter().any(|t| t.chars().count() >= SEARCH_TERM_MIN) {
+            return Ok(UserPage {
+                total: 0,
+                users: Vec::new(),
+            });
+        }
         let (total, users) = users::search(self.db(), caller, terms, limit, offset).await?;
         Ok(UserPage { total, users })
     }
 
     /// Activates or deactivates; false when there is no such user.
+    /// A deactivation ends every session (the token epoch moves on, so a later reactivation
+    /// does not bring the old tokens back) and closes the user's sockets everywhere.
     pub(crate) async fn set_active(&self, id: UserId, active: bool) -> AccountResult<bool> {
-        Ok(users::set_active(self.db(), id, active).await?)
+        let found = users::set_active(self.db(), id, active).await?;
+        if active {
+            self.changed(id);
+        } else {
+            self.closed(id, AccountClosed::Deactivated);
+        }
+        Ok(found)
     }
 
     // ---- staff administration (the admin site) ------------------------------------------
@@ -407,12 +565,20 @@ impl Accounts {
         if !errors.is_empty() {
             return Err(AccountError::Invalid(errors));
         }
-        Ok(users::change_account(self.db(), id, change).await?)
+        let changed = users::change_account(self.db(), id, change).await?;
+        if change.is_active {
+            self.changed(id);
+        } else {
+            self.closed(id, AccountClosed::Deactivated);
+        }
+        Ok(changed)
     }
 
     /// Stores presence as the finished app records it; returns the time of the change.
     pub(crate) async fn set_presence(&self, id: UserId, online: bool) -> AccountResult<DateTime<Utc>> {
-        Ok(users::set_presence(self.db(), id, online).await?)
+        let at = users::set_presence(self.db(), id, online).await?;
+        self.changed(id);
+        Ok(at)
     }
 }
 

@@ -50,6 +50,7 @@ impl From<AccountError> for AdminError {
             AccountError::Invalid(fields) => AdminError::Invalid(fields),
             AccountError::BadCredentials => AdminError::BadCredentials,
             AccountError::UserNotFound => AdminError::NotFound,
+            AccountError::Throttled(wait) => AdminError::Throttled(wait),
             AccountError::Unavailable => AdminError::Unavailable,
             other => AdminError::Internal(anyhow::Error::new(other).context("account service")),
         }
@@ -66,6 +67,7 @@ impl From<ChatError> for AdminError {
             ChatError::Refused(refusal) => AdminError::field("message", refusal.detail),
             ChatError::InvalidSeq { seq } => AdminError::field("seq", format!("No sequence {seq} in this chat.")),
             ChatError::Unavailable => AdminError::Unavailable,
+            ChatError::Throttled => AdminError::Throttled(1),
             ChatError::Accounts(err) => err.into(),
             other => AdminError::Internal(anyhow::Error::new(other).context("chat service")),
         }

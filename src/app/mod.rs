@@ -27,14 +27,14 @@ use utoipa_axum::routes;
 use self::lifecycle::{periodically, Stage};
 use self::ops::Ops;
 pub(crate) use self::state::AppState;
-use crate::accounts::Accounts;
+use crate::accounts::{Accounts, NoListeners};
 use crate::admin::Admin;
 use crate::chats::events::EventSink;
 use crate::chats::writer::MessageWriter;
-use crate::chats::Chats;
+use crate::chats::{Chats, MessageRate};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::http::BodyLimit;
+use crate::http::{BodyLimit, LinkBase};
 use crate::limits::RateLimits;
 use crate::mail::Mailer;
 use crate::realtime::{Fanout, Hub, PresenceCounter, Realtime, SocketSettings};
@@ -108,11 +108,27 @@ pub(crate) struct Offline {
 impl Offline {
     pub(crate) async fn open(config: &Config) -> anyhow::Result<Offline> {
         let db = open_database(config).await?;
-        let accounts = Accounts::new(db.clone(), load_secret(config)?, Mailer::from_config(config)?, config);
+        // No sockets to close and no other instance to tell (docs/security.md: a change made
+        // here reaches running servers' caches within `auth_cache_secs`).
+        let accounts = Accounts::new(
+            db.clone(),
+            load_secret(config)?,
+            Mailer::from_config(config)?,
+            config,
+            Accounts::cache_for(config),
+            Arc::new(NoListeners),
+        );
         let nobody: Arc<dyn EventSink> = Arc::new(Fanout::in_process(Hub::new()));
         let (writer, unstarted) = MessageWriter::new(db.clone(), nobody.clone(), 1);
         drop(unstarted);
-        let chats = Chats::new(db.clone(), accounts.clone(), nobody, writer, config.max_body_bytes);
+        let chats = Chats::new(
+            db.clone(),
+            accounts.clone(),
+            nobody,
+            writer,
+            config.max_body_bytes,
+            MessageRate::unlimited(),
+        );
         Ok(Offline { accounts, chats })
     }
 }
@@ -130,11 +146,11 @@ struct Stages {
 async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> {
     let db = open_database(config).await?;
     let secret = load_secret(config)?;
-    let accounts = Accounts::new(db.clone(), secret, Mailer::from_config(config)?, config);
+    let auth_cache = Accounts::cache_for(config);
     let hub = Hub::new();
     let (fanout, presence) = match &config.redis_url {
         Some(url) => {
-            let (fanout, relays) = Fanout::redis(hub, url)?;
+            let (fanout, relays) = Fanout::redis(hub, url, auth_cache.clone())?;
             stages.services.spawn(|stop| relays.run(stop));
             let (presence, refresh) = PresenceCounter::redis(url)?;
             stages.services.spawn_until_stopped(refresh);
@@ -142,10 +158,29 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
         }
         None => (Fanout::in_process(hub), Arc::new(PresenceCounter::in_process())),
     };
+    let accounts = Accounts::new(
+        db.clone(),
+        secret,
+        Mailer::from_config(config)?,
+        config,
+        auth_cache,
+        Arc::new(fanout.clone()),
+    );
     let events: Arc<dyn EventSink> = Arc::new(fanout.clone());
     let (writer, writer_task) = MessageWriter::new(db.clone(), events.clone(), config.group_commit_max);
     stages.writer.spawn(|stop| writer_task.run(stop));
-    let chats = Chats::new(db.clone(), accounts.clone(), events, writer, config.max_body_bytes);
+    let rate = MessageRate::new(
+        config.user_messages_per_second,
+        crate::counters::RedisCounters::open(config.redis_url.as_deref()),
+    );
+    let chats = Chats::new(
+        db.clone(),
+        accounts.clone(),
+        events,
+        writer,
+        config.max_body_bytes,
+        rate,
+    );
     let realtime = Realtime::new(
         chats.clone(),
         accounts.clone(),
@@ -155,9 +190,13 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
     );
     let limits = RateLimits::new(config);
     let swept = limits.clone();
+    let swept_accounts = accounts.clone();
+    let swept_chats = chats.clone();
     stages.services.spawn(|stop| {
         periodically(Duration::from_secs(60), stop, move || {
             swept.sweep();
+            swept_accounts.sweep();
+            swept_chats.sweep();
             std::future::ready(())
         })
     });
@@ -224,6 +263,10 @@ fn router(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(crate::web::openapi::Served::new(&document)))
         .layer(Extension(BodyLimit(config.max_body_bytes)))
+        .layer(Extension(LinkBase {
+            public_url: config.public_url.clone(),
+            trust_proxy: config.trust_forwarded_for,
+        }))
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             config.http_body_timeout_secs,
         )))

@@ -27,9 +27,19 @@ pub struct Claims {
     pub iat: Option<i64>,
     pub jti: String,
     pub user_id: String,
+    /// The user's token epoch when this was issued (Causerie's own claim; docs/security.md).
+    /// Absent from SimpleJWT's tokens and from those issued before revocation existed: such a
+    /// token counts as epoch 0, so it works until its user's first revocation, and never after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
 }
 
 impl Claims {
+    /// The epoch this token was issued under (0 when it carries none).
+    pub(crate) fn epoch(&self) -> i64 {
+        self.epoch.unwrap_or(0)
+    }
+
     pub(crate) fn user_uuid(&self) -> Option<UserId> {
         Uuid::parse_str(&self.user_id).ok().map(UserId)
     }
@@ -63,7 +73,7 @@ impl TokenIssuer {
         }
     }
 
-    fn issue(&self, token_type: TokenType, user_id: UserId) -> String {
+    fn issue(&self, token_type: TokenType, user_id: UserId, epoch: Option<i64>) -> String {
         let now = Utc::now().timestamp();
         let lifetime = match token_type {
             TokenType::Access => self.access_lifetime,
@@ -75,17 +85,30 @@ impl TokenIssuer {
             iat: Some(now),
             jti: Uuid::new_v4().simple().to_string(),
             user_id: user_id.to_string(),
+            epoch,
         };
         // HS256 with an in-memory key cannot fail to encode plain claims.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 encoding")
     }
 
+    /// An access token without an epoch claim (epoch 0), as tests and the bench mint them.
     pub fn access(&self, user_id: UserId) -> String {
-        self.issue(TokenType::Access, user_id)
+        self.issue(TokenType::Access, user_id, None)
     }
 
+    /// A refresh token without an epoch claim (epoch 0).
     pub fn refresh(&self, user_id: UserId) -> String {
-        self.issue(TokenType::Refresh, user_id)
+        self.issue(TokenType::Refresh, user_id, None)
+    }
+
+    /// An access token issued under the user's current `epoch`.
+    pub(crate) fn access_at(&self, user_id: UserId, epoch: i64) -> String {
+        self.issue(TokenType::Access, user_id, Some(epoch))
+    }
+
+    /// A refresh token issued under the user's current `epoch`.
+    pub(crate) fn refresh_at(&self, user_id: UserId, epoch: i64) -> String {
+        self.issue(TokenType::Refresh, user_id, Some(epoch))
     }
 
     /// Decodes and checks signature, algorithm and expiry; `expected` also pins the type.

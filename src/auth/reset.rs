@@ -110,6 +110,7 @@ mod tests {
             avatar: None,
             created_at: now,
             updated_at: now,
+            token_epoch: 0,
         }
     }
 

@@ -22,6 +22,9 @@ pub(crate) enum ChatError {
     InvalidSeq { seq: i64 },
     #[error("the members of a two-person chat cannot change")]
     NotAGroup,
+    /// The author is over `user_messages_per_second`: nothing stored, try again in a second.
+    #[error("too many messages per second from this user")]
+    Throttled,
     #[error("storage is unavailable")]
     Unavailable,
     #[error("storing messages failed: {0}")]

@@ -49,13 +49,15 @@ impl Chats {
     /// from the room). Messages of one sender are stored in the order they are queued.
     pub(crate) async fn submit(&self, author: UserId, chat: ChatId, draft: Draft) -> ChatResult<PendingStore> {
         let new = self.new_message(author, chat, draft)?;
+        self.within_rate(author).await?;
         let committed = self.writer().enqueue(new).await.map_err(write_error)?;
         Ok(pending_store(committed))
     }
 
     /// Like [`Chats::submit`], without waiting for room in the storage queue.
-    pub(crate) fn try_submit(&self, author: UserId, chat: ChatId, draft: Draft) -> ChatResult<Submitted> {
+    pub(crate) async fn try_submit(&self, author: UserId, chat: ChatId, draft: Draft) -> ChatResult<Submitted> {
         let new = self.new_message(author, chat, draft)?;
+        self.within_rate(author).await?;
         Ok(match self.writer().try_enqueue(new).map_err(write_error)? {
             Ok(committed) => Submitted::Queued(pending_store(committed)),
             Err(new) => Submitted::QueueFull(new),
@@ -71,6 +73,17 @@ impl Chats {
     /// Queues a message that found the storage queue full, into the room a permit holds.
     pub(crate) fn submit_with(permit: WriterPermit, message: NewMessage) -> PendingStore {
         pending_store(permit.enqueue(message))
+    }
+
+    /// Counts a message of `author` against `user_messages_per_second` (every socket and REST
+    /// together, every instance with Redis); over it, the message is refused.
+    async fn within_rate(&self, author: UserId) -> ChatResult<()> {
+        if self.rate().admit(author).await {
+            Ok(())
+        } else {
+            metrics::counter!("causerie_messages_throttled_total").increment(1);
+            Err(ChatError::Throttled)
+        }
     }
 
     fn new_message(&self, author: UserId, chat: ChatId, draft: Draft) -> ChatResult<NewMessage> {
@@ -229,6 +242,18 @@ impl Chats {
     ) -> ChatResult<HistoryPage> {
         self.membership(chat, viewer).await?;
         let (total, messages) = messages::history(self.db(), chat, filter, limit, offset).await?;
+        Ok(HistoryPage { total, messages })
+    }
+
+    /// A page of the live messages of every chat `viewer` is in, newest first.
+    pub(crate) async fn messages_of(
+        &self,
+        viewer: UserId,
+        filter: &HistoryFilter,
+        limit: i64,
+        offset: i64,
+    ) -> ChatResult<HistoryPage> {
+        let (total, messages) = messages::in_chats_of(self.db(), viewer, filter, limit, offset).await?;
         Ok(HistoryPage { total, messages })
     }
 

@@ -294,9 +294,10 @@ impl FromQuery for ChatFilters {
 #[derive(Debug, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct MessageFilters {
-    /// The chat (the caller must be in it).
+    /// The chat (the caller must be in it). Without it: the messages of every chat the caller
+    /// is in, newest first (then `before` and `after` cannot be used).
     #[param(rename = "refChat")]
-    pub chat: ChatId,
+    pub chat: Option<ChatId>,
     /// Filter by id.
     pub id: Option<MessageId>,
     /// Filter by type.
@@ -314,21 +315,21 @@ pub(crate) struct MessageFilters {
 impl FromQuery for MessageFilters {
     fn from_query(params: &QueryParams) -> Result<MessageFilters, ApiError> {
         let mut q = params.filters();
-        let chat = q.required_id("refChat");
+        let chat = q.id("refChat");
         let id = q.id("id");
         let kind = q.integer("type");
         let is_read = q.boolean("isRead");
         let before = q.id("before");
         let after = q.id("after");
-        let filters = chat.map(|chat| MessageFilters {
+        let filters = MessageFilters {
             chat,
             id,
             kind,
             is_read,
             before,
             after,
-        });
-        q.finish_with(filters)
+        };
+        q.finish_with(Some(filters))
     }
 }
 

@@ -34,6 +34,7 @@ impl From<ChatError> for ApiError {
             ChatError::Invalid { field, detail } => ApiError::field(field, detail),
             ChatError::InvalidSeq { .. } => ApiError::field("seq", "No message with this sequence in this chat."),
             ChatError::NotAGroup => ApiError::BadRequest("Members of a two-person chat cannot change.".into()),
+            ChatError::Throttled => ApiError::Throttled(1),
             ChatError::Unavailable => ApiError::Unavailable,
             ChatError::WriteFailed(reason) => ApiError::Internal(anyhow::anyhow!(reason)),
             ChatError::Store(err) => ApiError::Internal(anyhow::Error::new(err).context("chat storage")),
@@ -312,7 +313,7 @@ async fn cursor_seq(chats: &Chats, cursor: Option<MessageId>, name: &str, chat: 
     }
 }
 
-/// A chat's messages, newest first.
+/// A chat's messages, newest first; without `refChat`, the messages of all the caller's chats.
 #[utoipa::path(
     get,
     path = "/api/message/",
@@ -321,7 +322,7 @@ async fn cursor_seq(chats: &Chats, cursor: Option<MessageId>, name: &str, chat: 
     security(("jwtAuth" = [])),
     responses(
         (status = OK, description = "A page of messages", body = MessagePage),
-        (status = BAD_REQUEST, description = "A missing or malformed filter", body = FieldErrorsBody),
+        (status = BAD_REQUEST, description = "A malformed filter, or a cursor without `refChat`", body = FieldErrorsBody),
         (status = NOT_FOUND, description = "Not found, or Invalid page.", body = Detail),
     )
 )]
@@ -332,7 +333,31 @@ async fn message_list(
     Query(filters): Query<MessageFilters>,
     link: PageLink,
 ) -> ApiResult<Json<Page<MessageView>>> {
-    let chat = filters.chat;
+    let Some(chat) = filters.chat else {
+        // The series listed everyone's messages here; Causerie lists the caller's chats' only.
+        for (name, cursor) in [("before", filters.before), ("after", filters.after)] {
+            if cursor.is_some() {
+                return Err(ApiError::field(name, "Only together with refChat."));
+            }
+        }
+        let filter = HistoryFilter {
+            id: filters.id,
+            kind: filters.kind,
+            is_read: filters.is_read,
+            before_seq: None,
+            after_seq: None,
+        };
+        let page = if page.is_last() {
+            page.resolve(chats.messages_of(user.id(), &filter, 0, 0).await?.total)
+        } else {
+            page
+        };
+        let found = chats
+            .messages_of(user.id(), &filter, page.limit(), page.offset())
+            .await?;
+        let results = found.messages.iter().map(MessageView::rest).collect();
+        return Ok(Json(page.render(found.total, results, &link)?));
+    };
     chats.chat_for_member(chat, user.id()).await?;
     let filter = HistoryFilter {
         id: filters.id,
@@ -366,6 +391,7 @@ async fn message_list(
     responses(
         (status = CREATED, description = "The stored message", body = MessageView),
         NotFound,
+        (status = TOO_MANY_REQUESTS, description = "More than `user_messages_per_second` messages from this user (all sockets and REST together); nothing stored (see `Retry-After`)", body = Detail),
     )
 )]
 async fn message_create(

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::error::{ChatError, ChatResult};
 use super::events::{ChatEvent, EventSink};
+use super::rate::MessageRate;
 use super::writer::MessageWriter;
 use crate::accounts::Accounts;
 use crate::ids::{ChatId, UserId};
@@ -19,6 +20,8 @@ struct Inner {
     writer: MessageWriter,
     /// Largest `extraData` accepted (the request body limit: nothing larger can arrive).
     max_extra_bytes: usize,
+    /// Messages per user per second, whichever way they come in (`rate.rs`).
+    rate: MessageRate,
 }
 
 /// The chat service: one per server, cheap to clone.
@@ -32,6 +35,7 @@ impl Chats {
         events: Arc<dyn EventSink>,
         writer: MessageWriter,
         max_extra_bytes: usize,
+        rate: MessageRate,
     ) -> Chats {
         Chats(Arc::new(Inner {
             db,
@@ -39,7 +43,17 @@ impl Chats {
             events,
             writer,
             max_extra_bytes,
+            rate,
         }))
+    }
+
+    pub(super) fn rate(&self) -> &MessageRate {
+        &self.0.rate
+    }
+
+    /// Housekeeping run now and then (the message rate's per-user counts).
+    pub(crate) fn sweep(&self) {
+        self.0.rate.sweep();
     }
 
     pub(super) fn db(&self) -> &Db {

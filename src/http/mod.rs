@@ -11,7 +11,7 @@ pub(crate) mod query;
 
 pub(crate) use body::{BodyLimit, Form, FromBody};
 pub(crate) use fields::Fields;
-pub(crate) use page::{Page, PageLink, PageRequest};
+pub(crate) use page::{LinkBase, Page, PageLink, PageRequest};
 pub(crate) use path::Ids;
 pub(crate) use query::{FromQuery, Query, QueryParams};
 

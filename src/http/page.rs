@@ -162,8 +162,17 @@ impl PageRequest {
     }
 }
 
-/// Where the request was sent, for absolute pagination links (DRF builds them from the request's
-/// host, so they work behind any address the client used).
+/// Where pagination links point: `public_url`, or, behind a proxy whose headers are trusted
+/// (`trust_forwarded_for`), the host and scheme the proxy says the client used (DRF's way).
+/// Never a client's own `X-Forwarded-Host` otherwise: a link in an answer would send the next
+/// request wherever the client (or whoever poisoned a cache in front) wanted.
+#[derive(Clone, Debug)]
+pub(crate) struct LinkBase {
+    pub public_url: String,
+    pub trust_proxy: bool,
+}
+
+/// Where the request was sent, for absolute pagination links.
 pub(crate) struct PageLink {
     base: String,
     uri: Uri,
@@ -209,14 +218,21 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageLink {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let host = header("x-forwarded-host")
-            .or_else(|| header("host"))
-            .unwrap_or_else(|| "localhost".into());
-        let scheme = header("x-forwarded-proto")
-            .filter(|p| p == "https")
-            .unwrap_or_else(|| "http".into());
+        let settings = parts.extensions.get::<LinkBase>();
+        let base = match settings {
+            Some(LinkBase { trust_proxy: true, .. }) | None => {
+                let host = header("x-forwarded-host")
+                    .or_else(|| header("host"))
+                    .unwrap_or_else(|| "localhost".into());
+                let scheme = header("x-forwarded-proto")
+                    .filter(|p| p == "https")
+                    .unwrap_or_else(|| "http".into());
+                format!("{scheme}://{host}")
+            }
+            Some(LinkBase { public_url, .. }) => public_url.trim_end_matches('/').to_string(),
+        };
         Ok(PageLink {
-            base: format!("{scheme}://{host}"),
+            base,
             uri: parts.uri.clone(),
         })
     }

@@ -8,7 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use crate::error::ApiError;
-use crate::validation::{FieldErrors, REQUIRED};
+use crate::validation::FieldErrors;
 
 /// A query-string type: how it is read from the request's parameters.
 pub(crate) trait FromQuery: Sized {
@@ -94,15 +94,6 @@ impl Filters<'_> {
             self.error(name, "Enter a valid UUID.");
         }
         parsed
-    }
-
-    /// An id filter the view cannot do without.
-    pub(crate) fn required_id<T: FromStr>(&mut self, name: &str) -> Option<T> {
-        if self.given(name).is_none() {
-            self.error(name, REQUIRED);
-            return None;
-        }
-        self.id(name)
     }
 
     pub(crate) fn boolean(&mut self, name: &str) -> Option<bool> {

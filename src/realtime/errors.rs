@@ -13,6 +13,11 @@ impl From<ChatError> for ErrorBody {
             ChatError::Invalid { field, detail } => ErrorBody::new("invalid_frame", format!("{field}: {detail}")),
             ChatError::InvalidSeq { seq } => ErrorBody::new("invalid_seq", format!("No message {seq} in this chat.")),
             ChatError::NotAGroup => ErrorBody::new("invalid_frame", "Members of a two-person chat cannot change."),
+            ChatError::Throttled => ErrorBody::new(
+                "rate_limited",
+                "Too many messages per second from your account (all its sockets together); \
+                 the message was not stored. Retry in a second.",
+            ),
             ChatError::Unavailable | ChatError::Accounts(AccountError::Unavailable) => ErrorBody::new(
                 "unavailable",
                 "Storage is unavailable; the message was not stored. Retry.",

@@ -39,20 +39,20 @@ pub(crate) enum Event {
         chat: ChatId,
     },
     /// Every socket of `user`, on every instance, is closed (4401): the account was
-    /// deactivated or deleted. Never sent to clients as a frame.
+    /// deactivated, deleted or its tokens revoked. Never sent to clients as a frame.
     Disconnect {
         user: UserId,
         why: AccountClosed,
     },
+    /// The user's stored record changed: instances forget their cached copy (the account
+    /// service's auth cache). Never sent to clients.
+    AccountChanged {
+        user: UserId,
+    },
 }
 
-/// Why an account's sockets were closed by the server.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum AccountClosed {
-    Deactivated,
-    Deleted,
-}
+/// Why an account's sockets were closed by the server (the account service's reason).
+pub(crate) use crate::accounts::AccountClosed;
 
 impl Event {
     /// The chat whose members receive this event (presence goes to users instead).
@@ -60,7 +60,7 @@ impl Event {
         match self {
             Event::Chat { event } => Some(event.chat()),
             Event::Typing { chat, .. } | Event::Resync { chat } => Some(*chat),
-            Event::Presence { .. } | Event::Disconnect { .. } => None,
+            Event::Presence { .. } | Event::Disconnect { .. } | Event::AccountChanged { .. } => None,
         }
     }
 
@@ -179,6 +179,6 @@ fn v2_frame(event: &Event) -> Option<ServerFrame<&MessageView>> {
             online,
             last_connexion_date: at,
         }),
-        Event::Resync { .. } | Event::Disconnect { .. } => return None,
+        Event::Resync { .. } | Event::Disconnect { .. } | Event::AccountChanged { .. } => return None,
     })
 }

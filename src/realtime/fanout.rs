@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use super::event::{AccountClosed, Delivery, Event};
 use super::hub::{Hub, KickReason};
+use crate::accounts::{AccountEvents, AuthCache};
 use crate::chats::events::{ChatEvent, EventSink};
 use crate::ids::{ChatId, UserId};
 
@@ -67,6 +68,9 @@ struct RedisRelay {
     /// Chats whose events could not be published; their followers are told to resync once
     /// Redis answers again.
     dropped: Mutex<HashSet<ChatId>>,
+    /// The account service's cache of users: told of changes heard from other instances, and
+    /// out of use while this instance may not hear them.
+    auth: AuthCache,
 }
 
 /// The two Redis connection loops of a relay, to be run by the server's task owner.
@@ -109,8 +113,11 @@ impl Fanout {
 
     /// Fan-out through Redis at `url`. Starts at once even if Redis is down (it reconnects by
     /// itself; `/readyz` reports it meanwhile).
-    pub(crate) fn redis(hub: Arc<Hub>, url: &str) -> anyhow::Result<(Fanout, RelayTasks)> {
+    /// `auth` is the account service's cache of users, kept in step with other instances.
+    pub(crate) fn redis(hub: Arc<Hub>, url: &str, auth: AuthCache) -> anyhow::Result<(Fanout, RelayTasks)> {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("invalid setting `redis_url`: {e}"))?;
+        // Not in step until the subscriber is up.
+        auth.set_synced(false);
         let (outbox, queue) = mpsc::channel(PUBLISH_QUEUE);
         let relay = Arc::new(RedisRelay {
             instance: Uuid::new_v4(),
@@ -120,6 +127,7 @@ impl Fanout {
             subscriber_up: AtomicBool::new(false),
             publisher_up: AtomicBool::new(false),
             dropped: Mutex::new(HashSet::new()),
+            auth,
         });
         let (commands, command_rx) = mpsc::unbounded_channel();
         hub.set_room_watcher(Arc::new(move |chat, active| {
@@ -221,6 +229,18 @@ impl Fanout {
     }
 }
 
+impl AccountEvents for Fanout {
+    fn changed(&self, user: UserId) {
+        if self.redis.is_some() {
+            self.publish(Event::AccountChanged { user }, vec![user]);
+        }
+    }
+
+    fn closed(&self, user: UserId, why: crate::accounts::AccountClosed) {
+        self.disconnect(user, why);
+    }
+}
+
 impl EventSink for Fanout {
     fn publish(&self, event: ChatEvent, also_to: &[UserId]) {
         Fanout::publish(self, Event::Chat { event }, also_to.to_vec());
@@ -229,9 +249,11 @@ impl EventSink for Fanout {
 
 /// Hands an event to this instance's sockets (also the entry point for events from Redis).
 fn deliver_locally(hub: &Hub, delivery: Arc<Delivery>, users: &[UserId]) {
-    if let Event::Disconnect { user, why } = delivery.event {
-        hub.kick_user(user, KickReason::Account(why));
-        return;
+    match delivery.event {
+        Event::Disconnect { user, why } => return hub.kick_user(user, KickReason::Account(why)),
+        // Only the account cache cares (see `subscribe_loop`).
+        Event::AccountChanged { .. } => return,
+        _ => {}
     }
     if let Some(chat) = delivery.event.chat() {
         hub.deliver_to_chat(chat, &delivery);
@@ -449,6 +471,8 @@ async fn subscribe_loop(
             continue;
         }
         relay.subscriber_up.store(true, Ordering::Relaxed);
+        // From here on every change to a user is heard: the cache may serve again.
+        relay.auth.set_synced(true);
         backoff = Duration::from_millis(100);
         if connected_before {
             // Events published while we were away never reached us: catch up from storage.
@@ -463,6 +487,9 @@ async fn subscribe_loop(
                     let Some(message) = message else { break };
                     match serde_json::from_slice::<Envelope>(message.get_payload_bytes()) {
                         Ok(envelope) if envelope.origin != relay.instance => {
+                            if let Event::Disconnect { user, .. } | Event::AccountChanged { user } = envelope.event {
+                                relay.auth.forget(user);
+                            }
                             deliver_locally(&hub, Arc::new(Delivery::new(envelope.event)), &envelope.users);
                         }
                         Ok(_) => {}
@@ -483,6 +510,7 @@ async fn subscribe_loop(
             }
         }
         relay.subscriber_up.store(false, Ordering::Relaxed);
+        relay.auth.set_synced(false);
         tracing::warn!("Redis subscriber connection lost; reconnecting");
         tokio::time::sleep(backoff).await;
     }

@@ -161,6 +161,7 @@ pub(crate) fn kick_close(reason: KickReason) -> Message {
         KickReason::TooSlow => too_slow(),
         KickReason::Account(AccountClosed::Deactivated) => close_message(close::ACCOUNT_CLOSED, "account deactivated"),
         KickReason::Account(AccountClosed::Deleted) => close_message(close::ACCOUNT_CLOSED, "account deleted"),
+        KickReason::Account(AccountClosed::Revoked) => close_message(close::ACCOUNT_CLOSED, "token revoked"),
     }
 }
 

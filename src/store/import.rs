@@ -136,7 +136,7 @@ pub async fn existing_users(
         let sql = format!(
             "SELECT u.id, u.email, u.password, u.first_name, u.last_name, u.is_active, u.is_staff, u.is_superuser, \
              u.date_joined, u.last_login, u.last_connexion_date, u.online, u.avatar, u.created_at, u.updated_at, \
-             {digest} WHERE u.id IN ({})",
+             u.token_epoch, {digest} WHERE u.id IN ({})",
             placeholders(1, piece.len())
         );
         let rows: Vec<Found> = with_db!(db, pool => {
@@ -183,7 +183,9 @@ pub async fn apply_users(db: &Db, writes: &[UserWrite]) -> Result<(), sqlx::Erro
                    is_active = excluded.is_active, is_staff = excluded.is_staff, is_superuser = excluded.is_superuser, \
                    date_joined = excluded.date_joined, last_login = excluded.last_login, \
                    last_connexion_date = excluded.last_connexion_date, online = excluded.online, \
-                   avatar = excluded.avatar, created_at = excluded.created_at, updated_at = excluded.updated_at")
+                   avatar = excluded.avatar, created_at = excluded.created_at, updated_at = excluded.updated_at, \
+                   token_epoch = users.token_epoch + CASE WHEN NOT $16 OR (users.is_active AND NOT excluded.is_active) \
+                     THEN 1 ELSE 0 END")
                 .bind(u.id).bind(&u.email).bind(&u.password).bind(&u.first_name).bind(&u.last_name)
                 .bind(u.is_active).bind(u.is_staff).bind(u.is_superuser)
                 .bind(u.date_joined).bind(u.last_login).bind(u.last_connexion_date).bind(u.online)

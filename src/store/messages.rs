@@ -73,6 +73,40 @@ pub(crate) async fn history(
     limit: i64,
     offset: i64,
 ) -> Result<(i64, Vec<MessageRow>), sqlx::Error> {
+    listed(db, Listing::Chat(chat), filter, limit, offset).await
+}
+
+/// One page of the live messages of every chat `member` is in, newest first (by time: the
+/// sequences of different chats do not compare). The cursors of `filter` are not used.
+pub(crate) async fn in_chats_of(
+    db: &Db,
+    member: crate::ids::UserId,
+    filter: &HistoryFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<MessageRow>), sqlx::Error> {
+    let filter = HistoryFilter {
+        before_seq: None,
+        after_seq: None,
+        ..*filter
+    };
+    listed(db, Listing::ChatsOf(member), &filter, limit, offset).await
+}
+
+/// Which messages a listing reads.
+#[derive(Clone, Copy)]
+enum Listing {
+    Chat(ChatId),
+    ChatsOf(crate::ids::UserId),
+}
+
+async fn listed(
+    db: &Db,
+    listing: Listing,
+    filter: &HistoryFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<MessageRow>), sqlx::Error> {
     // Only the filters in use make it into the SQL, so the plain "one chat, newest first" page
     // runs on the partial index of live messages alone.
     enum Param {
@@ -81,7 +115,13 @@ pub(crate) async fn history(
         Flag(bool),
         Seq(i64),
     }
-    let mut condition = String::from("chat_id = $1 AND deleted = FALSE");
+    let (mut condition, scope) = match listing {
+        Listing::Chat(chat) => (String::from("chat_id = $1 AND deleted = FALSE"), chat.0),
+        Listing::ChatsOf(user) => (
+            String::from("chat_id IN (SELECT chat_id FROM chat_members WHERE user_id = $1) AND deleted = FALSE"),
+            user.0,
+        ),
+    };
     let mut params = Vec::new();
     let mut add = |clause: &str, param: Param| {
         params.push(param);
@@ -107,13 +147,17 @@ pub(crate) async fn history(
     // `?after=` pages forward in time, the others back from the newest.
     let ascending = filter.after_seq.is_some() && filter.before_seq.is_none();
     let order = if ascending { "ASC" } else { "DESC" };
+    let sort = match listing {
+        Listing::Chat(_) => format!("seq {order}"),
+        Listing::ChatsOf(_) => format!("created_at {order}, id {order}"),
+    };
     let page_sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE {condition} ORDER BY seq {order} LIMIT ${n} OFFSET ${}",
+        "SELECT {COLUMNS} FROM messages WHERE {condition} ORDER BY {sort} LIMIT ${n} OFFSET ${}",
         n + 1
     );
     with_db!(db, pool => {
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(chat);
-        let mut page = sqlx::query_as::<_, MessageRow>(&page_sql).bind(chat);
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(scope);
+        let mut page = sqlx::query_as::<_, MessageRow>(&page_sql).bind(scope);
         for param in &params {
             (count, page) = match param {
                 Param::Id(v) => (count.bind(*v), page.bind(*v)),

@@ -110,14 +110,31 @@ pub(crate) fn sqlite_path(url: &str) -> Option<&Path> {
 }
 
 /// Errors that mean "the database is not there right now" rather than "the query is wrong":
-/// they become 503 so clients retry, and the pool reconnects by itself.
+/// they become 503 / `unavailable` so clients retry, and the pool reconnects by itself. This is
+/// the one place that decides it (every domain error takes it from here):
+/// - the pool: timed out waiting for a connection, closed (shutting down), the SQLite worker gone;
+/// - the connection: I/O and TLS failures (the server went away mid-query);
+/// - PostgreSQL's SQLSTATEs: class 08 (connection exception), 57P01 admin shutdown, 57P02 crash
+///   shutdown, 57P03 cannot connect now (starting, in recovery), 55000 object not in
+///   prerequisite state (a database that does not accept connections), 53300 too many
+///   connections, 53100 disk full, 40001 / 40P01 (serialization failure, deadlock: retryable);
+/// - SQLite's primary codes SQLITE_BUSY (5) and SQLITE_LOCKED (6), whatever their extended
+///   code (e.g. 517 BUSY_SNAPSHOT): another writer held the database past the busy timeout.
 pub(crate) fn is_unavailable(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // PostgreSQL: 08xxx connection exceptions, 57P0x shutdown / cannot connect now.
-            code.starts_with("08") || code.starts_with("57P") || code == "5" /* SQLITE_BUSY */
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                return code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            }
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || matches!(&*code, "55000" | "53300" | "53100" | "40001" | "40P01")
         }
         _ => false,
     }

@@ -6,30 +6,46 @@ use super::{now, Db};
 use crate::ids::UserId;
 use crate::with_db;
 
-/// Blacklists a token; returns false when it already was (so a rotated token is used once).
+/// Blacklists a token (`rotated`: because rotation replaced it, not by a logout); returns false
+/// when it already was (so a rotated token is used once).
 pub(crate) async fn blacklist(
     db: &Db,
     jti: &str,
     user_id: UserId,
     expires_at: DateTime<Utc>,
+    rotated: bool,
 ) -> Result<bool, sqlx::Error> {
     let done = with_db!(db, pool => sqlx::query(
-        "INSERT INTO token_blacklist (jti, user_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING")
+        "INSERT INTO token_blacklist (jti, user_id, expires_at, rotated) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (jti) DO NOTHING")
         .bind(jti)
         .bind(user_id)
         .bind(expires_at)
+        .bind(rotated)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
     Ok(done == 1)
 }
 
-pub(crate) async fn is_blacklisted(db: &Db, jti: &str) -> Result<bool, sqlx::Error> {
-    let found: Option<i32> = with_db!(db, pool => sqlx::query_scalar("SELECT 1 FROM token_blacklist WHERE jti = $1")
+/// Whether a token is blacklisted, and if so whether rotation put it there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Listed {
+    No,
+    LoggedOut,
+    Rotated,
+}
+
+pub(crate) async fn is_blacklisted(db: &Db, jti: &str) -> Result<Listed, sqlx::Error> {
+    let found: Option<bool> = with_db!(db, pool => sqlx::query_scalar("SELECT rotated FROM token_blacklist WHERE jti = $1")
         .bind(jti)
         .fetch_optional(pool)
         .await)?;
-    Ok(found.is_some())
+    Ok(match found {
+        None => Listed::No,
+        Some(false) => Listed::LoggedOut,
+        Some(true) => Listed::Rotated,
+    })
 }
 
 /// Drops entries for tokens that have expired anyway (SimpleJWT's `flushexpiredtokens`).

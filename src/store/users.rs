@@ -23,10 +23,12 @@ pub struct UserRow {
     pub avatar: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Moves on at every revocation; tokens issued under an earlier epoch are refused.
+    pub token_epoch: i64,
 }
 
 const COLUMNS: &str = "id, email, password, first_name, last_name, is_active, is_staff, is_superuser, \
-    date_joined, last_login, last_connexion_date, online, avatar, created_at, updated_at";
+    date_joined, last_login, last_connexion_date, online, avatar, created_at, updated_at, token_epoch";
 
 pub struct NewUser<'a> {
     pub email: &'a str,
@@ -171,8 +173,35 @@ pub(crate) async fn set_presence(db: &Db, id: UserId, online: bool) -> Result<Da
     Ok(at)
 }
 
+/// A new password that ends every session: the token epoch moves on with it.
+pub(crate) async fn change_password(db: &Db, id: UserId, hash: &str) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => sqlx::query(
+        "UPDATE users SET password = $2, token_epoch = token_epoch + 1, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .bind(now())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Moves the token epoch on: every token issued so far is refused.
+pub(crate) async fn bump_epoch(db: &Db, id: UserId) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => sqlx::query("UPDATE users SET token_epoch = token_epoch + 1 WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Activates or deactivates; a deactivation also moves the token epoch on, so the tokens
+/// issued before it stay refused after a reactivation.
 pub async fn set_active(db: &Db, id: UserId, active: bool) -> Result<bool, sqlx::Error> {
-    let done = with_db!(db, pool => sqlx::query("UPDATE users SET is_active = $2, updated_at = $3 WHERE id = $1")
+    let done = with_db!(db, pool => sqlx::query(
+        "UPDATE users SET is_active = $2, updated_at = $3, \
+         token_epoch = token_epoch + CASE WHEN $2 THEN 0 ELSE 1 END WHERE id = $1")
         .bind(id)
         .bind(active)
         .bind(now())
@@ -371,7 +400,8 @@ pub(crate) async fn change_account(
 ) -> Result<Option<UserRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE users SET first_name = $2, last_name = $3, is_active = $4, is_staff = $5, is_superuser = $6, \
-         updated_at = $7 WHERE id = $1 RETURNING {COLUMNS}"
+         updated_at = $7, token_epoch = token_epoch + CASE WHEN is_active AND NOT $4 THEN 1 ELSE 0 END \
+         WHERE id = $1 RETURNING {COLUMNS}"
     );
     with_db!(db, pool => sqlx::query_as::<_, UserRow>(&sql)
         .bind(id)

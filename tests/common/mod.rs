@@ -160,6 +160,10 @@ pub fn base_config() -> Config {
         rate_login_per_minute: 10_000,
         rate_register_per_hour: 10_000,
         rate_password_reset_per_hour: 10_000,
+        // Tests send fast from one user and fail logins on purpose; the tests of these limits
+        // set them (tests/hardening.rs).
+        login_free_failures: 10_000,
+        user_messages_per_second: 0,
         shutdown_grace_secs: 5,
         ..Config::default()
     }
@@ -326,7 +330,13 @@ impl TestServer {
         }
     }
 
+    /// Storage, for fixtures written straight to it. The server's cached users are forgotten
+    /// first, so that it reads what the test writes (the server's own changes keep its cache
+    /// exact; a test's direct writes go around it).
     pub fn db(&self) -> &testing::store::Db {
+        if let Some(server) = &self.server {
+            server.testing().forget_cached_users();
+        }
         &self.db
     }
 

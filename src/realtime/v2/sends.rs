@@ -121,7 +121,7 @@ impl Session {
             // A chat this socket follows was checked when it joined (a removal leaves the room).
             self.chats().chat_for_member(chat, self.user).await?;
         }
-        let submitted = self.chats().try_submit(self.user, chat, draft)?;
+        let submitted = self.chats().try_submit(self.user, chat, draft).await?;
         self.sends.in_flight.push_back((chat, client_id.clone()));
         let ack = PendingAck {
             client_id,
