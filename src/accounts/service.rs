@@ -152,10 +152,22 @@ impl Accounts {
 
     /// The active user behind an access token (every authenticated request and handshake).
     pub(crate) async fn authenticate_access(&self, token: &str) -> AccountResult<UserRow> {
+        Ok(self.authenticate_access_within(token, 0).await?.0)
+    }
+
+    /// As [`Accounts::authenticate_access`], with the token's expiry (unix seconds), also
+    /// accepting a token that expired less than `grace_secs` ago (WebSocket handshakes only,
+    /// `ws_token_grace_secs`). Every other check is the same: one verification for REST and
+    /// sockets.
+    pub(crate) async fn authenticate_access_within(
+        &self,
+        token: &str,
+        grace_secs: u64,
+    ) -> AccountResult<(UserRow, i64)> {
         let claims = self
             .0
             .tokens
-            .decode(token, Some(TokenType::Access))
+            .decode_within(token, Some(TokenType::Access), grace_secs)
             .ok_or(AccountError::InvalidAccessToken)?;
         let user_id = claims.user_uuid().ok_or(AccountError::InvalidAccessToken)?;
         let user = users::by_id(self.db(), user_id)
@@ -164,7 +176,7 @@ impl Accounts {
         if !user.is_active {
             return Err(AccountError::UserInactive);
         }
-        Ok(user)
+        Ok((user, claims.exp))
     }
 
     /// A refresh token that is valid, unexpired, not blacklisted, and whose user is still active.
