@@ -35,6 +35,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// The shape of a v1 socket's outbound message frames when its URL has no `format`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum V1Format {
+    /// Day 2's shape: the text under `message`, the stored fields beside it.
+    Text,
+    /// The finished app's shape: `{"message":{…the stored message…}}`.
+    Object,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -96,6 +106,24 @@ pub struct Config {
     pub ws_send_queue: usize,
     /// Seconds between server pings; a peer silent for three intervals is dropped.
     pub ws_ping_interval_secs: u64,
+    /// The v1 frame shape of a socket whose URL names no `format` (`?format=` overrides).
+    pub ws_v1_format: V1Format,
+    /// Accept v1 sockets without a token on an existing chat; each frame's `author` must be a
+    /// member of that chat. For the migration window of apps that send no token (a risk:
+    /// anyone who knows a chat id and a member's id can post as that member).
+    pub ws_allow_anonymous_v1: bool,
+    /// Seconds after its expiry that an access token is still accepted at a WebSocket
+    /// handshake (only there; the user must still be active and the token unrevoked).
+    pub ws_token_grace_secs: u64,
+    /// Seconds a v1 socket stays open after its token expired (v1 has no in-band
+    /// re-authentication); then it is closed with 4401 `token expired`.
+    pub ws_v1_expiry_grace_secs: u64,
+    /// Origins a browser may open WebSockets from; unset: the CORS origins. `["*"]` allows
+    /// any. Clients that send no `Origin` (apps, scripts) are not affected.
+    pub ws_allowed_origins: Option<Vec<String>>,
+    /// Most sockets one user may hold open at once (on every instance, with Redis); 0 for no
+    /// cap. Checked at the handshake.
+    pub ws_max_sockets_per_user: usize,
 
     /// Most messages in one commit.
     pub group_commit_max: usize,
@@ -171,6 +199,12 @@ impl Default for Config {
             ws_frames_burst: 40,
             ws_send_queue: 1024,
             ws_ping_interval_secs: 20,
+            ws_v1_format: V1Format::Text,
+            ws_allow_anonymous_v1: false,
+            ws_token_grace_secs: 0,
+            ws_v1_expiry_grace_secs: 300,
+            ws_allowed_origins: None,
+            ws_max_sockets_per_user: 100,
             group_commit_max: 2048,
             shutdown_grace_secs: 10,
             http_header_timeout_secs: 10,
@@ -269,6 +303,12 @@ impl Config {
         if self.ws_send_queue < 8 {
             return invalid("ws_send_queue", "must be at least 8");
         }
+        if self.ws_token_grace_secs > 24 * 3600 {
+            return invalid("ws_token_grace_secs", "must be at most 86400 (a day)");
+        }
+        if self.ws_allowed_origins.iter().flatten().any(|o| o.trim().is_empty()) {
+            return invalid("ws_allowed_origins", "origins must not be empty");
+        }
         if self.http_header_timeout_secs == 0 {
             return invalid("http_header_timeout_secs", "must be at least 1");
         }
@@ -314,6 +354,11 @@ impl Config {
             Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// The origins WebSocket handshakes are accepted from (`ws_allowed_origins`, else CORS's).
+    pub fn ws_origins(&self) -> &[String] {
+        self.ws_allowed_origins.as_deref().unwrap_or(&self.cors_origins)
     }
 
     pub fn is_postgres(&self) -> bool {

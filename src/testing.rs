@@ -87,6 +87,14 @@ impl Handle {
         self.0.accounts.tokens().access(user)
     }
 
+    /// An access token signed with the server's key that lives `secs` seconds.
+    pub fn access_token_lasting(&self, user: UserId, secs: u64) -> String {
+        self.0
+            .accounts
+            .tokens()
+            .access_lasting(user, std::time::Duration::from_secs(secs))
+    }
+
     pub fn refresh_token(&self, user: UserId) -> String {
         self.0.accounts.tokens().refresh(user)
     }

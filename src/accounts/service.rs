@@ -221,10 +221,22 @@ impl Accounts {
     /// The active user behind an access token (every authenticated request and handshake).
     /// A token issued before its user's last revocation (an older token epoch) is refused.
     pub(crate) async fn authenticate_access(&self, token: &str) -> AccountResult<UserRow> {
+        Ok(self.authenticate_access_within(token, 0).await?.0)
+    }
+
+    /// As [`Accounts::authenticate_access`], with the token's expiry (unix seconds), also
+    /// accepting a token that expired less than `grace_secs` ago (WebSocket handshakes only,
+    /// `ws_token_grace_secs`). Every other check is the same: one verification for REST and
+    /// sockets.
+    pub(crate) async fn authenticate_access_within(
+        &self,
+        token: &str,
+        grace_secs: u64,
+    ) -> AccountResult<(UserRow, i64)> {
         let claims = self
             .0
             .tokens
-            .decode(token, Some(TokenType::Access))
+            .decode_within(token, Some(TokenType::Access), grace_secs)
             .ok_or(AccountError::InvalidAccessToken)?;
         let user_id = claims.user_uuid().ok_or(AccountError::InvalidAccessToken)?;
         let user = self.current(user_id).await?.ok_or(AccountError::UserNotFound)?;
@@ -234,7 +246,7 @@ impl Accounts {
         if claims.epoch() != user.token_epoch {
             return Err(AccountError::InvalidAccessToken);
         }
-        Ok(UserRow::clone(&user))
+        Ok((UserRow::clone(&user), claims.exp))
     }
 
     /// A refresh token that is valid, unexpired, not blacklisted, of the user's current token

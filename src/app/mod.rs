@@ -188,6 +188,14 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
         presence,
         SocketSettings::from_config(config),
     );
+    if config.ws_allow_anonymous_v1 {
+        tracing::warn!(
+            "ws_allow_anonymous_v1 is on: v1 sockets without a token are accepted, and anyone who \
+             knows a chat's id and a member's id can post as that member. Watch \
+             causerie_ws_anonymous_sockets_total and causerie_ws_anonymous_messages_total on \
+             /metrics and turn it off once no client needs it (docs/operations.md)."
+        );
+    }
     let limits = RateLimits::new(config);
     let swept = limits.clone();
     let swept_accounts = accounts.clone();
@@ -270,7 +278,10 @@ fn router(state: AppState, config: &Config) -> Router {
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             config.http_body_timeout_secs,
         )))
-        .layer(TraceLayer::new_for_http())
+        // The span names the path, never the query: `?token=` must not reach the logs.
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &Request| tracing::debug_span!("request", method = %req.method(), path = %req.uri().path()),
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(cors_layer(config))

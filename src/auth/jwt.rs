@@ -74,11 +74,15 @@ impl TokenIssuer {
     }
 
     fn issue(&self, token_type: TokenType, user_id: UserId, epoch: Option<i64>) -> String {
-        let now = Utc::now().timestamp();
         let lifetime = match token_type {
             TokenType::Access => self.access_lifetime,
             TokenType::Refresh => self.refresh_lifetime,
         };
+        self.issue_for(token_type, user_id, lifetime, epoch)
+    }
+
+    fn issue_for(&self, token_type: TokenType, user_id: UserId, lifetime: Duration, epoch: Option<i64>) -> String {
+        let now = Utc::now().timestamp();
         let claims = Claims {
             token_type,
             exp: now + lifetime.as_secs() as i64,
@@ -111,9 +115,26 @@ impl TokenIssuer {
         self.issue(TokenType::Refresh, user_id, Some(epoch))
     }
 
+    /// An access token with a lifetime of its own (tests of expiry and re-authentication).
+    pub fn access_lasting(&self, user_id: UserId, lifetime: Duration) -> String {
+        self.issue_for(TokenType::Access, user_id, lifetime, None)
+    }
+
     /// Decodes and checks signature, algorithm and expiry; `expected` also pins the type.
     pub fn decode(&self, token: &str, expected: Option<TokenType>) -> Option<Claims> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
+        self.decode_within(token, expected, 0)
+    }
+
+    /// As [`TokenIssuer::decode`], also accepting a token that expired less than
+    /// `grace_secs` ago (a WebSocket handshake's `ws_token_grace_secs`).
+    pub fn decode_within(&self, token: &str, expected: Option<TokenType>, grace_secs: u64) -> Option<Claims> {
+        let data = if grace_secs == 0 {
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?
+        } else {
+            let mut validation = self.validation.clone();
+            validation.leeway = grace_secs;
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).ok()?
+        };
         let claims = data.claims;
         if claims.jti.is_empty() || claims.user_uuid().is_none() {
             return None;
@@ -135,6 +156,29 @@ mod tests {
             Duration::from_secs(60),
             Duration::from_secs(120),
         )
+    }
+
+    #[test]
+    fn grace_accepts_only_recently_expired_tokens() {
+        let t = issuer();
+        let user = UserId::new();
+        let now = Utc::now().timestamp();
+        let expired = |ago: i64| {
+            let claims = Claims {
+                token_type: TokenType::Access,
+                exp: now - ago,
+                iat: Some(now - ago - 60),
+                jti: "0".repeat(32),
+                user_id: user.to_string(),
+                epoch: None,
+            };
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &t.encoding).unwrap()
+        };
+        let recent = expired(30);
+        assert!(t.decode(&recent, Some(TokenType::Access)).is_none());
+        assert!(t.decode_within(&recent, Some(TokenType::Access), 60).is_some());
+        assert!(t.decode_within(&expired(120), Some(TokenType::Access), 60).is_none());
+        assert!(t.decode_within(&t.refresh(user), Some(TokenType::Access), 60).is_none());
     }
 
     #[test]

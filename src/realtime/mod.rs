@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::accounts::Accounts;
 use crate::chats::Chats;
-use crate::config::Config;
+use crate::config::{Config, V1Format};
 use crate::ids::UserId;
 pub(crate) use event::AccountClosed;
 pub(crate) use fanout::Fanout;
@@ -34,6 +34,18 @@ pub(crate) struct SocketSettings {
     pub frames_burst: u32,
     pub send_queue: usize,
     pub ping_interval: Duration,
+    /// The frame shape of a v1 socket whose URL names no `format`.
+    pub v1_format: event::Format,
+    /// Tokenless v1 sockets are accepted (`ws_allow_anonymous_v1`).
+    pub allow_anonymous_v1: bool,
+    /// Seconds an expired access token is still accepted at a handshake.
+    pub token_grace_secs: u64,
+    /// Seconds a v1 socket outlives its token.
+    pub v1_expiry_grace_secs: u64,
+    /// Origins browsers may open sockets from; None: any.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Most open sockets per user; 0: no cap.
+    pub max_sockets_per_user: usize,
 }
 
 impl SocketSettings {
@@ -44,6 +56,18 @@ impl SocketSettings {
             frames_burst: config.ws_frames_burst,
             send_queue: config.ws_send_queue,
             ping_interval: Duration::from_secs(config.ws_ping_interval_secs.max(1)),
+            v1_format: match config.ws_v1_format {
+                V1Format::Text => event::Format::V1Text,
+                V1Format::Object => event::Format::V1Object,
+            },
+            allow_anonymous_v1: config.ws_allow_anonymous_v1,
+            token_grace_secs: config.ws_token_grace_secs,
+            v1_expiry_grace_secs: config.ws_v1_expiry_grace_secs,
+            allowed_origins: {
+                let origins = config.ws_origins();
+                (!origins.iter().any(|o| o == "*")).then(|| origins.to_vec())
+            },
+            max_sockets_per_user: config.ws_max_sockets_per_user,
         }
     }
 }
@@ -111,6 +135,13 @@ impl Realtime {
     /// Resolves once the server starts shutting down.
     pub(crate) fn closing(&self) -> &CancellationToken {
         &self.0.closing
+    }
+
+    /// True when `user` already holds `ws_max_sockets_per_user` sockets (counted on every
+    /// instance with Redis).
+    pub(crate) async fn socket_cap_reached(&self, user: UserId) -> bool {
+        let cap = self.settings().max_sockets_per_user;
+        cap > 0 && self.presence().open_sockets(user).await >= cap
     }
 
     /// Runs a session as a tracked task of this service.

@@ -65,6 +65,12 @@ fn presence_key(user: UserId) -> String {
     format!("causerie:presence:{user}")
 }
 
+/// The sorted set of `user`'s open sockets on every instance: members `{instance}:{n}` for
+/// n below that instance's count, scores their expiry (refreshed with the presence entries).
+fn sockets_key(user: UserId) -> String {
+    format!("causerie:sockets:{user}")
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -108,15 +114,28 @@ impl PresenceCounter {
         Ok((counter, refresh))
     }
 
+    /// `user`'s open sockets: on every instance with Redis (this instance's own count when
+    /// Redis does not answer), else here. What `ws_max_sockets_per_user` is checked against.
+    pub(crate) async fn open_sockets(&self, user: UserId) -> usize {
+        let here = self.local.lock().get(&user).copied().unwrap_or(0);
+        match &self.redis {
+            None => here,
+            Some(redis) => redis.socket_count(user).await.map_or(here, |n| n.max(here)),
+        }
+    }
+
     /// True when this socket made the user go from offline to online.
     pub(crate) async fn connected(&self, user: UserId) -> bool {
-        let first_here = {
+        let count = {
             let mut local = self.local.lock();
             let count = local.entry(user).or_insert(0);
             *count += 1;
-            *count == 1
+            *count
         };
-        if !first_here {
+        if let Some(redis) = &self.redis {
+            let _ = redis.add_sockets(user, count - 1..count).await;
+        }
+        if count != 1 {
             return false;
         }
         match &self.redis {
@@ -128,20 +147,23 @@ impl PresenceCounter {
 
     /// True when this was the user's last socket (on every instance).
     pub(crate) async fn disconnected(&self, user: UserId) -> bool {
-        let last_here = {
+        let (last_here, left) = {
             let mut local = self.local.lock();
             match local.get_mut(&user) {
                 Some(count) if *count > 1 => {
                     *count -= 1;
-                    false
+                    (false, Some(*count))
                 }
                 Some(_) => {
                     local.remove(&user);
-                    true
+                    (true, Some(0))
                 }
-                None => false,
+                None => (false, None),
             }
         };
+        if let (Some(redis), Some(left)) = (&self.redis, left) {
+            let _ = redis.remove_socket(user, left).await;
+        }
         if !last_here {
             return false;
         }
@@ -169,10 +191,11 @@ impl PresenceCounter {
     }
 
     async fn refresh(&self) {
-        let users: Vec<UserId> = self.local.lock().keys().copied().collect();
+        let users: Vec<(UserId, usize)> = self.local.lock().iter().map(|(u, n)| (*u, *n)).collect();
         if let Some(redis) = &self.redis {
-            for user in users {
+            for (user, count) in users {
                 let _ = redis.join(user).await;
+                let _ = redis.add_sockets(user, 0..count).await;
             }
         }
     }
@@ -217,6 +240,49 @@ impl RedisPresence {
         pipe.cmd("PEXPIRE").arg(&key).arg(ENTRY_TTL.as_millis() as i64).ignore();
         let (count, mine): (i64, Option<f64>) = self.run(&pipe).await?;
         Ok(count - i64::from(mine.is_some()))
+    }
+
+    /// Adds (or refreshes) this instance's socket entries `range` of `user`.
+    async fn add_sockets(&self, user: UserId, range: std::ops::Range<usize>) -> redis::RedisResult<()> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        let key = sockets_key(user);
+        let expiry = now_ms() + ENTRY_TTL.as_millis() as i64;
+        let mut pipe = redis::pipe();
+        for n in range {
+            pipe.cmd("ZADD")
+                .arg(&key)
+                .arg(expiry)
+                .arg(format!("{}:{n}", self.instance))
+                .ignore();
+        }
+        pipe.cmd("PEXPIRE").arg(&key).arg(ENTRY_TTL.as_millis() as i64).ignore();
+        self.run(&pipe).await
+    }
+
+    /// Removes this instance's socket entry `n` of `user` (its count went down to `n`).
+    async fn remove_socket(&self, user: UserId, n: usize) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREM")
+            .arg(sockets_key(user))
+            .arg(format!("{}:{n}", self.instance))
+            .ignore();
+        self.run(&pipe).await
+    }
+
+    /// `user`'s live socket entries on every instance.
+    async fn socket_count(&self, user: UserId) -> redis::RedisResult<usize> {
+        let key = sockets_key(user);
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(now_ms())
+            .ignore();
+        pipe.cmd("ZCARD").arg(&key);
+        let (count,): (usize,) = self.run(&pipe).await?;
+        Ok(count)
     }
 
     /// Removes this instance's entry; returns how many live instances still have the user.

@@ -20,14 +20,20 @@ use crate::chats::{ChatError, PendingStore};
 use crate::ids::{ChatId, UserId};
 use crate::wire::{self, parse, v1, ErrorBody};
 
-/// Close codes used by the server.
+/// Close codes used by the server (RFC 6455 §7.4.1; 4401 is ours, docs/protocol.md).
 pub(crate) mod close {
+    /// The peer broke the framing rules (unmasked frame, reserved bits, bad fragments…).
+    pub(crate) const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame (or close reason) that is not valid UTF-8.
+    pub(crate) const INVALID_DATA: u16 = 1007;
     pub(crate) const POLICY: u16 = 1008;
     pub(crate) const TOO_BIG: u16 = 1009;
     pub(crate) const RESTARTING: u16 = 1012;
     pub(crate) const TRY_AGAIN_LATER: u16 = 1013;
-    /// The account was deactivated or deleted: its token no longer works.
-    pub(crate) const ACCOUNT_CLOSED: u16 = 4401;
+    /// The socket's credentials no longer hold: the account was deactivated or deleted, its
+    /// token expired without a fresh one, or a v2 socket opened without a token did not
+    /// authenticate. Do not reconnect with the same token.
+    pub(crate) const UNAUTHORIZED: u16 = 4401;
 }
 
 /// Most queued frames written before one flush: several frames, one syscall.
@@ -63,17 +69,35 @@ pub(crate) fn close_message(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-/// True when the read failed because the peer sent a frame over the size limit.
-pub(crate) fn is_too_big(err: &axum::Error) -> bool {
+/// The close frame that answers a failed read, by RFC 6455 §7.4.1: a frame over the size
+/// limit 1009, a text frame that is not UTF-8 1007, any other breach of the framing rules
+/// 1002. None when the peer is simply gone (nothing can be sent).
+pub(crate) fn error_close(err: &axum::Error) -> Option<Message> {
     use std::error::Error;
+    use tungstenite::error::ProtocolError;
     let mut source: Option<&(dyn Error + 'static)> = Some(err);
     while let Some(e) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
-            return true;
+        if let Some(err) = e.downcast_ref::<tungstenite::Error>() {
+            return match err {
+                tungstenite::Error::Capacity(_) => Some(close_message(close::TOO_BIG, "frame too large")),
+                tungstenite::Error::Utf8(_) => Some(close_message(close::INVALID_DATA, "invalid UTF-8")),
+                tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+                tungstenite::Error::Protocol(_) => Some(close_message(close::PROTOCOL_ERROR, "protocol error")),
+                _ => None,
+            };
         }
         source = e.source();
     }
-    false
+    None
+}
+
+/// Answers the peer's close frame (RFC 6455 §5.5.1). The reply is queued by the WebSocket
+/// layer when the close is read; flushing writes it before the connection is dropped.
+pub(crate) async fn answer_close<S>(sink: &mut S)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let _ = tokio::time::timeout(Duration::from_secs(2), sink.flush()).await;
 }
 
 /// What one read from a socket means for its session loop.
@@ -85,6 +109,8 @@ pub(crate) enum Inbound {
     Refused { code: &'static str, detail: &'static str },
     /// A control frame: nothing to do.
     Nothing,
+    /// The peer sent its close frame: answer it ([`answer_close`]) and end the session.
+    PeerClosed,
     /// The peer left or broke a limit: end the session, sending this close frame if any.
     Closed(Option<Message>),
 }
@@ -97,15 +123,18 @@ pub(crate) fn read_inbound(
 ) -> Inbound {
     let frame = match read {
         None => return Inbound::Closed(None),
-        Some(Err(err)) if is_too_big(&err) => {
-            return Inbound::Closed(Some(close_message(close::TOO_BIG, "frame too large")))
+        Some(Err(err)) => {
+            let close = error_close(&err);
+            if let Some(Message::Close(Some(frame))) = &close {
+                metrics::counter!("causerie_ws_protocol_closes_total", "code" => frame.code.to_string()).increment(1);
+            }
+            return Inbound::Closed(close);
         }
-        Some(Err(_)) => return Inbound::Closed(None),
         Some(Ok(frame)) => frame,
     };
     *last_heard = Instant::now();
     match frame {
-        Message::Close(_) => Inbound::Closed(None),
+        Message::Close(_) => Inbound::PeerClosed,
         Message::Ping(_) | Message::Pong(_) => Inbound::Nothing,
         Message::Binary(_) => Inbound::Refused {
             code: "invalid_frame",
@@ -120,12 +149,15 @@ pub(crate) fn read_inbound(
 }
 
 /// Server pings and the dead-peer rule shared by v1 and v2 sessions: a ping every interval,
-/// and a peer silent for three intervals is dropped.
+/// and a peer silent for three intervals is dropped. The same tick ends a socket whose token
+/// has expired (so an expiry is noticed within one ping interval, at no cost per socket).
 pub(crate) struct Keepalive {
     every: Duration,
     ticks: tokio::time::Interval,
     /// When the peer was last heard from (any frame).
     pub(crate) last_heard: Instant,
+    /// Unix time after which the socket's credentials no longer hold (None: never).
+    pub(crate) expires_at: Option<i64>,
 }
 
 impl Keepalive {
@@ -136,13 +168,18 @@ impl Keepalive {
             every,
             ticks,
             last_heard: Instant::now(),
+            expires_at: None,
         }
     }
 
-    /// Waits for the next ping time: `Ok(ping)` to send, or `Err(close)` for a dead peer.
+    /// Waits for the next ping time: `Ok(ping)` to send, or `Err(close)` for a dead peer or
+    /// expired credentials.
     pub(crate) async fn due(&mut self) -> Result<Message, Message> {
         self.ticks.tick().await;
-        if self.last_heard.elapsed() > self.every * 3 {
+        if self.expires_at.is_some_and(|at| chrono::Utc::now().timestamp() >= at) {
+            metrics::counter!("causerie_ws_token_expired_closes_total").increment(1);
+            Err(close_message(close::UNAUTHORIZED, "token expired"))
+        } else if self.last_heard.elapsed() > self.every * 3 {
             Err(close_message(close::POLICY, "no answer to pings"))
         } else {
             Ok(Message::Ping(Default::default()))
@@ -159,9 +196,9 @@ pub(crate) fn too_slow() -> Message {
 pub(crate) fn kick_close(reason: KickReason) -> Message {
     match reason {
         KickReason::TooSlow => too_slow(),
-        KickReason::Account(AccountClosed::Deactivated) => close_message(close::ACCOUNT_CLOSED, "account deactivated"),
-        KickReason::Account(AccountClosed::Deleted) => close_message(close::ACCOUNT_CLOSED, "account deleted"),
-        KickReason::Account(AccountClosed::Revoked) => close_message(close::ACCOUNT_CLOSED, "token revoked"),
+        KickReason::Account(AccountClosed::Deactivated) => close_message(close::UNAUTHORIZED, "account deactivated"),
+        KickReason::Account(AccountClosed::Deleted) => close_message(close::UNAUTHORIZED, "account deleted"),
+        KickReason::Account(AccountClosed::Revoked) => close_message(close::UNAUTHORIZED, "token revoked"),
     }
 }
 
@@ -196,7 +233,20 @@ where
     sink.flush().await.is_ok()
 }
 
-/// Runs a seed (v1) socket for `user` in `chat` until either side closes.
+/// Who writes a v1 socket's messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sender {
+    /// The token's user; the socket ends `ws_v1_expiry_grace_secs` after the token's expiry
+    /// (unix seconds).
+    User { expires_at: i64 },
+    /// No token (`ws_allow_anonymous_v1`): each frame's `author` must be a member of the chat.
+    Anonymous,
+}
+
+/// The hub's stand-in user of tokenless sockets: no account has the nil uuid, so no user
+/// event, presence or kick ever addresses them.
+pub(crate) const ANONYMOUS: UserId = UserId(uuid::Uuid::nil());
+
 /// Joins `user`'s socket to `chat`'s room. Done before the handshake is answered, so a client
 /// that has its `101` gets every message stored from then on (they wait in the queue until the
 /// session runs); dropping the result (a failed upgrade) leaves the room.
@@ -206,22 +256,30 @@ pub(crate) fn join_v1(rt: &Realtime, user: UserId, chat: ChatId) -> (Connection,
     (connection, rx)
 }
 
-/// Runs a seed (v1) socket for `user` in `chat`, joined by [`join_v1`], until either side closes.
+/// Runs a seed (v1) socket in `chat`, joined by [`join_v1`], until either side closes.
 pub(crate) async fn run_v1(
     socket: WebSocket,
     rt: Realtime,
     chat: ChatId,
     format: Format,
     (connection, mut rx): (Connection, mpsc::Receiver<Arc<Delivery>>),
+    sender: Sender,
 ) {
     let _gauge = OpenGauge::new();
+    let _anonymous = (sender == Sender::Anonymous).then(AnonymousGauge::new);
     let user = connection.user();
+    let anonymous = sender == Sender::Anonymous;
     // Work that only happens now and then is boxed, so the future an idle socket's task keeps
     // stays small (an idle connection should cost a few KiB).
-    Box::pin(super::presence::connected(&rt, user)).await;
+    if !anonymous {
+        Box::pin(super::presence::connected(&rt, user)).await;
+    }
     let kicked = connection.kicked();
     let limiter = frame_limiter(&rt);
     let mut keepalive = Keepalive::new(&rt);
+    if let Sender::User { expires_at } = sender {
+        keepalive.expires_at = Some(expires_at.saturating_add(rt.settings().v1_expiry_grace_secs as i64));
+    }
     let closing = rt.closing().clone();
     let (mut sink, mut stream) = socket.split();
 
@@ -235,12 +293,16 @@ pub(crate) async fn run_v1(
             },
             inbound = stream.next() => match read_inbound(inbound, &limiter, &mut keepalive.last_heard) {
                 Inbound::Closed(close) => break close,
+                Inbound::PeerClosed => {
+                    answer_close(&mut sink).await;
+                    break None;
+                }
                 Inbound::Nothing => continue,
                 Inbound::Refused { code, detail } => if sink.send(v1_error(ErrorBody::new(code, detail))).await.is_err() { break None },
                 Inbound::Text(text) => {
                     // The refusal is made into its frame before the write is awaited, so the
                     // error is not kept in this (every socket's) future.
-                    let refusal = match Box::pin(handle_v1_frame(&rt, &connection, chat, &text)).await {
+                    let refusal = match Box::pin(handle_v1_frame(&rt, &connection, chat, &text, anonymous)).await {
                         Ok(committed) => {
                             pending.push_back(committed);
                             continue;
@@ -277,6 +339,7 @@ pub(crate) async fn run_v1(
                 &mut stream,
                 pending,
                 close,
+                anonymous,
             ))
             .await
         }
@@ -284,7 +347,25 @@ pub(crate) async fn run_v1(
         None => {}
     }
     drop(connection);
-    Box::pin(super::presence::disconnected(&rt, user)).await;
+    if !anonymous {
+        Box::pin(super::presence::disconnected(&rt, user)).await;
+    }
+}
+
+/// Counts an open tokenless v1 socket in `causerie_ws_anonymous_connections`.
+struct AnonymousGauge;
+
+impl AnonymousGauge {
+    fn new() -> AnonymousGauge {
+        metrics::gauge!("causerie_ws_anonymous_connections").increment(1.0);
+        AnonymousGauge
+    }
+}
+
+impl Drop for AnonymousGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("causerie_ws_anonymous_connections").decrement(1.0);
+    }
 }
 
 /// Sends our close frame, then waits briefly for the peer's reply before the TCP connection is
@@ -325,6 +406,7 @@ async fn v1_goodbye<S>(
     stream: &mut (impl futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin),
     mut pending: FuturesOrdered<PendingStore>,
     close: Message,
+    anonymous: bool,
 ) where
     S: futures_util::Sink<Message> + Unpin,
 {
@@ -343,7 +425,7 @@ async fn v1_goodbye<S>(
         while let Some(Ok(frame)) = stream.next().await {
             match frame {
                 Message::Text(text) => {
-                    if let Ok(store) = handle_v1_frame(rt, connection, chat, &text).await {
+                    if let Ok(store) = handle_v1_frame(rt, connection, chat, &text, anonymous).await {
                         pending.push_back(store);
                     }
                 }
@@ -369,19 +451,90 @@ fn refusal_v1(error: ErrorBody) -> Message {
 
 /// Checks a v1 frame and queues its message for storage (the echo to the room follows the
 /// commit). A socket whose user was removed from the chat has left its room and is refused.
+/// A tokenless socket's frame is written by its `author`, who must be an active member.
 async fn handle_v1_frame(
     rt: &Realtime,
     connection: &Connection,
     chat: ChatId,
     text: &str,
+    anonymous: bool,
 ) -> Result<PendingStore, ErrorBody> {
-    let user = connection.user();
     let frame = parse::parse_object(text)?;
+    let user = if anonymous {
+        anonymous_author(rt, chat, &frame).await?
+    } else {
+        connection.user()
+    };
     let max_extra = rt.chats().max_extra_bytes();
     let draft = v1::MessageFrame::from_frame(&frame, chat, user, max_extra)?.into_draft();
     draft.check(max_extra).map_err(ChatError::from)?;
     if !connection.has_joined(chat) {
         return Err(ChatError::NotFound.into());
     }
-    Ok(rt.chats().submit(user, chat, draft).await?)
+    let pending = rt.chats().submit(user, chat, draft).await?;
+    if anonymous {
+        metrics::counter!("causerie_ws_anonymous_messages_total").increment(1);
+    }
+    Ok(pending)
+}
+
+/// The author a tokenless frame names, if they are an active member of `chat`.
+async fn anonymous_author(rt: &Realtime, chat: ChatId, frame: &parse::Object) -> Result<UserId, ErrorBody> {
+    let refused = || {
+        metrics::counter!("causerie_ws_anonymous_refused_total").increment(1);
+        ErrorBody::new(
+            "wrong_author",
+            "Without a token, \"author\" must name a member of this chat.",
+        )
+    };
+    let author: UserId = frame
+        .get("author")
+        .and_then(|a| a.as_str())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(refused)?;
+    if !rt.chats().is_member(chat, author).await? {
+        return Err(refused());
+    }
+    match rt.accounts().active_user(author).await {
+        Ok(Some(_)) => Ok(author),
+        Ok(None) => Err(refused()),
+        Err(_) => Err(ErrorBody::new("unavailable", "Storage is unavailable; retry.")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tungstenite::error::{CapacityError, ProtocolError};
+
+    fn code(err: tungstenite::Error) -> Option<u16> {
+        match error_close(&axum::Error::new(err)) {
+            Some(Message::Close(Some(frame))) => Some(frame.code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn read_errors_close_with_the_rfc_codes() {
+        let too_long = CapacityError::MessageTooLong { size: 2, max_size: 1 };
+        assert_eq!(code(tungstenite::Error::Capacity(too_long)), Some(1009));
+        assert_eq!(code(tungstenite::Error::Utf8("bad".into())), Some(1007));
+        for protocol in [
+            ProtocolError::UnmaskedFrameFromClient,
+            ProtocolError::NonZeroReservedBits,
+            ProtocolError::UnexpectedContinueFrame,
+            ProtocolError::FragmentedControlFrame,
+            ProtocolError::ControlFrameTooBig,
+        ] {
+            assert_eq!(code(tungstenite::Error::Protocol(protocol)), Some(1002));
+        }
+        // A peer that is simply gone gets no frame.
+        assert_eq!(
+            code(tungstenite::Error::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+            )),
+            None
+        );
+        assert_eq!(code(tungstenite::Error::ConnectionClosed), None);
+    }
 }

@@ -60,11 +60,19 @@ pub struct Refused {
 
 /// Opens a socket at `url` (ws://…), offering `protocol` when given.
 pub async fn try_connect(url: &str, protocol: Option<&str>) -> Result<WsClient, Refused> {
+    match protocol {
+        Some(protocol) => try_connect_with(url, &[("Sec-WebSocket-Protocol", protocol)]).await,
+        None => try_connect_with(url, &[]).await,
+    }
+}
+
+/// Opens a socket at `url` with these extra handshake headers (`Origin`, `Sec-WebSocket-Protocol`).
+pub async fn try_connect_with(url: &str, headers: &[(&'static str, &str)]) -> Result<WsClient, Refused> {
     let mut request = url.into_client_request().expect("valid ws url");
-    if let Some(protocol) = protocol {
+    for (name, value) in headers {
         request
             .headers_mut()
-            .insert("Sec-WebSocket-Protocol", HeaderValue::from_str(protocol).unwrap());
+            .insert(*name, HeaderValue::from_str(value).unwrap());
     }
     match tokio_tungstenite::connect_async(request).await {
         Ok((socket, response)) => {

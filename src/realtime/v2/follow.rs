@@ -19,14 +19,22 @@ use crate::wire::ErrorBody;
 /// Messages replayed per storage read while catching a socket up.
 const REPLAY_PAGE: i64 = 500;
 
+/// Most messages one `subscribe` frame (or one `resume` frame, over all its chats) replays
+/// from storage. A longer gap is paged: `subscribed` says `more`, the chat is not followed
+/// yet, and the client subscribes again from the `lastSeq` it got (docs/protocol.md). So a
+/// frame costs the server a bounded amount of work, however old its `afterSeq`.
+pub(crate) const REPLAY_LIMIT: i64 = 200;
+
 impl Session {
-    /// Follows `chat` from `after` (replaying what is stored beyond it) or from now.
+    /// Follows `chat` from `after` (replaying what is stored beyond it, at most `budget`
+    /// messages, which it uses up) or from now.
     pub(super) async fn subscribe(
         &mut self,
         sink: &mut Sink,
         chat: ChatId,
         after: Option<i64>,
         reference: Option<&Value>,
+        budget: &mut i64,
     ) -> Result<(), ErrorBody> {
         let row = self.chats().chat_for_member(chat, self.user).await?;
         if let Some(after) = after {
@@ -48,10 +56,18 @@ impl Session {
             None => self.chats().last_seq(chat).await?,
         };
         self.streams.follow(chat, start);
-        self.catch_up(sink, chat, i64::MAX).await?;
+        let more = !self.replay(sink, chat, budget).await?;
+        let last_seq = self.streams.last_sent(chat).unwrap_or(start);
+        if more {
+            // Not caught up: not followed either (a live message would open a gap that the
+            // stream rule would fill from storage, unbounded). The client asks for the next page.
+            self.connection.leave(chat);
+            self.streams.unfollow(chat);
+        }
         let subscribed = Subscribed {
             chat,
-            last_seq: self.streams.last_sent(chat).unwrap_or(start),
+            last_seq,
+            more,
             reference: reference.cloned(),
         };
         reply(sink, &Frame::Subscribed(subscribed)).await;
@@ -61,8 +77,10 @@ impl Session {
     /// Subscribes to each chat after its last sequence held. One bad entry does not stop the
     /// others; it is reported with its chat.
     pub(super) async fn resume(&mut self, sink: &mut Sink, resume: Resume, reference: Option<&Value>) {
+        // One replay budget for the whole frame.
+        let mut budget = REPLAY_LIMIT;
         for (chat, seq) in resume.chats {
-            if let Err(error) = self.subscribe(sink, chat, Some(seq), reference).await {
+            if let Err(error) = self.subscribe(sink, chat, Some(seq), reference, &mut budget).await {
                 let error = ErrorReply::new(error, reference.cloned()).about(chat);
                 reply(sink, &Frame::Error(error)).await;
             }
@@ -77,6 +95,39 @@ impl Session {
             reference: reference.cloned(),
         };
         reply(sink, &Frame::Unsubscribed(unsubscribed)).await;
+    }
+
+    /// Replays stored messages of `chat` after the last one sent, at most `budget` of them (which
+    /// it uses up). True when the socket then holds everything stored.
+    async fn replay(&mut self, sink: &mut Sink, chat: ChatId, budget: &mut i64) -> Result<bool, ErrorBody> {
+        loop {
+            let Some(page) = self.streams.next_page(chat, i64::MAX, REPLAY_PAGE.min(*budget).max(1)) else {
+                return Ok(true);
+            };
+            if *budget <= 0 {
+                // Is anything left beyond what was sent?
+                let last = self.chats().last_seq(chat).await?;
+                return Ok(page.after >= last);
+            }
+            let rows = self.chats().since(chat, page.after, page.limit).await?;
+            let count = rows.len() as i64;
+            *budget -= count;
+            for row in rows {
+                self.streams.sent(chat, row.seq);
+                let message = MessageView::full(&row);
+                let frame = Frame::Message(ChatMessage {
+                    chat: message.ref_chat,
+                    message: &message,
+                });
+                if write(sink, &frame).await.is_err() {
+                    // The peer left; the loop notices on its next read.
+                    return Ok(true);
+                }
+            }
+            if count < page.limit {
+                return Ok(true);
+            }
+        }
     }
 
     /// Sends the stored messages of `chat` after the last one sent, up to message `upto`.

@@ -15,7 +15,7 @@ mod sends;
 mod streams;
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::stream::SplitSink;
@@ -29,9 +29,10 @@ use super::hub::Connection;
 use super::presence;
 use super::session::{self, Inbound, OpenGauge};
 use super::Realtime;
+use crate::accounts::AccountError;
 use crate::chats::Chats;
 use crate::ids::{ChatId, UserId};
-use crate::wire::v2::{ClientFrame, Command, ErrorReply, Pong, Refused, ServerFrame};
+use crate::wire::v2::{Authenticate, Authenticated, ClientFrame, Command, ErrorReply, Pong, Refused, ServerFrame};
 use crate::wire::{self, ErrorBody, MessageView};
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -45,11 +46,23 @@ struct Session {
     streams: ChatStreams,
     last_typing: HashMap<ChatId, Instant>,
     sends: Sends,
+    /// The expiry (unix seconds) of a fresh token an `auth` frame brought, for the keepalive.
+    renewed: Option<i64>,
 }
 
-/// Runs a v2 socket. `initial` is the chat of a `/ws/chat/{id}/` URL, followed from `after`
-/// (or from now).
-pub(crate) async fn run(socket: WebSocket, rt: Realtime, user: UserId, initial: Option<(ChatId, Option<i64>)>) {
+/// How long a `/ws/` socket opened without a token has to send its `auth` frame.
+const AUTH_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs a v2 socket of `user`, whose token expires at `expires_at` (unix seconds) unless an
+/// `auth` frame brings a fresh one. `initial` is the chat of a `/ws/chat/{id}/` URL, followed
+/// from `after` (or from now).
+pub(crate) async fn run(
+    socket: WebSocket,
+    rt: Realtime,
+    user: UserId,
+    expires_at: i64,
+    initial: Option<(ChatId, Option<i64>)>,
+) {
     let _gauge = OpenGauge::new();
     let (connection, mut rx) = rt.hub().connect(user, rt.settings().send_queue);
     // Work that only happens now and then is boxed, so the future an idle socket's task keeps
@@ -58,6 +71,7 @@ pub(crate) async fn run(socket: WebSocket, rt: Realtime, user: UserId, initial: 
     let kicked = connection.kicked();
     let limiter = session::frame_limiter(&rt);
     let mut keepalive = session::Keepalive::new(&rt);
+    keepalive.expires_at = Some(expires_at);
     let closing = rt.closing().clone();
     let (mut sink, mut stream) = socket.split();
     let mut session = Session {
@@ -67,10 +81,12 @@ pub(crate) async fn run(socket: WebSocket, rt: Realtime, user: UserId, initial: 
         streams: ChatStreams::default(),
         last_typing: HashMap::new(),
         sends: Sends::default(),
+        renewed: None,
     };
 
     if let Some((chat, after)) = initial {
-        if let Err(error) = Box::pin(session.subscribe(&mut sink, chat, after, None)).await {
+        let mut budget = follow::REPLAY_LIMIT;
+        if let Err(error) = Box::pin(session.subscribe(&mut sink, chat, after, None, &mut budget)).await {
             // As for `resume`, the error names the chat it is about.
             let refusal = text(&Frame::Error(ErrorReply::new(error, None).about(chat)));
             let _ = sink.send(refusal).await;
@@ -89,12 +105,21 @@ pub(crate) async fn run(socket: WebSocket, rt: Realtime, user: UserId, initial: 
             // through TCP, while deliveries and acks keep flowing.
             inbound = stream.next(), if session.sends.can_take_more() => match session::read_inbound(inbound, &limiter, &mut keepalive.last_heard) {
                 Inbound::Closed(close) => break close,
+                Inbound::PeerClosed => {
+                    session::answer_close(&mut sink).await;
+                    break None;
+                }
                 Inbound::Nothing => continue,
                 Inbound::Refused { code, detail } => {
                     let refusal = text(&Frame::Error(ErrorReply::new(ErrorBody::new(code, detail), None)));
                     if sink.send(refusal).await.is_err() { break None }
                 }
-                Inbound::Text(text) => if Box::pin(session.handle(&mut sink, &text)).await.is_err() { break None },
+                Inbound::Text(text) => {
+                    if Box::pin(session.handle(&mut sink, &text)).await.is_err() { break None }
+                    if let Some(at) = session.renewed.take() {
+                        keepalive.expires_at = Some(at);
+                    }
+                }
             },
             queued = rx.recv() => match queued {
                 // A peer that does not read blocks the write once the kernel's buffers are full;
@@ -127,6 +152,127 @@ pub(crate) async fn run(socket: WebSocket, rt: Realtime, user: UserId, initial: 
     let Session { connection, .. } = session;
     drop(connection);
     Box::pin(presence::disconnected(&rt, user)).await;
+}
+
+/// Runs a `/ws/` socket opened without a token (so that none travels in a URL): its first
+/// frame must be `auth` with an access token, within [`AUTH_WAIT`]; otherwise an error frame
+/// and close 4401.
+pub(crate) async fn run_authenticating(mut socket: WebSocket, rt: Realtime) {
+    let outcome = match tokio::time::timeout(AUTH_WAIT, Box::pin(first_auth(&mut socket, &rt))).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(Some((
+            ErrorBody::new("auth_required", "Send an auth frame first."),
+            None,
+        ))),
+    };
+    let over_cap = match &outcome {
+        Ok((user, _, _)) => rt.socket_cap_reached(*user).await,
+        Err(_) => false,
+    };
+    match outcome {
+        Ok((_, _, reference)) if over_cap => {
+            let refusal = text(&Frame::Error(ErrorReply::new(
+                ErrorBody::new("too_many_sockets", "You have too many sockets open."),
+                reference,
+            )));
+            let (mut sink, mut stream) = socket.split();
+            if sink.send(refusal).await.is_ok() {
+                let close = session::close_message(session::close::POLICY, "too many sockets");
+                session::close_handshake(&mut sink, &mut stream, close).await;
+            }
+        }
+        Ok((user, expires_at, reference)) => {
+            metrics::counter!("causerie_ws_auth_frames_total", "outcome" => "accepted").increment(1);
+            if socket
+                .send(text(&Frame::Authenticated(authenticated(user, expires_at, reference))))
+                .await
+                .is_ok()
+            {
+                run(socket, rt, user, expires_at, None).await;
+            }
+        }
+        Err(Some((error, reference))) => {
+            metrics::counter!("causerie_ws_auth_frames_total", "outcome" => "refused").increment(1);
+            let refusal = text(&Frame::Error(ErrorReply::new(error, reference)));
+            let (mut sink, mut stream) = socket.split();
+            if sink.send(refusal).await.is_ok() {
+                let close = session::close_message(session::close::UNAUTHORIZED, "authentication failed");
+                session::close_handshake(&mut sink, &mut stream, close).await;
+            }
+        }
+        Err(None) => {}
+    }
+}
+
+/// Reads the first frame of a tokenless `/ws/` socket as `auth` and checks its token as a
+/// handshake would (`ws_token_grace_secs` applies). `Err(None)`: the peer left.
+async fn first_auth(
+    socket: &mut WebSocket,
+    rt: &Realtime,
+) -> Result<(UserId, i64, Option<Value>), Option<(ErrorBody, Option<Value>)>> {
+    loop {
+        let frame = match socket.recv().await {
+            None | Some(Err(_)) => return Err(None),
+            Some(Ok(frame)) => frame,
+        };
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Close(_) => {
+                session::answer_close(socket).await;
+                return Err(None);
+            }
+            Message::Binary(_) => {
+                return Err(Some((
+                    ErrorBody::new("invalid_frame", "Binary frames are not supported; send JSON text."),
+                    None,
+                )))
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        let ClientFrame { command, reference } = ClientFrame::parse(&text, rt.chats().max_extra_bytes())
+            .map_err(|Refused { error, reference }| Some((error, reference)))?;
+        let Command::Auth(Authenticate { token }) = command else {
+            return Err(Some((
+                ErrorBody::new(
+                    "auth_required",
+                    "The first frame of a socket opened without a token must be auth.",
+                ),
+                reference,
+            )));
+        };
+        return match rt
+            .accounts()
+            .authenticate_access_within(&token, rt.settings().token_grace_secs)
+            .await
+        {
+            Ok((user, expires_at)) => Ok((user.id, expires_at, reference)),
+            Err(err) => Err(Some((auth_refusal(err), reference))),
+        };
+    }
+}
+
+/// The error frame for a token refused in an `auth` frame.
+fn auth_refusal(err: AccountError) -> ErrorBody {
+    match err {
+        AccountError::UserInactive => ErrorBody::new("inactive_user", "The user is deactivated."),
+        AccountError::UserNotFound => ErrorBody::new("unknown_user", "The token's user no longer exists."),
+        AccountError::Unavailable | AccountError::Store(_) => {
+            ErrorBody::new("unavailable", "Storage is unavailable; retry.")
+        }
+        _ => ErrorBody::new("invalid_token", "The token is invalid or expired."),
+    }
+}
+
+fn authenticated(user: UserId, expires_at: i64, reference: Option<Value>) -> Authenticated {
+    use chrono::TimeZone;
+    Authenticated {
+        user,
+        expires_at: chrono::Utc
+            .timestamp_opt(expires_at, 0)
+            .single()
+            .unwrap_or_else(chrono::Utc::now),
+        reference,
+    }
 }
 
 /// A frame's WebSocket message. Sessions turn a frame into its text before they await the
@@ -170,7 +316,8 @@ impl Session {
         match command {
             Command::Send(send) => self.send(send, reference).await,
             Command::Subscribe(subscribe) => {
-                self.subscribe(sink, subscribe.chat, subscribe.after_seq, reference)
+                let mut budget = follow::REPLAY_LIMIT;
+                self.subscribe(sink, subscribe.chat, subscribe.after_seq, reference, &mut budget)
                     .await
             }
             Command::Resume(resume) => {
@@ -187,6 +334,27 @@ impl Session {
             Command::Delete(delete) => self.delete(delete.id).await,
             Command::AddMember(change) => self.add_member(change).await,
             Command::RemoveMember(change) => self.remove_member(change).await,
+            Command::Auth(Authenticate { token }) => {
+                // A fresh access token of the same user: the socket lives on until it expires.
+                // No grace here: that is for handshakes only.
+                let (row, expires_at) = self
+                    .rt
+                    .accounts()
+                    .authenticate_access_within(&token, 0)
+                    .await
+                    .map_err(auth_refusal)?;
+                if row.id != self.user {
+                    return Err(ErrorBody::new(
+                        "wrong_user",
+                        "The token is another user's; open a socket of its own.",
+                    ));
+                }
+                metrics::counter!("causerie_ws_auth_frames_total", "outcome" => "renewed").increment(1);
+                self.renewed = Some(expires_at);
+                let frame = Frame::Authenticated(authenticated(self.user, expires_at, reference.cloned()));
+                reply(sink, &frame).await;
+                Ok(())
+            }
             Command::Ping => {
                 let pong = Frame::Pong(Pong {
                     reference: reference.cloned(),

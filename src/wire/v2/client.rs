@@ -42,6 +42,22 @@ pub enum Command {
     AddMember(MemberChange),
     RemoveMember(MemberChange),
     Ping,
+    /// `auth`: the socket's credentials, as the first frame of a `/ws/` socket opened without
+    /// a token, or a fresh access token before the current one expires.
+    Auth(Authenticate),
+}
+
+/// `auth`: an access token for this socket; answered by `authenticated`.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct Authenticate {
+    pub token: String,
+}
+
+/// Tokens are not written to logs, not even in debug output.
+impl std::fmt::Debug for Authenticate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authenticate { token: … }")
+    }
 }
 
 /// `send`: store a message once; answered by `ack` (or an error naming the `clientId`).
@@ -189,6 +205,7 @@ impl Command {
             "add_member" => Command::AddMember(MemberChange::from_frame(frame)?),
             "remove_member" => Command::RemoveMember(MemberChange::from_frame(frame)?),
             "ping" => Command::Ping,
+            "auth" => Command::Auth(Authenticate::from_frame(frame)?),
             "" => return Err(missing("type")),
             _ => {
                 return Err(ErrorBody::new(
@@ -296,6 +313,16 @@ impl EditMessage {
     }
 }
 
+impl Authenticate {
+    fn from_frame(frame: &Object) -> Result<Authenticate, ErrorBody> {
+        match frame.get("token") {
+            None | Some(Value::Null) => Err(missing("token")),
+            Some(Value::String(token)) if !token.is_empty() => Ok(Authenticate { token: token.clone() }),
+            Some(_) => Err(ErrorBody::new("invalid_field", "\"token\" must be a non-empty string.")),
+        }
+    }
+}
+
 impl MemberChange {
     fn from_frame(frame: &Object) -> Result<MemberChange, ErrorBody> {
         Ok(MemberChange {
@@ -369,6 +396,7 @@ mod tests {
             Command::AddMember(MemberChange { chat, user }),
             Command::RemoveMember(MemberChange { chat, user }),
             Command::Ping,
+            Command::Auth(Authenticate { token: "a.b.c".into() }),
         ];
         for command in commands {
             let frame = ClientFrame::from(command.clone());

@@ -39,6 +39,8 @@ pub enum ServerFrame<M = MessageView> {
     /// A group's title changed, or the chat was deleted.
     ChatUpdated(ChatUpdated),
     Pong(Pong),
+    /// An `auth` frame's token was accepted: the socket now lives until `expiresAt`.
+    Authenticated(Authenticated),
     Error(ErrorReply),
 }
 
@@ -59,6 +61,7 @@ pub enum FrameType {
     MemberRemoved,
     ChatUpdated,
     Pong,
+    Authenticated,
     Error,
 }
 
@@ -88,6 +91,10 @@ pub struct ChatMessage<M = MessageView> {
 pub struct Subscribed {
     pub chat: ChatId,
     pub last_seq: i64,
+    /// More is stored after `last_seq` than one frame replays: the chat is not followed yet;
+    /// subscribe again with `afterSeq` = `last_seq` for the next page.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<Value>,
 }
@@ -139,6 +146,18 @@ pub struct Presence {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatUpdated {
     pub chat: ChatId,
+}
+
+/// The answer to an `auth` frame: whose socket it is, and when its new token expires (send a
+/// fresh `auth` before then, or the socket is closed with 4401 `token expired`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Authenticated {
+    pub user: UserId,
+    #[serde(with = "micros")]
+    pub expires_at: DateTime<Utc>,
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -200,6 +219,7 @@ impl<M> ServerFrame<M> {
             ServerFrame::MemberRemoved(_) => FrameType::MemberRemoved,
             ServerFrame::ChatUpdated(_) => FrameType::ChatUpdated,
             ServerFrame::Pong(_) => FrameType::Pong,
+            ServerFrame::Authenticated(_) => FrameType::Authenticated,
             ServerFrame::Error(_) => FrameType::Error,
         }
     }
@@ -219,7 +239,7 @@ impl<M> ServerFrame<M> {
             | ServerFrame::MemberRemoved(MemberChange { chat, .. })
             | ServerFrame::ChatUpdated(ChatUpdated { chat }) => Some(*chat),
             ServerFrame::Error(error) => error.chat,
-            ServerFrame::Presence(_) | ServerFrame::Pong(_) => None,
+            ServerFrame::Presence(_) | ServerFrame::Pong(_) | ServerFrame::Authenticated(_) => None,
         }
     }
 
@@ -240,6 +260,7 @@ impl<M> ServerFrame<M> {
             | ServerFrame::Subscribed(Subscribed { reference, .. })
             | ServerFrame::Unsubscribed(Unsubscribed { reference, .. })
             | ServerFrame::Pong(Pong { reference })
+            | ServerFrame::Authenticated(Authenticated { reference, .. })
             | ServerFrame::Error(ErrorReply { reference, .. }) => reference.as_ref(),
             _ => None,
         }
@@ -265,6 +286,7 @@ impl<M> ServerFrame<M> {
             FrameType::MemberRemoved => ServerFrame::MemberRemoved(Deserialize::deserialize(fields)?),
             FrameType::ChatUpdated => ServerFrame::ChatUpdated(Deserialize::deserialize(fields)?),
             FrameType::Pong => ServerFrame::Pong(Deserialize::deserialize(fields)?),
+            FrameType::Authenticated => ServerFrame::Authenticated(Deserialize::deserialize(fields)?),
             FrameType::Error => ServerFrame::Error(Deserialize::deserialize(fields)?),
         })
     }
@@ -381,6 +403,7 @@ mod tests {
             ServerFrame::Subscribed(Subscribed {
                 chat,
                 last_seq: 3,
+                more: true,
                 reference: None,
             }),
             ServerFrame::Unsubscribed(Unsubscribed {
@@ -412,6 +435,11 @@ mod tests {
             ServerFrame::MemberAdded(MemberChange { chat, user }),
             ServerFrame::MemberRemoved(MemberChange { chat, user }),
             ServerFrame::ChatUpdated(ChatUpdated { chat }),
+            ServerFrame::Authenticated(Authenticated {
+                user,
+                expires_at: crate::store::now(),
+                reference: reference.clone(),
+            }),
             ServerFrame::Pong(Pong { reference }),
             ServerFrame::Error(ErrorReply {
                 client_id: Some("c-4".into()),
