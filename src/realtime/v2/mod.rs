@@ -31,7 +31,7 @@ use super::session::{self, Inbound, OpenGauge};
 use super::Realtime;
 use crate::chats::Chats;
 use crate::ids::{ChatId, UserId};
-use crate::wire::v2::{ClientFrame, Command, ErrorReply, Pong, Refused, ServerFrame};
+use crate::wire::v2::{ClientFrame, Command, ErrorReply, Muted, Pong, Refused, ServerFrame};
 use crate::wire::{self, ErrorBody, MessageView};
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -187,6 +187,15 @@ impl Session {
             Command::Delete(delete) => self.delete(delete.id).await,
             Command::AddMember(change) => self.add_member(change).await,
             Command::RemoveMember(change) => self.remove_member(change).await,
+            Command::Mute(mute) => {
+                let muted = self.mute(mute.chat, mute.muted).await?;
+                let muted = Muted {
+                    reference: reference.cloned(),
+                    ..muted
+                };
+                reply(sink, &Frame::Muted(muted)).await;
+                Ok(())
+            }
             Command::Ping => {
                 let pong = Frame::Pong(Pong {
                     reference: reference.cloned(),

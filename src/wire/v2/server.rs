@@ -38,6 +38,8 @@ pub enum ServerFrame<M = MessageView> {
     MemberRemoved(MemberChange),
     /// A group's title changed, or the chat was deleted.
     ChatUpdated(ChatUpdated),
+    /// A `mute` is stored (only to the socket that sent it).
+    Muted(Muted),
     Pong(Pong),
     Error(ErrorReply),
 }
@@ -58,6 +60,7 @@ pub enum FrameType {
     MemberAdded,
     MemberRemoved,
     ChatUpdated,
+    Muted,
     Pong,
     Error,
 }
@@ -95,6 +98,15 @@ pub struct Subscribed {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Unsubscribed {
     pub chat: ChatId,
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Value>,
+}
+
+/// The caller's mute flag of `chat` as now stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Muted {
+    pub chat: ChatId,
+    pub muted: bool,
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<Value>,
 }
@@ -199,6 +211,7 @@ impl<M> ServerFrame<M> {
             ServerFrame::MemberAdded(_) => FrameType::MemberAdded,
             ServerFrame::MemberRemoved(_) => FrameType::MemberRemoved,
             ServerFrame::ChatUpdated(_) => FrameType::ChatUpdated,
+            ServerFrame::Muted(_) => FrameType::Muted,
             ServerFrame::Pong(_) => FrameType::Pong,
             ServerFrame::Error(_) => FrameType::Error,
         }
@@ -217,7 +230,8 @@ impl<M> ServerFrame<M> {
             | ServerFrame::Typing(TypingNotice { chat, .. })
             | ServerFrame::MemberAdded(MemberChange { chat, .. })
             | ServerFrame::MemberRemoved(MemberChange { chat, .. })
-            | ServerFrame::ChatUpdated(ChatUpdated { chat }) => Some(*chat),
+            | ServerFrame::ChatUpdated(ChatUpdated { chat })
+            | ServerFrame::Muted(Muted { chat, .. }) => Some(*chat),
             ServerFrame::Error(error) => error.chat,
             ServerFrame::Presence(_) | ServerFrame::Pong(_) => None,
         }
@@ -240,6 +254,7 @@ impl<M> ServerFrame<M> {
             | ServerFrame::Subscribed(Subscribed { reference, .. })
             | ServerFrame::Unsubscribed(Unsubscribed { reference, .. })
             | ServerFrame::Pong(Pong { reference })
+            | ServerFrame::Muted(Muted { reference, .. })
             | ServerFrame::Error(ErrorReply { reference, .. }) => reference.as_ref(),
             _ => None,
         }
@@ -264,6 +279,7 @@ impl<M> ServerFrame<M> {
             FrameType::MemberAdded => ServerFrame::MemberAdded(Deserialize::deserialize(fields)?),
             FrameType::MemberRemoved => ServerFrame::MemberRemoved(Deserialize::deserialize(fields)?),
             FrameType::ChatUpdated => ServerFrame::ChatUpdated(Deserialize::deserialize(fields)?),
+            FrameType::Muted => ServerFrame::Muted(Deserialize::deserialize(fields)?),
             FrameType::Pong => ServerFrame::Pong(Deserialize::deserialize(fields)?),
             FrameType::Error => ServerFrame::Error(Deserialize::deserialize(fields)?),
         })
@@ -412,6 +428,11 @@ mod tests {
             ServerFrame::MemberAdded(MemberChange { chat, user }),
             ServerFrame::MemberRemoved(MemberChange { chat, user }),
             ServerFrame::ChatUpdated(ChatUpdated { chat }),
+            ServerFrame::Muted(Muted {
+                chat,
+                muted: true,
+                reference: Some(Value::from("m-1")),
+            }),
             ServerFrame::Pong(Pong { reference }),
             ServerFrame::Error(ErrorReply {
                 client_id: Some("c-4".into()),
