@@ -387,6 +387,31 @@ async fn a_muted_chat_is_not_pushed(backend: Backend) {
     };
     assert!(!answer.muted);
     assert_eq!(answer.reference, Some(json!("m1")));
+    // A `mute` without `muted` is refused and changes nothing.
+    socket
+        .send_text(&json!({ "type": "mute", "chat": muted, "ref": "m2" }).to_string())
+        .await;
+    let refusal = socket.recv_until(|f| f.kind() == FrameType::Error).await;
+    let ServerFrame::Error(refusal) = refusal else {
+        unreachable!()
+    };
+    assert_eq!(refusal.code, "missing_field");
+    assert_eq!(refusal.reference, Some(json!("m2")));
+    socket
+        .send_frame(
+            &Command::Mute(Mute {
+                chat: muted.parse().unwrap(),
+                muted: false,
+            })
+            .with_ref("m3"),
+        )
+        .await;
+    let frame = socket.recv_until(|f| f.kind() == FrameType::Muted).await;
+    let ServerFrame::Muted(answer) = frame else {
+        unreachable!()
+    };
+    assert!(!answer.muted);
+    assert_eq!(answer.reference, Some(json!("m3")));
     socket.close().await;
     assert_eq!(srv.get_auth(&path, &bob.access).await.body["muted"], false);
     eventually("Bob offline", || async {
