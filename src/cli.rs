@@ -54,6 +54,17 @@ enum Command {
     Bench(crate::bench::BenchArgs),
     /// Import a Django chattuto database; run again to bring over only what changed (docs/migrating.md).
     ImportDjango(crate::import::ImportArgs),
+    /// Push notifications (docs/push.md).
+    Push {
+        #[command(subcommand)]
+        action: PushAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PushAction {
+    /// Send a test notification to each of a user's active devices and print each result.
+    Test { email: String },
 }
 
 #[derive(Args)]
@@ -147,7 +158,44 @@ async fn run() -> anyhow::Result<()> {
         Command::Chats { action } => chats_command(config, action).await,
         Command::Bench(args) => crate::bench::run(config, args).await,
         Command::ImportDjango(args) => crate::import::command(config, args).await,
+        Command::Push { action } => push_command(config, action).await,
     }
+}
+
+/// `causerie push test EMAIL`: with the database and the providers only (no server, no
+/// outbox workers); fails when no provider is configured or a send fails.
+async fn push_command(config: Config, action: PushAction) -> anyhow::Result<()> {
+    let PushAction::Test { email } = action;
+    let Offline { accounts, push, .. } = Offline::open(&config).await?;
+    if !push.enabled() {
+        bail!("push is off: set push_fcm_credentials_file and/or push_vapid_private_key_file");
+    }
+    let user = find_user(&accounts, &email).await?;
+    let results = push.send_test(user.id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if results.is_empty() {
+        bail!("{} has no active device", user.email);
+    }
+    let mut sent = 0;
+    for (device, outcome) in &results {
+        let outcome = match outcome {
+            Some(outcome) => outcome.to_string(),
+            None => format!("skipped (no provider configured for {} devices)", device.kind),
+        };
+        if outcome == "sent" {
+            sent += 1;
+        }
+        println!(
+            "device {} ({}, {}): {outcome}",
+            device.id,
+            device.kind,
+            device.name.as_deref().unwrap_or("unnamed")
+        );
+    }
+    if sent == 0 {
+        bail!("no device could be reached");
+    }
+    println!("{sent} of {} devices reached.", results.len());
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

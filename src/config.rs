@@ -158,6 +158,22 @@ pub struct Config {
     /// With `trust_forwarded_for`: how many proxies of yours append to `X-Forwarded-For`; the
     /// client is the hop just before them (the right-most hop you did not write).
     pub trusted_proxies: usize,
+    // ---- push notifications (docs/push.md) ----
+    /// FCM HTTP v1: the service-account JSON (`project_id`, `client_email`, `private_key`,
+    /// `token_uri`). Unset: no FCM pushes (Android/iOS devices are still stored).
+    pub push_fcm_credentials_file: Option<PathBuf>,
+    /// Where FCM's API is (tests point it at a fake).
+    pub push_fcm_endpoint: String,
+    /// Web Push: the VAPID private key (PEM, or the raw key in base64url). Unset: no Web Push.
+    pub push_vapid_private_key_file: Option<PathBuf>,
+    /// VAPID `sub`: a `mailto:` or `https:` contact for the push services.
+    pub push_vapid_subject: String,
+    /// Show the message text in the notification; false: a fixed "New message".
+    pub push_preview: bool,
+    /// Messages to one user within this many milliseconds become one push.
+    pub push_coalesce_ms: u64,
+    /// Sends of one push before it is given up (429 and 5xx are retried with backoff).
+    pub push_max_attempts: u32,
 
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info,causerie=debug`.
@@ -217,6 +233,13 @@ impl Default for Config {
             login_backoff_max_secs: 300,
             user_messages_per_second: 40,
             trusted_proxies: 1,
+            push_fcm_credentials_file: None,
+            push_fcm_endpoint: "https://fcm.googleapis.com".into(),
+            push_vapid_private_key_file: None,
+            push_vapid_subject: "mailto:webmaster@localhost".into(),
+            push_preview: true,
+            push_coalesce_ms: 2000,
+            push_max_attempts: 5,
             log_format: LogFormat::Text,
             log_level: "info".into(),
         }
@@ -323,6 +346,15 @@ impl Config {
                 "admin_session_max_secs",
                 "must not be shorter than admin_session_idle_secs",
             );
+        }
+        if url::Url::parse(&self.push_fcm_endpoint).is_err() {
+            return invalid("push_fcm_endpoint", "expected an absolute URL");
+        }
+        if !(self.push_vapid_subject.starts_with("mailto:") || self.push_vapid_subject.starts_with("https:")) {
+            return invalid("push_vapid_subject", "expected a mailto: or https: URL");
+        }
+        if self.push_max_attempts == 0 {
+            return invalid("push_max_attempts", "must be at least 1");
         }
         if self.group_commit_max == 0 {
             return invalid("group_commit_max", "must be at least 1");

@@ -31,6 +31,19 @@ pub mod store {
     }
 }
 
+/// Push (issue 12): what became of each outbox job of a user, oldest first: its status
+/// (`pending`, `sent`, `failed`, `dropped`) and how many times it was claimed.
+pub mod push {
+    use crate::ids::UserId;
+    use crate::store::Db;
+
+    pub async fn outbox(db: &Db, user: UserId) -> Vec<(String, i32)> {
+        crate::store::outbox::states_for_user(db, user)
+            .await
+            .expect("reading the push outbox")
+    }
+}
+
 /// The Django importer, driven as `causerie import-django` drives it, and its bookkeeping.
 pub mod import {
     pub use crate::import::report::{DevicesOutcome, Refusal, TableCounts};

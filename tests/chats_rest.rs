@@ -228,6 +228,7 @@ async fn bodies_keep_the_serializers_key_order() {
         "unreadCount",
         "isGroup",
         "title",
+        "muted",
     ];
     assert_eq!(Ordered::parse(&created.text).keys(), chat_keys);
     let chat = id_of(&created.body);

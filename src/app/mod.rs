@@ -37,6 +37,7 @@ use crate::error::ApiError;
 use crate::http::{BodyLimit, LinkBase};
 use crate::limits::RateLimits;
 use crate::mail::Mailer;
+use crate::push::{Providers, Push, PushSettings};
 use crate::realtime::{Fanout, Hub, PresenceCounter, Realtime, SocketSettings};
 use crate::store::Db;
 
@@ -103,6 +104,8 @@ pub(crate) async fn open_database(config: &Config) -> anyhow::Result<Db> {
 pub(crate) struct Offline {
     pub accounts: Accounts,
     pub chats: Chats,
+    /// Devices and the push providers (`causerie push test`), without the outbox workers.
+    pub push: Push,
 }
 
 impl Offline {
@@ -129,14 +132,21 @@ impl Offline {
             config.max_body_bytes,
             MessageRate::unlimited(),
         );
-        Ok(Offline { accounts, chats })
+        let push = Push::new(db.clone(), Providers::from_config(config)?);
+        Ok(Offline { accounts, chats, push })
     }
 }
+
+/// Outbox workers per instance (each claims for a few users and sends to several at once).
+const PUSH_WORKERS: usize = 2;
 
 /// The stages shutdown stops, in order, after the listener and the sockets.
 struct Stages {
     /// Group commit: drained after the sockets, so every send they read is answered.
     writer: Stage,
+    /// Push outbox workers: after the writer (its last commits may add jobs, which the next
+    /// start or another instance sends), before the services (they read presence).
+    push: Stage,
     /// Redis relays, presence refresh, limiter sweeps: after the writer, so the last stored
     /// messages still reach other instances.
     services: Stage,
@@ -168,6 +178,15 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
     );
     let events: Arc<dyn EventSink> = Arc::new(fanout.clone());
     let (writer, writer_task) = MessageWriter::new(db.clone(), events.clone(), config.group_commit_max);
+    // Push: the outbox rows are written with the messages only when a provider is configured.
+    let push = Push::new(db.clone(), Providers::from_config(config)?);
+    let push_wake = Arc::new(tokio::sync::Notify::new());
+    let push_settings = PushSettings::from_config(config);
+    let writer_task = if push.enabled() {
+        writer_task.with_push_outbox(push_settings.coalesce, push_wake.clone())
+    } else {
+        writer_task
+    };
     stages.writer.spawn(|stop| writer_task.run(stop));
     let rate = MessageRate::new(
         config.user_messages_per_second,
@@ -195,6 +214,18 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
              causerie_ws_anonymous_sockets_total and causerie_ws_anonymous_messages_total on \
              /metrics and turn it off once no client needs it (docs/operations.md)."
         );
+    }
+    if push.enabled() {
+        for _ in 0..PUSH_WORKERS {
+            let worker = crate::push::Worker::new(
+                db.clone(),
+                push.clone(),
+                realtime.clone(),
+                push_settings.clone(),
+                push_wake.clone(),
+            );
+            stages.push.spawn(|stop| worker.run(stop));
+        }
     }
     let limits = RateLimits::new(config);
     let swept = limits.clone();
@@ -229,6 +260,7 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
         realtime,
         limits,
         admin,
+        push,
         ops: Arc::new(Ops {
             db,
             fanout,
@@ -244,6 +276,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::web::openapi::base())
         .merge(crate::accounts::routes::router())
         .merge(crate::chats::routes::router())
+        .merge(crate::push::routes::router())
         .merge(crate::web::documented_router())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
@@ -367,6 +400,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let stages = Stages {
             writer: Stage::new("message writer"),
+            push: Stage::new("push workers"),
             services: Stage::new("background services"),
         };
         let state = assemble(&config, &stages).await?;
@@ -421,6 +455,7 @@ impl Server {
             Err(_) => tracing::warn!("shutdown grace period over with HTTP requests still running"),
         }
         self.stages.writer.stop(deadline).await;
+        self.stages.push.stop(deadline).await;
         self.stages.services.stop(deadline).await;
         self.state.ops.db.close().await;
         Ok(())

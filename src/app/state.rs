@@ -10,6 +10,7 @@ use crate::accounts::Accounts;
 use crate::admin::Admin;
 use crate::chats::Chats;
 use crate::limits::RateLimits;
+use crate::push::Push;
 use crate::realtime::Realtime;
 
 #[derive(Clone)]
@@ -19,6 +20,7 @@ pub(crate) struct AppState {
     pub realtime: Realtime,
     pub limits: RateLimits,
     pub admin: Admin,
+    pub push: Push,
     pub ops: Arc<Ops>,
 }
 
@@ -49,6 +51,12 @@ impl FromRef<AppState> for RateLimits {
 impl FromRef<AppState> for Arc<Ops> {
     fn from_ref(state: &AppState) -> Arc<Ops> {
         state.ops.clone()
+    }
+}
+
+impl FromRef<AppState> for Push {
+    fn from_ref(state: &AppState) -> Push {
+        state.push.clone()
     }
 }
 

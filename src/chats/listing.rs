@@ -83,6 +83,7 @@ impl Chats {
                      chat,
                      unread,
                      last_message,
+                     muted,
                  }| {
                     let ChatRow {
                         id,
@@ -123,10 +124,26 @@ impl Chats {
                         unread_count: unread,
                         is_group,
                         title,
+                        muted,
                         members: member_views,
                     }
                 },
             )
             .collect())
+    }
+}
+
+impl Chats {
+    /// Mutes or unmutes `chat` for `user` (a member): muted chats are never pushed.
+    pub(crate) async fn set_muted(&self, user: UserId, chat: ChatId, muted: bool) -> ChatResult<ChatView> {
+        if !chats::set_muted(self.db(), chat, user, muted).await? {
+            return Err(ChatError::NotFound);
+        }
+        self.chat_view(chat, user).await
+    }
+
+    /// `user`'s unread messages over all their chats (a push notification's badge).
+    pub(crate) async fn unread_total(&self, user: UserId) -> ChatResult<i64> {
+        Ok(chats::unread_total(self.db(), user).await?)
     }
 }

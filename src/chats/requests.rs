@@ -333,6 +333,25 @@ impl FromQuery for MessageFilters {
     }
 }
 
+/// `PATCH /api/chat/{id}/`: the caller's own settings for the chat.
+#[derive(Debug, ToSchema)]
+pub(crate) struct ChatPatch {
+    /// Muted chats are never pushed to the caller.
+    pub muted: bool,
+}
+
+impl FromBody for ChatPatch {
+    fn from_fields(f: &mut Fields<'_>) -> Option<ChatPatch> {
+        if !f.present("muted") {
+            f.error("muted", REQUIRED);
+            return None;
+        }
+        Some(ChatPatch {
+            muted: f.optional_bool("muted")?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,6 +367,7 @@ mod tests {
         body_matches_its_schema::<NewGroup>();
         body_matches_its_schema::<GroupTitle>();
         body_matches_its_schema::<NewMember>();
+        body_matches_its_schema::<ChatPatch>();
         // Documented as required, but a body without it is answered `KO`, not 400.
         reads_what_it_documents::<MarkRead>();
     }

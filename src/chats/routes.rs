@@ -10,8 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::requests::{
-    ChatFilters, GroupTitle, MarkRead, MessageFilters, MessagePatch, NewChat, NewGroup, NewMember, NewMessage,
-    ProfilePatch, Search, UserFilters,
+    ChatFilters, ChatPatch, GroupTitle, MarkRead, MessageFilters, MessagePatch, NewChat, NewGroup, NewMember,
+    NewMessage, ProfilePatch, Search, UserFilters,
 };
 use super::view::{ChatView, MessageView, Status, StatusWord};
 use super::{ChatError, Chats};
@@ -54,7 +54,7 @@ where
         .routes(routes!(profile_detail, profile_update))
         .routes(routes!(search_users))
         .routes(routes!(chat_list))
-        .routes(routes!(chat_detail, chat_delete))
+        .routes(routes!(chat_detail, chat_update, chat_delete))
         .routes(routes!(create_chat))
         .routes(routes!(message_list, message_create))
         .routes(routes!(message_detail, message_update, message_delete))
@@ -254,6 +254,29 @@ async fn chat_list(
 )]
 async fn chat_detail(State(chats): State<Chats>, user: CurrentUser, Ids(id): Ids<ChatId>) -> ApiResult<Json<ChatView>> {
     Ok(Json(chats.chat_view(id, user.id()).await?))
+}
+
+/// Change the caller's own settings for a chat: `{"muted": true}` stops push notifications
+/// for it, `false` starts them again.
+#[utoipa::path(
+    patch,
+    path = "/api/chat/{id}/",
+    tag = "chats",
+    params(("id" = ChatId, Path, description = "The chat's id")),
+    security(("jwtAuth" = [])),
+    responses(
+        (status = OK, description = "The chat", body = ChatView),
+        (status = BAD_REQUEST, description = "`muted` missing or not a boolean", body = FieldErrorsBody),
+        NotFound,
+    )
+)]
+async fn chat_update(
+    State(chats): State<Chats>,
+    user: CurrentUser,
+    Ids(id): Ids<ChatId>,
+    Form(patch): Form<ChatPatch>,
+) -> ApiResult<Json<ChatView>> {
+    Ok(Json(chats.set_muted(user.id(), id, patch.muted).await?))
 }
 
 /// Delete a chat and its messages.

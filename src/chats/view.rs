@@ -103,6 +103,9 @@ pub(crate) struct ChatView {
     /// A group's title (`null` for two-person chats).
     #[schema(required = true)]
     pub title: Option<String>,
+    /// Whether the caller muted this chat: no push notifications for it
+    /// (`PATCH /api/chat/{id}/ {"muted": …}`).
+    pub muted: bool,
     /// Groups only: every member, admins flagged.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]

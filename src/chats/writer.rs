@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{ChatEvent, EventSink};
 use super::view::MessageView;
-use crate::store::message_batch::insert_batch;
+use crate::store::message_batch::insert_batch_with_push;
 use crate::store::messages::{NewMessage, Stored};
 use crate::store::{is_unavailable, Db};
 
@@ -60,6 +60,9 @@ pub(crate) struct WriterTask {
     events: Arc<dyn EventSink>,
     queue: mpsc::Receiver<Job>,
     max_batch: usize,
+    /// Push configured: the coalescing window the outbox rows are due after, and the push
+    /// workers' wake-up.
+    push: Option<(std::time::Duration, Arc<tokio::sync::Notify>)>,
 }
 
 impl MessageWriter {
@@ -70,6 +73,7 @@ impl MessageWriter {
             events,
             queue: rx,
             max_batch,
+            push: None,
         };
         (MessageWriter { queue }, task)
     }
@@ -112,6 +116,17 @@ impl MessageWriter {
 }
 
 impl WriterTask {
+    /// Writes push outbox rows with each batch (docs/push.md), due after `window`, and wakes
+    /// the push workers after each commit that may have written some.
+    pub(crate) fn with_push_outbox(
+        mut self,
+        window: std::time::Duration,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> WriterTask {
+        self.push = Some((window, wake));
+        self
+    }
+
     /// Stores batches until `stop` is cancelled; then refuses new messages and stores what is
     /// already queued (each sender gets its answer) before returning.
     pub(crate) async fn run(mut self, stop: CancellationToken) {
@@ -138,10 +153,11 @@ impl WriterTask {
 
     async fn store(&self, batch: &mut Vec<Job>) {
         let (messages, replies): (Vec<NewMessage>, Vec<Reply>) = batch.drain(..).unzip();
-        let results = match insert_batch(&self.db, &messages).await {
+        let window = self.push.as_ref().map(|(window, _)| *window);
+        let results = match insert_batch_with_push(&self.db, &messages, window).await {
             Ok(stored) => stored.into_iter().map(Ok).collect(),
             // One bad message (its chat deleted meanwhile) must not fail its neighbours.
-            Err(err) if messages.len() > 1 && !is_unavailable(&err) => one_by_one(&self.db, &messages).await,
+            Err(err) if messages.len() > 1 && !is_unavailable(&err) => one_by_one(&self.db, &messages, window).await,
             Err(err) => messages.iter().map(|_| Err(classify(&err))).collect::<Vec<_>>(),
         };
         metrics::histogram!("causerie_commit_batch_size").record(messages.len() as f64);
@@ -157,6 +173,9 @@ impl WriterTask {
             let _ = reply.send(result);
         }
         metrics::counter!("causerie_messages_stored_total").increment(created.len() as u64);
+        if let Some((_, wake)) = self.push.as_ref().filter(|_| !created.is_empty()) {
+            wake.notify_waiters();
+        }
         for row in &created {
             self.events.publish(
                 ChatEvent::Message {
@@ -168,10 +187,14 @@ impl WriterTask {
     }
 }
 
-async fn one_by_one(db: &Db, messages: &[NewMessage]) -> Vec<Result<Stored, WriteError>> {
+async fn one_by_one(
+    db: &Db,
+    messages: &[NewMessage],
+    push: Option<std::time::Duration>,
+) -> Vec<Result<Stored, WriteError>> {
     let mut results = Vec::with_capacity(messages.len());
     for message in messages {
-        let result = insert_batch(db, std::slice::from_ref(message)).await;
+        let result = insert_batch_with_push(db, std::slice::from_ref(message), push).await;
         results.push(result.map(|mut s| s.remove(0)).map_err(|e| classify(&e)));
     }
     results

@@ -156,6 +156,11 @@ impl Realtime {
         self.0.fanout.disconnect(user, why);
     }
 
+    /// True while `user` has a socket open on any instance (push notifications skip them).
+    pub(crate) async fn is_online(&self, user: UserId) -> bool {
+        self.0.presence.is_online(user).await
+    }
+
     /// Sockets open on this instance.
     pub(crate) fn open_sockets(&self) -> usize {
         self.hub().connection_count()

@@ -178,6 +178,18 @@ impl PresenceCounter {
         self.local.lock().contains_key(&user)
     }
 
+    /// True while `user` has a socket on this instance or (with Redis) on any live one. When
+    /// Redis does not answer, only this instance's sockets count.
+    pub(crate) async fn is_online(&self, user: UserId) -> bool {
+        if self.has_local(user) {
+            return true;
+        }
+        match &self.redis {
+            None => false,
+            Some(redis) => redis.live_entries(user).await.map(|n| n > 0).unwrap_or(false),
+        }
+    }
+
     /// The lock that orders `user`'s announcements (dropped once nobody holds it).
     fn announce_lock(&self, user: UserId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
         let mut map = self.announcing.lock();
@@ -282,6 +294,17 @@ impl RedisPresence {
             .ignore();
         pipe.cmd("ZCARD").arg(&key);
         let (count,): (usize,) = self.run(&pipe).await?;
+        Ok(count)
+    }
+
+    /// How many live instances have the user.
+    async fn live_entries(&self, user: UserId) -> redis::RedisResult<i64> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZCOUNT")
+            .arg(presence_key(user))
+            .arg(format!("({}", now_ms()))
+            .arg("+inf");
+        let (count,): (i64,) = self.run(&pipe).await?;
         Ok(count)
     }
 

@@ -165,6 +165,8 @@ pub(crate) struct ListedChat {
     pub chat: ChatRow,
     pub unread: i64,
     pub last_message: Option<crate::ids::MessageId>,
+    /// Whether that member muted the chat (no push notifications).
+    pub muted: bool,
 }
 
 /// One page of the chats `user` belongs to, most recently active first, each with `user`'s
@@ -182,7 +184,7 @@ pub(crate) async fn page_for_user(
            (SELECT COUNT(*) FROM messages u WHERE u.chat_id = c.id AND u.seq > m.last_read_seq \
               AND u.deleted = FALSE AND u.is_read = FALSE AND (u.author IS NULL OR u.author <> $1)) AS unread, \
            (SELECT l.id FROM messages l WHERE l.chat_id = c.id AND l.deleted = FALSE \
-              ORDER BY l.seq DESC LIMIT 1) AS last_message \
+              ORDER BY l.seq DESC LIMIT 1) AS last_message, m.muted \
          FROM chats c JOIN chat_members m ON m.chat_id = c.id \
          WHERE m.user_id = $1 AND ($2 IS NULL OR c.id = $2) \
          ORDER BY c.updated_at DESC, c.id DESC LIMIT $3 OFFSET $4"
@@ -301,4 +303,22 @@ pub(crate) async fn overview_page(
 
 pub(crate) async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM chats").fetch_one(pool).await)
+}
+
+// ---- push (issue 12) ----------------------------------------------------------------------
+
+/// Sets `user`'s mute flag on `chat`; false when `user` is not a member.
+pub(crate) async fn set_muted(db: &Db, chat: ChatId, user: UserId, muted: bool) -> Result<bool, sqlx::Error> {
+    let changed = with_db!(db, pool => sqlx::query(
+        "UPDATE chat_members SET muted = $3 WHERE chat_id = $1 AND user_id = $2")
+        .bind(chat).bind(user).bind(muted).execute(pool).await.map(|r| r.rows_affected()))?;
+    Ok(changed > 0)
+}
+
+/// `user`'s unread messages over all their chats, counted as each chat's `unreadCount` is.
+pub(crate) async fn unread_total(db: &Db, user: UserId) -> Result<i64, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM chat_members m JOIN messages u ON u.chat_id = m.chat_id AND u.seq > m.last_read_seq \
+         WHERE m.user_id = $1 AND u.deleted = FALSE AND u.is_read = FALSE AND (u.author IS NULL OR u.author <> $1)")
+        .bind(user).fetch_one(pool).await)
 }

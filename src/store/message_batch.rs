@@ -21,7 +21,20 @@ use super::{now, Db};
 /// batch, is not stored again: its result is the message it repeats, with `created` false.
 /// Each chat's new messages take the next sequence numbers in input order, with no gaps.
 pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, sqlx::Error> {
+    insert_batch_with_push(db, batch, None).await
+}
+
+/// [`insert_batch`], and with `push` (the coalescing window; push configured) the push outbox
+/// rows of the new messages in the same transaction: one per member other than the author who
+/// has not muted the chat and has an active device (docs/push.md). Whether the recipient is
+/// online is decided when the job is sent, not here: presence lives outside the database.
+pub(crate) async fn insert_batch_with_push(
+    db: &Db,
+    batch: &[NewMessage],
+    push: Option<std::time::Duration>,
+) -> Result<Vec<Stored>, sqlx::Error> {
     let at = now();
+    let due = push.map(|window| at + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero()));
     match db {
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
@@ -30,6 +43,9 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, 
             let first_seqs = postgres::reserve(&mut tx, &plan.counts_per_chat(), at).await?;
             let rows = plan.rows(&first_seqs, at);
             postgres::insert(&mut tx, &rows, at).await?;
+            if let Some(due) = due {
+                postgres::outbox(&mut tx, &rows, at, due).await?;
+            }
             tx.commit().await?;
             Ok(plan.results(earlier, rows))
         }
@@ -44,6 +60,9 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, 
             let first_seqs = sqlite::reserve(&mut tx, &plan.counts_per_chat(), at).await?;
             let rows = plan.rows(&first_seqs, at);
             sqlite::insert(&mut tx, &rows, at).await?;
+            if let Some(due) = due {
+                sqlite::outbox(&mut tx, &first_seqs, at, due).await?;
+            }
             tx.commit().await?;
             Ok(plan.results(earlier, rows))
         }
@@ -276,6 +295,37 @@ mod postgres {
         .await?;
         Ok(())
     }
+
+    /// The batch's push outbox rows, in one statement (see `insert_batch_with_push`).
+    pub async fn outbox(
+        tx: &mut Transaction<'_, Postgres>,
+        rows: &[MessageRow],
+        at: DateTime<Utc>,
+        due: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<MessageId> = rows.iter().map(|r| r.id).collect();
+        let chats: Vec<ChatId> = rows.iter().map(|r| r.chat_id).collect();
+        let authors: Vec<Option<UserId>> = rows.iter().map(|r| r.author).collect();
+        sqlx::query(
+            "INSERT INTO push_outbox (user_id, chat_id, message_id, created_at, due_at) \
+             SELECT mem.user_id, t.chat_id, t.id, $4, $5 \
+             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[]) AS t(id, chat_id, author) \
+             JOIN chat_members mem ON mem.chat_id = t.chat_id AND mem.user_id <> t.author \
+             WHERE mem.muted = FALSE \
+               AND EXISTS (SELECT 1 FROM devices d WHERE d.user_id = mem.user_id AND d.active = TRUE)",
+        )
+        .bind(&ids)
+        .bind(&chats)
+        .bind(&authors)
+        .bind(at)
+        .bind(due)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
 }
 
 mod sqlite {
@@ -350,6 +400,32 @@ mod sqlite {
             "INSERT INTO messages (id, chat_id, seq, author, client_id, body, kind, extra_data, is_read, deleted, created_at, updated_at) VALUES {}",
             vec![row; rows].join(", ")
         )
+    }
+
+    /// The batch's push outbox rows, one statement per chat: the single writer holds the
+    /// database, so a chat's messages from its first reserved sequence on are this batch's.
+    pub async fn outbox(
+        tx: &mut Transaction<'_, Sqlite>,
+        first_seqs: &HashMap<ChatId, i64>,
+        at: DateTime<Utc>,
+        due: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        for (chat, first) in first_seqs {
+            sqlx::query(
+                "INSERT INTO push_outbox (user_id, chat_id, message_id, created_at, due_at) \
+                 SELECT mem.user_id, m.chat_id, m.id, $3, $4 FROM messages m \
+                 JOIN chat_members mem ON mem.chat_id = m.chat_id AND mem.user_id <> m.author \
+                 WHERE m.chat_id = $1 AND m.seq >= $2 AND mem.muted = FALSE \
+                   AND EXISTS (SELECT 1 FROM devices d WHERE d.user_id = mem.user_id AND d.active = TRUE)",
+            )
+            .bind(*chat)
+            .bind(*first)
+            .bind(at)
+            .bind(due)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
     }
 
     pub async fn insert(

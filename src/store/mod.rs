@@ -6,9 +6,11 @@
 
 pub(crate) mod admin;
 pub(crate) mod chats;
+pub(crate) mod devices;
 pub(crate) mod import;
 pub(crate) mod message_batch;
 pub(crate) mod messages;
+pub(crate) mod outbox;
 pub(crate) mod tokens;
 pub(crate) mod users;
 

@@ -20,11 +20,15 @@ use crate::http::asset::embedded;
 const CHAT_HTML: &str = include_str!("assets/chat.html");
 const CHAT_JS: &str = include_str!("assets/chat.js");
 const CHAT_CSS: &str = include_str!("assets/chat.css");
+const PUSH_SW: &str = include_str!("assets/sw.js");
 
 /// Where the page's script and style live. Outside the prefixes whose paths get a trailing
 /// slash added before routing (see `app::add_trailing_slash`).
 pub(crate) const CHAT_JS_PATH: &str = "/static/web/chat.js";
 pub(crate) const CHAT_CSS_PATH: &str = "/static/web/chat.css";
+/// The service worker that shows Web Push notifications (docs/push.md), allowed to control
+/// `/chat/` from here.
+pub(crate) const PUSH_SW_PATH: &str = "/static/web/sw.js";
 
 /// The page runs only its own script and style and talks only to this origin (HTTP and its
 /// WebSocket: CSP 3 `'self'` covers `ws:`/`wss:` to the same host).
@@ -44,10 +48,19 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/chat/{chat_id}/", get(chat_page_for))
         .route(CHAT_JS_PATH, get(chat_js))
         .route(CHAT_CSS_PATH, get(chat_css))
+        .route(PUSH_SW_PATH, get(push_sw))
         .route("/documentation/", get(docs_index))
         .route("/documentation/{*rest}", get(docs_file))
         .route("/api/docs/", get(docs_index))
         .route("/api/docs/{*rest}", get(docs_file))
+}
+
+async fn push_sw() -> Response {
+    let mut response = embedded("text/javascript; charset=utf-8", PUSH_SW);
+    response
+        .headers_mut()
+        .insert("service-worker-allowed", HeaderValue::from_static("/chat/"));
+    response
 }
 
 async fn chat_page() -> Response {

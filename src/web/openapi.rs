@@ -45,6 +45,7 @@ const FORM: &str = "application/x-www-form-urlencoded";
         (name = "messages", description = "Chat messages"),
         (name = "groups", description = "Group chats"),
         (name = "realtime", description = "WebSocket"),
+        (name = "devices", description = "Push devices (fcm-django), docs/push.md"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     ),
     components(schemas(Detail, FieldErrorsBody)),

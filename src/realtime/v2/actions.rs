@@ -7,7 +7,7 @@ use super::Session;
 use crate::chats::{ChatError, Draft, MessageChange};
 use crate::ids::{ChatId, MessageId};
 use crate::realtime::event::Event;
-use crate::wire::v2::{EditMessage, MarkRead, MemberChange, ReadUpto};
+use crate::wire::v2::{EditMessage, MarkRead, MemberChange, Muted, ReadUpto};
 use crate::wire::ErrorBody;
 
 /// Shortest interval between two typing events from one socket for one chat.
@@ -74,6 +74,16 @@ impl Session {
             .add_member(self.user, change.chat, change.user, false)
             .await?;
         Ok(())
+    }
+
+    /// Mutes or unmutes a chat's push notifications for this socket's user.
+    pub(super) async fn mute(&mut self, chat: ChatId, muted: bool) -> Result<Muted, ErrorBody> {
+        let view = self.chats().set_muted(self.user, chat, muted).await?;
+        Ok(Muted {
+            chat,
+            muted: view.muted,
+            reference: None,
+        })
     }
 
     pub(super) async fn remove_member(&mut self, change: MemberChange) -> Result<(), ErrorBody> {

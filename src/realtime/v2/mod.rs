@@ -32,7 +32,9 @@ use super::Realtime;
 use crate::accounts::AccountError;
 use crate::chats::Chats;
 use crate::ids::{ChatId, UserId};
-use crate::wire::v2::{Authenticate, Authenticated, ClientFrame, Command, ErrorReply, Pong, Refused, ServerFrame};
+use crate::wire::v2::{
+    Authenticate, Authenticated, ClientFrame, Command, ErrorReply, Muted, Pong, Refused, ServerFrame,
+};
 use crate::wire::{self, ErrorBody, MessageView};
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -353,6 +355,15 @@ impl Session {
                 self.renewed = Some(expires_at);
                 let frame = Frame::Authenticated(authenticated(self.user, expires_at, reference.cloned()));
                 reply(sink, &frame).await;
+                Ok(())
+            }
+            Command::Mute(mute) => {
+                let muted = self.mute(mute.chat, mute.muted).await?;
+                let muted = Muted {
+                    reference: reference.cloned(),
+                    ..muted
+                };
+                reply(sink, &Frame::Muted(muted)).await;
                 Ok(())
             }
             Command::Ping => {

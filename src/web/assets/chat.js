@@ -216,6 +216,7 @@
   async function start() {
     state.me = await api('GET', '/auth/users/me/');
     showApp();
+    offerNotifications().catch(() => {});
     await loadChats();
     routeFromLocation();
   }
@@ -589,11 +590,71 @@
     input.style.height = `${Math.min(input.scrollHeight + 2, 128)}px`;
   }
 
+  // ---- Web Push (docs/push.md) -----------------------------------------------------------
+
+  const PUSH_SW = '/static/web/sw.js';
+
+  function pushSupported() {
+    return 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
+  }
+
+  function base64UrlBytes(text) {
+    const padded = text.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (text.length % 4)) % 4);
+    return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+  }
+
+  /** Shows the button when this browser and the server can do Web Push. */
+  async function offerNotifications() {
+    const button = $('notify');
+    button.hidden = true;
+    if (!pushSupported() || Notification.permission === 'denied') return;
+    try {
+      await api('GET', '/api/push/vapid/');
+    } catch {
+      return; // Web Push is off on this server
+    }
+    button.hidden = false;
+    if (Notification.permission === 'granted') enableNotifications().catch(() => {});
+  }
+
+  /** Asks permission, subscribes, and registers the subscription as a `web` device. */
+  async function enableNotifications() {
+    if ((await Notification.requestPermission()) !== 'granted') {
+      $('notify').hidden = true;
+      return;
+    }
+    const { publicKey } = await api('GET', '/api/push/vapid/');
+    const registration = await navigator.serviceWorker.register(PUSH_SW, { scope: '/chat/' });
+    await navigator.serviceWorker.ready;
+    const subscription =
+      (await registration.pushManager.getSubscription()) ||
+      (await registration.pushManager.subscribe({
+        userVisibleOnly: true,
+        applicationServerKey: base64UrlBytes(publicKey),
+      }));
+    try {
+      await api('POST', '/devices/', {
+        name: 'Web browser',
+        registration_id: JSON.stringify(subscription.toJSON()),
+        active: true,
+        type: 'web',
+      });
+    } catch (err) {
+      // Already registered by this user: nothing to do.
+      if (!(err.status === 400 && err.body && err.body.registration_id)) throw err;
+    }
+    $('notify').textContent = 'Notifications on';
+    $('notify').disabled = true;
+  }
+
   // ---- wiring ----------------------------------------------------------------------------
 
   function init() {
     $('login-form').addEventListener('submit', logIn);
     $('logout').addEventListener('click', logOut);
+    $('notify').addEventListener('click', () => {
+      enableNotifications().catch((err) => showError(`Notifications: ${err.message}`));
+    });
     $('search-form').addEventListener('submit', search);
     $('send-form').addEventListener('submit', send);
     $('load-older').addEventListener('click', () => {

@@ -41,6 +41,8 @@ pub enum Command {
     Delete(DeleteMessage),
     AddMember(MemberChange),
     RemoveMember(MemberChange),
+    /// Push notifications for one chat, for the caller (answered by `muted`).
+    Mute(Mute),
     Ping,
     /// `auth`: the socket's credentials, as the first frame of a `/ws/` socket opened without
     /// a token, or a fresh access token before the current one expires.
@@ -128,6 +130,13 @@ pub struct EditMessage {
     pub message: String,
 }
 
+/// `mute`: stop (`muted: true`) or restart push notifications of one chat for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Mute {
+    pub chat: ChatId,
+    pub muted: bool,
+}
+
 /// `delete`: the author deletes a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct DeleteMessage {
@@ -204,6 +213,14 @@ impl Command {
             }),
             "add_member" => Command::AddMember(MemberChange::from_frame(frame)?),
             "remove_member" => Command::RemoveMember(MemberChange::from_frame(frame)?),
+            "mute" => Command::Mute(Mute {
+                chat: required_id(frame, "chat")?,
+                muted: match frame.get("muted") {
+                    None | Some(Value::Null) => return Err(missing("muted")),
+                    Some(Value::Bool(muted)) => *muted,
+                    Some(_) => return Err(ErrorBody::new("invalid_field", "\"muted\" must be a boolean.")),
+                },
+            }),
             "ping" => Command::Ping,
             "auth" => Command::Auth(Authenticate::from_frame(frame)?),
             "" => return Err(missing("type")),
@@ -395,6 +412,8 @@ mod tests {
             Command::Delete(DeleteMessage { id }),
             Command::AddMember(MemberChange { chat, user }),
             Command::RemoveMember(MemberChange { chat, user }),
+            Command::Mute(Mute { chat, muted: true }),
+            Command::Mute(Mute { chat, muted: false }),
             Command::Ping,
             Command::Auth(Authenticate { token: "a.b.c".into() }),
         ];

@@ -9,12 +9,12 @@ mod server;
 
 pub(crate) use client::Refused;
 pub use client::{
-    Authenticate, ClientFrame, Command, DeleteMessage, EditMessage, MarkRead, ReadUpto, Resume, SendMessage, Subscribe,
-    Typing, Unsubscribe, RESUME_MAX_CHATS,
+    Authenticate, ClientFrame, Command, DeleteMessage, EditMessage, MarkRead, Mute, ReadUpto, Resume, SendMessage,
+    Subscribe, Typing, Unsubscribe, RESUME_MAX_CHATS,
 };
 pub use server::{
-    Ack, Authenticated, ChatMessage, ChatUpdated, ErrorReply, FrameType, MessageDeleted, Pong, Presence, ReadReceipt,
-    ServerFrame, Subscribed, TypingNotice, Unsubscribed,
+    Ack, Authenticated, ChatMessage, ChatUpdated, ErrorReply, FrameType, MessageDeleted, Muted, Pong, Presence,
+    ReadReceipt, ServerFrame, Subscribed, TypingNotice, Unsubscribed,
 };
 
 use serde::{Deserialize, Serialize};

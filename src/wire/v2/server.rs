@@ -38,6 +38,8 @@ pub enum ServerFrame<M = MessageView> {
     MemberRemoved(MemberChange),
     /// A group's title changed, or the chat was deleted.
     ChatUpdated(ChatUpdated),
+    /// A `mute` is stored (only to the socket that sent it).
+    Muted(Muted),
     Pong(Pong),
     /// An `auth` frame's token was accepted: the socket now lives until `expiresAt`.
     Authenticated(Authenticated),
@@ -60,6 +62,7 @@ pub enum FrameType {
     MemberAdded,
     MemberRemoved,
     ChatUpdated,
+    Muted,
     Pong,
     Authenticated,
     Error,
@@ -102,6 +105,15 @@ pub struct Subscribed {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Unsubscribed {
     pub chat: ChatId,
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Value>,
+}
+
+/// The caller's mute flag of `chat` as now stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Muted {
+    pub chat: ChatId,
+    pub muted: bool,
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<Value>,
 }
@@ -218,6 +230,7 @@ impl<M> ServerFrame<M> {
             ServerFrame::MemberAdded(_) => FrameType::MemberAdded,
             ServerFrame::MemberRemoved(_) => FrameType::MemberRemoved,
             ServerFrame::ChatUpdated(_) => FrameType::ChatUpdated,
+            ServerFrame::Muted(_) => FrameType::Muted,
             ServerFrame::Pong(_) => FrameType::Pong,
             ServerFrame::Authenticated(_) => FrameType::Authenticated,
             ServerFrame::Error(_) => FrameType::Error,
@@ -237,7 +250,8 @@ impl<M> ServerFrame<M> {
             | ServerFrame::Typing(TypingNotice { chat, .. })
             | ServerFrame::MemberAdded(MemberChange { chat, .. })
             | ServerFrame::MemberRemoved(MemberChange { chat, .. })
-            | ServerFrame::ChatUpdated(ChatUpdated { chat }) => Some(*chat),
+            | ServerFrame::ChatUpdated(ChatUpdated { chat })
+            | ServerFrame::Muted(Muted { chat, .. }) => Some(*chat),
             ServerFrame::Error(error) => error.chat,
             ServerFrame::Presence(_) | ServerFrame::Pong(_) | ServerFrame::Authenticated(_) => None,
         }
@@ -261,6 +275,7 @@ impl<M> ServerFrame<M> {
             | ServerFrame::Unsubscribed(Unsubscribed { reference, .. })
             | ServerFrame::Pong(Pong { reference })
             | ServerFrame::Authenticated(Authenticated { reference, .. })
+            | ServerFrame::Muted(Muted { reference, .. })
             | ServerFrame::Error(ErrorReply { reference, .. }) => reference.as_ref(),
             _ => None,
         }
@@ -285,6 +300,7 @@ impl<M> ServerFrame<M> {
             FrameType::MemberAdded => ServerFrame::MemberAdded(Deserialize::deserialize(fields)?),
             FrameType::MemberRemoved => ServerFrame::MemberRemoved(Deserialize::deserialize(fields)?),
             FrameType::ChatUpdated => ServerFrame::ChatUpdated(Deserialize::deserialize(fields)?),
+            FrameType::Muted => ServerFrame::Muted(Deserialize::deserialize(fields)?),
             FrameType::Pong => ServerFrame::Pong(Deserialize::deserialize(fields)?),
             FrameType::Authenticated => ServerFrame::Authenticated(Deserialize::deserialize(fields)?),
             FrameType::Error => ServerFrame::Error(Deserialize::deserialize(fields)?),
@@ -439,6 +455,11 @@ mod tests {
                 user,
                 expires_at: crate::store::now(),
                 reference: reference.clone(),
+            }),
+            ServerFrame::Muted(Muted {
+                chat,
+                muted: true,
+                reference: Some(Value::from("m-1")),
             }),
             ServerFrame::Pong(Pong { reference }),
             ServerFrame::Error(ErrorReply {
