@@ -20,6 +20,7 @@ pub mod ids;
 mod import;
 mod limits;
 mod mail;
+mod media;
 mod realtime;
 mod store;
 #[doc(hidden)]

@@ -31,12 +31,13 @@ use crate::accounts::Accounts;
 use crate::admin::Admin;
 use crate::chats::events::EventSink;
 use crate::chats::writer::MessageWriter;
-use crate::chats::Chats;
+use crate::chats::{Chats, ShownEvents};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::BodyLimit;
 use crate::limits::RateLimits;
 use crate::mail::Mailer;
+use crate::media::Media;
 use crate::realtime::{Fanout, Hub, PresenceCounter, Realtime, SocketSettings};
 use crate::store::Db;
 
@@ -108,13 +109,29 @@ pub(crate) struct Offline {
 impl Offline {
     pub(crate) async fn open(config: &Config) -> anyhow::Result<Offline> {
         let db = open_database(config).await?;
-        let accounts = Accounts::new(db.clone(), load_secret(config)?, Mailer::from_config(config)?, config);
+        let secret = load_secret(config)?;
+        let media = Media::from_config(db.clone(), &secret, config)?;
+        let accounts = Accounts::new(db.clone(), secret, Mailer::from_config(config)?, config);
         let nobody: Arc<dyn EventSink> = Arc::new(Fanout::in_process(Hub::new()));
         let (writer, unstarted) = MessageWriter::new(db.clone(), nobody.clone(), 1);
         drop(unstarted);
-        let chats = Chats::new(db.clone(), accounts.clone(), nobody, writer, config.max_body_bytes);
+        let chats = Chats::new(
+            db.clone(),
+            accounts.clone(),
+            nobody,
+            writer,
+            media,
+            config.max_body_bytes,
+        );
         Ok(Offline { accounts, chats })
     }
+}
+
+/// `causerie import-django --convert-photos`: the photos stored as `data:` URLs become
+/// attachments (docs/media.md).
+pub(crate) async fn convert_stored_photos(config: &Config) -> anyhow::Result<crate::chats::PhotoConversion> {
+    let offline = Offline::open(config).await?;
+    Ok(offline.chats.convert_stored_photos().await?)
 }
 
 /// The stages shutdown stops, in order, after the listener and the sockets.
@@ -130,7 +147,7 @@ struct Stages {
 async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> {
     let db = open_database(config).await?;
     let secret = load_secret(config)?;
-    let accounts = Accounts::new(db.clone(), secret, Mailer::from_config(config)?, config);
+    let accounts = Accounts::new(db.clone(), secret.clone(), Mailer::from_config(config)?, config);
     let hub = Hub::new();
     let (fanout, presence) = match &config.redis_url {
         Some(url) => {
@@ -142,10 +159,29 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
         }
         None => (Fanout::in_process(hub), Arc::new(PresenceCounter::in_process())),
     };
-    let events: Arc<dyn EventSink> = Arc::new(fanout.clone());
+    let media = Media::from_config(db.clone(), &secret, config)?;
+    // Messages leave with their attachments' signed URLs.
+    let events: Arc<dyn EventSink> = Arc::new(ShownEvents::new(media.clone(), Arc::new(fanout.clone())));
     let (writer, writer_task) = MessageWriter::new(db.clone(), events.clone(), config.group_commit_max);
     stages.writer.spawn(|stop| writer_task.run(stop));
-    let chats = Chats::new(db.clone(), accounts.clone(), events, writer, config.max_body_bytes);
+    let chats = Chats::new(
+        db.clone(),
+        accounts.clone(),
+        events,
+        writer,
+        media.clone(),
+        config.max_body_bytes,
+    );
+    // Uploads no message carried within a day, and those of deleted chats, are removed.
+    let swept_media = media.clone();
+    stages.services.spawn(|stop| async move {
+        swept_media.sweep_now().await;
+        periodically(Duration::from_secs(600), stop, move || {
+            let media = swept_media.clone();
+            async move { media.sweep_now().await }
+        })
+        .await
+    });
     let realtime = Realtime::new(
         chats.clone(),
         accounts.clone(),
@@ -178,6 +214,7 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
     });
     Ok(AppState {
         accounts,
+        media,
         chats,
         realtime,
         limits,
@@ -197,6 +234,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(crate::web::openapi::base())
         .merge(crate::accounts::routes::router())
         .merge(crate::chats::routes::router())
+        .merge(crate::chats::attachment_routes::router())
         .merge(crate::web::documented_router())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

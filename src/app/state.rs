@@ -10,12 +10,14 @@ use crate::accounts::Accounts;
 use crate::admin::Admin;
 use crate::chats::Chats;
 use crate::limits::RateLimits;
+use crate::media::Media;
 use crate::realtime::Realtime;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub accounts: Accounts,
     pub chats: Chats,
+    pub media: Media,
     pub realtime: Realtime,
     pub limits: RateLimits,
     pub admin: Admin,
@@ -55,5 +57,11 @@ impl FromRef<AppState> for Arc<Ops> {
 impl FromRef<AppState> for Admin {
     fn from_ref(state: &AppState) -> Admin {
         state.admin.clone()
+    }
+}
+
+impl FromRef<AppState> for Media {
+    fn from_ref(state: &AppState) -> Media {
+        state.media.clone()
     }
 }

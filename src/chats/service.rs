@@ -9,6 +9,7 @@ use super::events::{ChatEvent, EventSink};
 use super::writer::MessageWriter;
 use crate::accounts::Accounts;
 use crate::ids::{ChatId, UserId};
+use crate::media::Media;
 use crate::store::chats::{self, ChatRow, MemberRow};
 use crate::store::Db;
 
@@ -17,6 +18,7 @@ struct Inner {
     accounts: Accounts,
     events: Arc<dyn EventSink>,
     writer: MessageWriter,
+    media: Media,
     /// Largest `extraData` accepted (the request body limit: nothing larger can arrive).
     max_extra_bytes: usize,
 }
@@ -31,6 +33,7 @@ impl Chats {
         accounts: Accounts,
         events: Arc<dyn EventSink>,
         writer: MessageWriter,
+        media: Media,
         max_extra_bytes: usize,
     ) -> Chats {
         Chats(Arc::new(Inner {
@@ -38,6 +41,7 @@ impl Chats {
             accounts,
             events,
             writer,
+            media,
             max_extra_bytes,
         }))
     }
@@ -52,6 +56,10 @@ impl Chats {
 
     pub(super) fn writer(&self) -> &MessageWriter {
         &self.0.writer
+    }
+
+    pub(crate) fn media(&self) -> &Media {
+        &self.0.media
     }
 
     pub(crate) fn max_extra_bytes(&self) -> usize {

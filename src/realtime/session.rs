@@ -375,12 +375,16 @@ async fn handle_v1_frame(
     text: &str,
 ) -> Result<PendingStore, ErrorBody> {
     let user = connection.user();
-    let frame = parse::parse_object(text)?;
+    let mut frame = parse::parse_object(text)?;
+    let photo = super::photos::take_data_url(&mut frame);
     let max_extra = rt.chats().max_extra_bytes();
     let draft = v1::MessageFrame::from_frame(&frame, chat, user, max_extra)?.into_draft();
     draft.check(max_extra).map_err(ChatError::from)?;
     if !connection.has_joined(chat) {
         return Err(ChatError::NotFound.into());
+    }
+    if let Some(photo) = photo {
+        return Ok(rt.chats().submit_photo(user, chat, photo.into_draft(draft)).await?);
     }
     Ok(rt.chats().submit(user, chat, draft).await?)
 }
