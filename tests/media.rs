@@ -260,21 +260,31 @@ backend_tests!(upload_send_download_s3);
 async fn the_round_trip(srv: &TestServer) {
     let (alice, bob, _carol, chat) = trio(srv).await;
     let picture = png(640, 480);
-    let attachment = upload(srv, &alice, "holiday.png", &picture).await;
-    let keys: Vec<&str> = attachment.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        [
-            "id",
-            "url",
-            "thumbnailUrl",
-            "contentType",
-            "name",
-            "size",
-            "width",
-            "height"
-        ]
-    );
+    let reply = upload_as(srv, &alice, "holiday.png", &picture, None).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "upload: {}", reply.text);
+    // The keys, in its order.
+    let keys = [
+        "id",
+        "url",
+        "thumbnailUrl",
+        "contentType",
+        "name",
+        "size",
+        "width",
+        "height",
+    ];
+    let at: Vec<usize> = keys
+        .iter()
+        .map(|k| {
+            reply
+                .text
+                .find(&format!("\"{k}\":"))
+                .unwrap_or_else(|| panic!("{k} in {}", reply.text))
+        })
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "key order: {}", reply.text);
+    assert_eq!(reply.body.as_object().unwrap().len(), keys.len());
+    let attachment = reply.body.clone();
     assert_eq!(attachment["contentType"], "image/png");
     assert_eq!(attachment["name"], "holiday.png");
     assert_eq!(
