@@ -10,6 +10,24 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+/// What `media_allowed_types` accepts unless configured: common images, PDF, audio, video.
+pub const DEFAULT_ALLOWED_TYPES: &[&str] = &[
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "audio/mpeg",
+    "audio/ogg",
+    "audio/x-wav",
+    "audio/m4a",
+    "audio/aac",
+    "audio/x-flac",
+    "video/mp4",
+    "video/webm",
+    "video/quicktime",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid configuration: {0}")]
@@ -174,6 +192,26 @@ pub struct Config {
     pub push_coalesce_ms: u64,
     /// Sends of one push before it is given up (429 and 5xx are retried with backoff).
     pub push_max_attempts: u32,
+    // ---- media (attachments) ----
+    /// Directory of stored attachments when no S3 bucket is set (default: `media` beside the
+    /// SQLite file, or in the working directory for PostgreSQL).
+    pub media_root: Option<PathBuf>,
+    /// Largest accepted upload in bytes; larger is refused (413) while it is read.
+    pub media_max_bytes: u64,
+    /// Content types accepted, as sniffed from the bytes (never the client's word).
+    pub media_allowed_types: Vec<String>,
+    /// Bytes one user may upload per 24 hours (429 beyond); 0 for no quota.
+    pub media_quota_bytes_per_day: u64,
+    /// Largest image accepted, in pixels (width × height): a decompression-bomb guard.
+    pub media_max_pixels: u64,
+    /// Seconds a signed download URL stays valid.
+    pub media_url_ttl_secs: u64,
+    /// S3 bucket for attachments; unset: the local directory `media_root`.
+    pub media_s3_bucket: Option<String>,
+    /// S3-compatible endpoint (e.g. `http://127.0.0.1:9000`); unset: AWS.
+    pub media_s3_endpoint: Option<String>,
+    /// S3 region (else `AWS_REGION` / `AWS_DEFAULT_REGION`).
+    pub media_s3_region: Option<String>,
 
     pub log_format: LogFormat,
     /// `tracing` filter, e.g. `info,causerie=debug`.
@@ -240,6 +278,15 @@ impl Default for Config {
             push_preview: true,
             push_coalesce_ms: 2000,
             push_max_attempts: 5,
+            media_root: None,
+            media_max_bytes: 25 * 1024 * 1024,
+            media_allowed_types: DEFAULT_ALLOWED_TYPES.iter().map(|t| t.to_string()).collect(),
+            media_quota_bytes_per_day: 1024 * 1024 * 1024,
+            media_max_pixels: 50_000_000,
+            media_url_ttl_secs: 3600,
+            media_s3_bucket: None,
+            media_s3_endpoint: None,
+            media_s3_region: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
         }
@@ -373,6 +420,20 @@ impl Config {
         }
         if self.trust_forwarded_for && self.trusted_proxies == 0 {
             return invalid("trusted_proxies", "must be at least 1 with trust_forwarded_for");
+        }
+        if self.media_max_bytes == 0 {
+            return invalid("media_max_bytes", "must be positive");
+        }
+        if self.media_max_pixels == 0 {
+            return invalid("media_max_pixels", "must be positive");
+        }
+        if self.media_url_ttl_secs == 0 {
+            return invalid("media_url_ttl_secs", "must be at least 1");
+        }
+        if let Some(endpoint) = &self.media_s3_endpoint {
+            if url::Url::parse(endpoint).is_err() {
+                return invalid("media_s3_endpoint", "expected an absolute URL");
+            }
         }
         if self.log_format == LogFormat::Json && self.log_level.is_empty() {
             return invalid("log_level", "must not be empty");

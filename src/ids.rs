@@ -80,3 +80,7 @@ uuid_id!(
     /// A stored message (`messages.id`).
     MessageId
 );
+uuid_id!(
+    /// An uploaded file (`attachments.id`).
+    AttachmentId
+);

@@ -21,6 +21,7 @@ pub mod ids;
 mod import;
 mod limits;
 mod mail;
+mod media;
 mod push;
 mod realtime;
 mod store;

@@ -134,6 +134,35 @@ impl Handle {
         self.0.accounts.mailer().outbox()
     }
 
+    /// Runs the attachment sweeper as if it were `at`; how many attachments it removed.
+    pub async fn sweep_media_at(&self, at: chrono::DateTime<chrono::Utc>) -> usize {
+        self.0.media.sweep(at).await.expect("attachment sweep")
+    }
+
+    /// What `import-django --convert-photos` does after an import: `(converted, kept)`.
+    pub async fn convert_stored_photos(&self) -> (usize, usize) {
+        let done = self.0.chats.convert_stored_photos().await.expect("converting photos");
+        (done.converted, done.kept)
+    }
+
+    /// How many attachments are stored.
+    pub async fn attachment_count(&self) -> i64 {
+        crate::store::attachments::count(&self.0.ops.db)
+            .await
+            .expect("counting attachments")
+    }
+
+    /// A download URL for attachment `id` signed at unix time `now` (an expired one, when
+    /// `now` is long past).
+    pub fn attachment_url_signed_at(&self, id: uuid::Uuid, thumbnail: bool, now: i64) -> String {
+        let variant = if thumbnail {
+            crate::media::Variant::Thumbnail
+        } else {
+            crate::media::Variant::Original
+        };
+        self.0.media.signer().url_at(id.into(), variant, now)
+    }
+
     /// Sockets registered in this instance's hub.
     pub fn hub_connections(&self) -> usize {
         self.0.realtime.hub().connection_count()

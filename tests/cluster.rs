@@ -219,6 +219,7 @@ impl Peer {
             message: text.into(),
             message_type: None,
             extra_data: None,
+            attachments: Vec::new(),
         });
         self.ws.send_frame(&send).await;
         let ack = self

@@ -373,6 +373,7 @@ fn send(chat: ChatId, client_id: &str, text: &str) -> Command {
         message: text.into(),
         message_type: None,
         extra_data: None,
+        attachments: Vec::new(),
     })
 }
 

@@ -31,12 +31,13 @@ use crate::accounts::{Accounts, NoListeners};
 use crate::admin::Admin;
 use crate::chats::events::EventSink;
 use crate::chats::writer::MessageWriter;
-use crate::chats::{Chats, MessageRate};
+use crate::chats::{Chats, MessageRate, ShownEvents};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{BodyLimit, LinkBase};
 use crate::limits::RateLimits;
 use crate::mail::Mailer;
+use crate::media::Media;
 use crate::push::{Providers, Push, PushSettings};
 use crate::realtime::{Fanout, Hub, PresenceCounter, Realtime, SocketSettings};
 use crate::store::Db;
@@ -111,11 +112,13 @@ pub(crate) struct Offline {
 impl Offline {
     pub(crate) async fn open(config: &Config) -> anyhow::Result<Offline> {
         let db = open_database(config).await?;
+        let secret = load_secret(config)?;
+        let media = Media::from_config(db.clone(), &secret, config)?;
         // No sockets to close and no other instance to tell (docs/security.md: a change made
         // here reaches running servers' caches within `auth_cache_secs`).
         let accounts = Accounts::new(
             db.clone(),
-            load_secret(config)?,
+            secret,
             Mailer::from_config(config)?,
             config,
             Accounts::cache_for(config),
@@ -129,12 +132,20 @@ impl Offline {
             accounts.clone(),
             nobody,
             writer,
+            media,
             config.max_body_bytes,
             MessageRate::unlimited(),
         );
         let push = Push::new(db.clone(), Providers::from_config(config)?);
         Ok(Offline { accounts, chats, push })
     }
+}
+
+/// `causerie import-django --convert-photos`: the photos stored as `data:` URLs become
+/// attachments (docs/media.md).
+pub(crate) async fn convert_stored_photos(config: &Config) -> anyhow::Result<crate::chats::PhotoConversion> {
+    let offline = Offline::open(config).await?;
+    Ok(offline.chats.convert_stored_photos().await?)
 }
 
 /// Outbox workers per instance (each claims for a few users and sends to several at once).
@@ -168,6 +179,7 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
         }
         None => (Fanout::in_process(hub), Arc::new(PresenceCounter::in_process())),
     };
+    let media = Media::from_config(db.clone(), &secret, config)?;
     let accounts = Accounts::new(
         db.clone(),
         secret,
@@ -176,7 +188,8 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
         auth_cache,
         Arc::new(fanout.clone()),
     );
-    let events: Arc<dyn EventSink> = Arc::new(fanout.clone());
+    // Messages leave with their attachments' signed URLs.
+    let events: Arc<dyn EventSink> = Arc::new(ShownEvents::new(media.clone(), Arc::new(fanout.clone())));
     let (writer, writer_task) = MessageWriter::new(db.clone(), events.clone(), config.group_commit_max);
     // Push: the outbox rows are written with the messages only when a provider is configured.
     let push = Push::new(db.clone(), Providers::from_config(config)?);
@@ -197,9 +210,20 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
         accounts.clone(),
         events,
         writer,
+        media.clone(),
         config.max_body_bytes,
         rate,
     );
+    // Uploads no message carried within a day, and those of deleted chats, are removed.
+    let swept_media = media.clone();
+    stages.services.spawn(|stop| async move {
+        swept_media.sweep_now().await;
+        periodically(Duration::from_secs(600), stop, move || {
+            let media = swept_media.clone();
+            async move { media.sweep_now().await }
+        })
+        .await
+    });
     let realtime = Realtime::new(
         chats.clone(),
         accounts.clone(),
@@ -256,6 +280,7 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
     });
     Ok(AppState {
         accounts,
+        media,
         chats,
         realtime,
         limits,
@@ -277,6 +302,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(crate::accounts::routes::router())
         .merge(crate::chats::routes::router())
         .merge(crate::push::routes::router())
+        .merge(crate::chats::attachment_routes::router())
         .merge(crate::web::documented_router())
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))

@@ -10,6 +10,7 @@ use crate::accounts::Accounts;
 use crate::admin::Admin;
 use crate::chats::Chats;
 use crate::limits::RateLimits;
+use crate::media::Media;
 use crate::push::Push;
 use crate::realtime::Realtime;
 
@@ -17,6 +18,7 @@ use crate::realtime::Realtime;
 pub(crate) struct AppState {
     pub accounts: Accounts,
     pub chats: Chats,
+    pub media: Media,
     pub realtime: Realtime,
     pub limits: RateLimits,
     pub admin: Admin,
@@ -63,5 +65,11 @@ impl FromRef<AppState> for Push {
 impl FromRef<AppState> for Admin {
     fn from_ref(state: &AppState) -> Admin {
         state.admin.clone()
+    }
+}
+
+impl FromRef<AppState> for Media {
+    fn from_ref(state: &AppState) -> Media {
+        state.media.clone()
     }
 }

@@ -564,6 +564,7 @@ impl Writer {
             message: format!("{ts} {}", self.pad),
             message_type: None,
             extra_data: None,
+            attachments: Vec::new(),
         })));
         self.shared.pending.lock().push_back((n, ts));
         match self.sink.send(Message::Text(frame.into())).await {

@@ -2,6 +2,7 @@
 //! bodies, v1 frames and v2 `send` frames all end up as a [`Draft`] checked here.
 
 use crate::http::Fields;
+use crate::ids::AttachmentId;
 use crate::validation::BLANK;
 
 pub(crate) const TEXT: i32 = 0;
@@ -10,6 +11,8 @@ pub(crate) const PHOTO: i32 = 2;
 pub(crate) const MESSAGE_MAX_CHARS: usize = 10_000;
 /// Longest `clientId` a client may choose.
 pub(crate) const CLIENT_ID_MAX: usize = 64;
+/// Most attachments one message carries.
+pub(crate) const ATTACHMENTS_MAX: usize = 10;
 
 /// Why a message was refused, with a stable code for WebSocket error frames and the field a
 /// REST client sees it under.
@@ -46,6 +49,14 @@ pub(crate) struct Draft {
     /// The client's own id for the message: a retry with the same id is not stored twice.
     #[schema(rename = "clientId", min_length = 1, max_length = 64, nullable = false)]
     pub client_id: Option<String>,
+    /// Ids of the caller's uploads (`POST /api/attachments/`) the message carries; the message
+    /// is then a photo (type 2) whose `extraData` is the first one's URL.
+    #[schema(rename = "attachments", max_items = 10, required = false)]
+    pub attachments: Vec<AttachmentId>,
+    /// What `extraData` is stored as once the attachments are checked (`Chats::attach`): only
+    /// the server sets this.
+    #[schema(ignore)]
+    pub linked: Option<String>,
 }
 
 impl Draft {
@@ -66,8 +77,31 @@ impl Draft {
                 format!("Ensure this field has no more than {MESSAGE_MAX_CHARS} characters."),
             ));
         }
-        let has_extra = self.extra_data.as_deref().is_some_and(|e| !e.trim().is_empty());
-        if self.kind == TEXT && self.text.trim().is_empty() {
+        if self.extra_data.as_deref().is_some_and(crate::media::refs::is_marked) {
+            return Err(Refusal::new(
+                "invalid_extra_data",
+                "extraData",
+                "This value is reserved; send attachment ids in \"attachments\".",
+            ));
+        }
+        if !self.attachments.is_empty() && !(self.kind == TEXT || self.kind == PHOTO) {
+            return Err(Refusal::new(
+                "invalid_attachments",
+                "attachments",
+                "Only a text or photo message can carry attachments.",
+            ));
+        }
+        if self.attachments.len() > ATTACHMENTS_MAX {
+            return Err(Refusal::new(
+                "invalid_attachments",
+                "attachments",
+                format!("Ensure this field has no more than {ATTACHMENTS_MAX} elements."),
+            ));
+        }
+        let has_extra = self.extra_data.as_deref().is_some_and(|e| !e.trim().is_empty())
+            || self.linked.is_some()
+            || !self.attachments.is_empty();
+        if self.kind == TEXT && self.text.trim().is_empty() && self.attachments.is_empty() {
             return Err(Refusal::new("empty_message", "message", BLANK));
         }
         if self.kind != TEXT && !has_extra && self.text.trim().is_empty() {
@@ -105,11 +139,20 @@ impl Draft {
             Some(value) => value,
         };
         let client_id = f.optional_str("clientId", CLIENT_ID_MAX);
+        let attachments = f
+            .optional_id_list(
+                "attachments",
+                ATTACHMENTS_MAX,
+                "Expected a list of at most 10 attachment ids.",
+            )
+            .unwrap_or_default();
         Draft {
             text,
             kind: kind.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
             extra_data,
             client_id,
+            attachments,
+            linked: None,
         }
     }
 }

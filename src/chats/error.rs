@@ -33,6 +33,9 @@ pub(crate) enum ChatError {
     Store(#[source] sqlx::Error),
     #[error(transparent)]
     Accounts(#[from] AccountError),
+    /// An attachment the message names that cannot be used, or a photo refused as an upload.
+    #[error(transparent)]
+    Media(crate::media::MediaError),
 }
 
 impl ChatError {

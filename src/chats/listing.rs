@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::error::{ChatError, ChatResult};
 use super::service::Chats;
-use super::view::{ChatView, MemberView, MessageView};
+use super::view::{ChatView, MemberView};
 use crate::accounts::view::UserBrief;
 use crate::ids::{ChatId, UserId};
 use crate::store::chats::{self, ChatMemberRow, ChatRow, ListedChat};
@@ -116,7 +116,7 @@ impl Chats {
                         to_user: brief(to_user),
                         last_message: last_message
                             .and_then(|m| last.get(&m))
-                            .map(MessageView::rest)
+                            .map(|m| self.show_rest(m))
                             .into_iter()
                             .collect(),
                         created_at,

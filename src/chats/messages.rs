@@ -44,17 +44,34 @@ impl Chats {
         self.submit(author, chat, draft).await?.await
     }
 
+    /// Like [`Chats::submit`], for a photo whose `extraData` is a `data:` URL (what the
+    /// finished app sends): the photo is stored as an attachment first, checked like an
+    /// upload, and the message carries it instead.
+    /// The caller checks the rest of the draft first (with a stand-in for the URL).
+    pub(crate) async fn submit_photo(
+        &self,
+        author: UserId,
+        chat: ChatId,
+        mut draft: Draft,
+    ) -> ChatResult<PendingStore> {
+        self.attach_data_url(author, chat, &mut draft).await?;
+        self.submit(author, chat, draft).await
+    }
+
     /// Checks and queues a message without waiting for the commit, for a socket whose
     /// membership was checked when it joined the chat's room (removal from the chat evicts it
     /// from the room). Messages of one sender are stored in the order they are queued.
-    pub(crate) async fn submit(&self, author: UserId, chat: ChatId, draft: Draft) -> ChatResult<PendingStore> {
+    pub(crate) async fn submit(&self, author: UserId, chat: ChatId, mut draft: Draft) -> ChatResult<PendingStore> {
+        draft.check(self.max_extra_bytes())?;
+        self.attach(author, chat, &mut draft).await?;
         let new = self.new_message(author, chat, draft)?;
         self.within_rate(author).await?;
         let committed = self.writer().enqueue(new).await.map_err(write_error)?;
         Ok(pending_store(committed))
     }
 
-    /// Like [`Chats::submit`], without waiting for room in the storage queue.
+    /// Like [`Chats::submit`], without waiting for room in the storage queue; the draft's
+    /// attachments must have been checked ([`Chats::attach`]) before.
     pub(crate) async fn try_submit(&self, author: UserId, chat: ChatId, draft: Draft) -> ChatResult<Submitted> {
         let new = self.new_message(author, chat, draft)?;
         self.within_rate(author).await?;
@@ -88,13 +105,19 @@ impl Chats {
 
     fn new_message(&self, author: UserId, chat: ChatId, draft: Draft) -> ChatResult<NewMessage> {
         draft.check(self.max_extra_bytes())?;
+        if !draft.attachments.is_empty() {
+            // `attach` takes them; a caller that skipped it would lose them silently.
+            return Err(ChatError::WriteFailed(
+                "attachments were not checked before queueing".into(),
+            ));
+        }
         Ok(NewMessage {
             chat_id: chat,
             author,
             client_id: draft.client_id,
             body: draft.text,
             kind: draft.kind,
-            extra_data: draft.extra_data,
+            extra_data: draft.linked.or(draft.extra_data),
         })
     }
 
@@ -123,8 +146,11 @@ impl Chats {
             let draft = Draft {
                 text: text.clone(),
                 kind: message.kind,
-                extra_data: message.extra_data.clone(),
-                client_id: None,
+                // What is stored may be the server's own attachment reference, which no
+                // client may submit: it is checked as already linked.
+                extra_data: None,
+                linked: message.extra_data.clone(),
+                ..Draft::default()
             };
             draft.check(self.max_extra_bytes())?;
             message = messages::edit_body(self.db(), id, &text)
@@ -168,8 +194,13 @@ impl Chats {
     /// Deletes a live message (leaving its tombstone) and tells the chat's sockets; the
     /// tombstone, or None when there was no live message with this id.
     pub(super) async fn erase(&self, id: MessageId) -> ChatResult<Option<MessageRow>> {
+        let carried = messages::by_id(self.db(), id)
+            .await?
+            .map(|m| Chats::attachments_of(&m))
+            .unwrap_or_default();
         let gone = messages::delete(self.db(), id).await?;
         if let Some(gone) = &gone {
+            self.remove_attachments(&carried).await;
             self.publish(
                 ChatEvent::MessageDeleted {
                     chat: gone.chat_id,

@@ -1,6 +1,8 @@
 //! Chats and messages: the rules (the `Chats` service and its `impl` blocks), group commit
 //! (writer), domain events, REST routes and views.
 
+pub(crate) mod attachment_routes;
+mod attachments;
 mod draft;
 mod error;
 pub(crate) mod events;
@@ -15,6 +17,7 @@ mod service;
 pub(crate) mod view;
 pub(crate) mod writer;
 
+pub(crate) use attachments::{PhotoConversion, ShownEvents};
 pub(crate) use draft::{Draft, CLIENT_ID_MAX};
 pub(crate) use error::{ChatError, ChatResult};
 pub(crate) use messages::{MessageChange, PendingStore, Submitted};

@@ -39,6 +39,7 @@ impl From<ChatError> for ApiError {
             ChatError::WriteFailed(reason) => ApiError::Internal(anyhow::anyhow!(reason)),
             ChatError::Store(err) => ApiError::Internal(anyhow::Error::new(err).context("chat storage")),
             ChatError::Accounts(err) => err.into(),
+            ChatError::Media(err) => err.into(),
         }
     }
 }
@@ -378,7 +379,7 @@ async fn message_list(
         let found = chats
             .messages_of(user.id(), &filter, page.limit(), page.offset())
             .await?;
-        let results = found.messages.iter().map(MessageView::rest).collect();
+        let results = found.messages.iter().map(|m| chats.show_rest(m)).collect();
         return Ok(Json(page.render(found.total, results, &link)?));
     };
     chats.chat_for_member(chat, user.id()).await?;
@@ -398,7 +399,7 @@ async fn message_list(
     let history = chats
         .history(chat, user.id(), &filter, page.limit(), page.offset())
         .await?;
-    let results = history.messages.iter().map(MessageView::rest).collect();
+    let results = history.messages.iter().map(|m| chats.show_rest(m)).collect();
     Ok(Json(page.render(history.total, results, &link)?))
 }
 
@@ -423,7 +424,7 @@ async fn message_create(
     Form(new): Form<NewMessage>,
 ) -> ApiResult<(StatusCode, Json<MessageView>)> {
     let stored = chats.post(user.id(), new.chat, new.draft).await?;
-    Ok((StatusCode::CREATED, Json(MessageView::rest(&stored.row))))
+    Ok((StatusCode::CREATED, Json(chats.show_rest(&stored.row))))
 }
 
 /// One message.
@@ -444,7 +445,7 @@ async fn message_detail(
     Ids(id): Ids<MessageId>,
 ) -> ApiResult<Json<MessageView>> {
     let message = chats.message_for_member(id, user.id()).await?;
-    Ok(Json(MessageView::rest(&message)))
+    Ok(Json(chats.show_rest(&message)))
 }
 
 /// Edit or mark a message.
@@ -471,7 +472,7 @@ async fn message_update(
     } else {
         chats.change_message(user.id(), id, patch.into()).await?
     };
-    Ok(Json(MessageView::rest(&message)))
+    Ok(Json(chats.show_rest(&message)))
 }
 
 /// Delete a message (author only).

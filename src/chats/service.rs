@@ -10,6 +10,7 @@ use super::rate::MessageRate;
 use super::writer::MessageWriter;
 use crate::accounts::Accounts;
 use crate::ids::{ChatId, UserId};
+use crate::media::Media;
 use crate::store::chats::{self, ChatRow, MemberRow};
 use crate::store::Db;
 
@@ -18,6 +19,7 @@ struct Inner {
     accounts: Accounts,
     events: Arc<dyn EventSink>,
     writer: MessageWriter,
+    media: Media,
     /// Largest `extraData` accepted (the request body limit: nothing larger can arrive).
     max_extra_bytes: usize,
     /// Messages per user per second, whichever way they come in (`rate.rs`).
@@ -34,6 +36,7 @@ impl Chats {
         accounts: Accounts,
         events: Arc<dyn EventSink>,
         writer: MessageWriter,
+        media: Media,
         max_extra_bytes: usize,
         rate: MessageRate,
     ) -> Chats {
@@ -42,6 +45,7 @@ impl Chats {
             accounts,
             events,
             writer,
+            media,
             max_extra_bytes,
             rate,
         }))
@@ -66,6 +70,10 @@ impl Chats {
 
     pub(super) fn writer(&self) -> &MessageWriter {
         &self.0.writer
+    }
+
+    pub(crate) fn media(&self) -> &Media {
+        &self.0.media
     }
 
     pub(crate) fn max_extra_bytes(&self) -> usize {

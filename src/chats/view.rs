@@ -8,6 +8,7 @@ use crate::accounts::view::UserBrief;
 /// Where realtime and the views find the timestamp format.
 pub(crate) use crate::http::micros;
 use crate::ids::{ChatId, MessageId, UserId};
+use crate::media::view::AttachmentView;
 use crate::store::messages::MessageRow;
 
 /// The contract's message object. Its keys come out in the order DRF's `ModelSerializer` (with
@@ -44,6 +45,11 @@ pub struct MessageView {
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     #[schema(ignore)]
     pub deleted: bool,
+    /// The files the message carries (left out when none), with signed URLs made when the
+    /// message is shown; `extraData` is then the first one's `url`.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    #[schema(required = false)]
+    pub attachments: Vec<AttachmentView>,
 }
 
 impl MessageView {
@@ -62,6 +68,7 @@ impl MessageView {
             seq: None,
             client_id: None,
             deleted: false,
+            attachments: Vec::new(),
         }
     }
 

@@ -5,7 +5,7 @@ use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 
 use crate::error::ApiError;
-use crate::ids::{ChatId, MessageId, UserId};
+use crate::ids::{AttachmentId, ChatId, MessageId, UserId};
 
 /// The path's ids: one id type for `{id}`, a pair for `{id}` and `{user}`.
 pub(crate) struct Ids<T>(pub T);
@@ -28,7 +28,7 @@ macro_rules! single_id {
     )*};
 }
 
-single_id!(UserId, ChatId, MessageId);
+single_id!(UserId, ChatId, MessageId, AttachmentId);
 
 /// A group and one of its members (`/api/groups/{id}/members/{user}/`).
 impl FromSegments for (ChatId, UserId) {

@@ -69,6 +69,10 @@ pub struct ImportArgs {
     /// Ignore the watermarks and read every row again (after fixing rows that were refused).
     #[arg(long)]
     pub full: bool,
+    /// Afterwards, store the photos that messages keep as `data:` URLs as attachments, and make
+    /// the messages carry those instead (docs/media.md).
+    #[arg(long)]
+    pub convert_photos: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +104,7 @@ pub enum ImportError {
 
 /// The CLI entry: runs the import and prints its report on stdout (progress goes to stderr).
 pub async fn command(config: Config, args: ImportArgs) -> anyhow::Result<()> {
+    let convert_photos = args.convert_photos && !args.dry_run;
     let options = ImportOptions {
         from: args.from,
         dry_run: args.dry_run,
@@ -108,6 +113,13 @@ pub async fn command(config: Config, args: ImportArgs) -> anyhow::Result<()> {
     };
     let report = run(&config, &options).await?;
     print!("{report}");
+    if convert_photos {
+        let done = crate::app::convert_stored_photos(&config).await?;
+        println!(
+            "photos: {} stored as attachments, {} kept as data URLs",
+            done.converted, done.kept
+        );
+    }
     Ok(())
 }
 

@@ -134,6 +134,8 @@ fn without_stream_fields(message: &MessageView) -> MessageView {
     MessageView {
         seq: None,
         client_id: None,
+        // The seed's frames carry the contract's fields only: `extraData` is the URL.
+        attachments: Vec::new(),
         ..message.clone()
     }
 }

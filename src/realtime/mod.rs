@@ -6,6 +6,7 @@ mod errors;
 mod event;
 pub(crate) mod fanout;
 mod hub;
+mod photos;
 mod presence;
 pub(crate) mod routes;
 mod session;

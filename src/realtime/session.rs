@@ -459,19 +459,23 @@ async fn handle_v1_frame(
     text: &str,
     anonymous: bool,
 ) -> Result<PendingStore, ErrorBody> {
-    let frame = parse::parse_object(text)?;
+    let mut frame = parse::parse_object(text)?;
     let user = if anonymous {
         anonymous_author(rt, chat, &frame).await?
     } else {
         connection.user()
     };
+    let photo = super::photos::take_data_url(&mut frame);
     let max_extra = rt.chats().max_extra_bytes();
     let draft = v1::MessageFrame::from_frame(&frame, chat, user, max_extra)?.into_draft();
     draft.check(max_extra).map_err(ChatError::from)?;
     if !connection.has_joined(chat) {
         return Err(ChatError::NotFound.into());
     }
-    let pending = rt.chats().submit(user, chat, draft).await?;
+    let pending = match photo {
+        Some(photo) => rt.chats().submit_photo(user, chat, photo.into_draft(draft)).await?,
+        None => rt.chats().submit(user, chat, draft).await?,
+    };
     if anonymous {
         metrics::counter!("causerie_ws_anonymous_messages_total").increment(1);
     }

@@ -346,3 +346,23 @@ pub(crate) async fn count_since(db: &Db, since: DateTime<Utc>) -> Result<i64, sq
         .fetch_one(pool)
         .await)
 }
+
+/// Live photo messages whose `extra_data` is still a `data:` URL, in id order after `after`
+/// (`causerie import-django --convert-photos`).
+pub(crate) async fn data_url_photos(db: &Db, after: MessageId, limit: i64) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE id > $1 AND deleted = FALSE AND kind = 2 \
+         AND extra_data LIKE 'data:%' ORDER BY id LIMIT $2"
+    );
+    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(after).bind(limit).fetch_all(pool).await)
+}
+
+/// Replaces a message's `extra_data` (a converted photo), leaving its other fields alone.
+pub(crate) async fn set_extra_data(db: &Db, id: MessageId, extra: &str) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => sqlx::query("UPDATE messages SET extra_data = $2 WHERE id = $1")
+        .bind(id)
+        .bind(extra)
+        .execute(pool)
+        .await
+        .map(|_| ()))
+}

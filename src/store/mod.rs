@@ -5,6 +5,7 @@
 //! because DDL types differ (uuid/timestamptz on PostgreSQL, blob/text on SQLite).
 
 pub(crate) mod admin;
+pub(crate) mod attachments;
 pub(crate) mod chats;
 pub(crate) mod devices;
 pub(crate) mod import;

@@ -44,6 +44,7 @@ const FORM: &str = "application/x-www-form-urlencoded";
         (name = "chats", description = "Two-person chats"),
         (name = "messages", description = "Chat messages"),
         (name = "groups", description = "Group chats"),
+        (name = "attachments", description = "Uploads and private downloads (docs/media.md)"),
         (name = "realtime", description = "WebSocket"),
         (name = "devices", description = "Push devices (fcm-django), docs/push.md"),
         (name = "operations", description = "Health, readiness, metrics, this document"),

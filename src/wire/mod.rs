@@ -17,6 +17,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 pub use crate::chats::view::MessageView;
+pub use crate::media::view::AttachmentView;
 pub use digest::MessageDigest;
 
 /// Why a frame was refused: a stable code and a text for people. v1 sends it as the error

@@ -87,5 +87,6 @@ pub(crate) fn draft(
         kind: kind.unwrap_or_default(),
         extra_data: extra_data.unwrap_or_else(|| Some(String::new())),
         client_id,
+        ..Draft::default()
     }
 }

@@ -278,6 +278,8 @@ impl TestServer {
                 Some(db)
             }
         };
+        // Attachments go to the test's own directory (else PostgreSQL runs would share ./media).
+        config.media_root = Some(dir.path().join("media"));
         tweak(&mut config);
         Self::launch(backend, config, pg, Some(dir)).await
     }
@@ -288,6 +290,7 @@ impl TestServer {
         let mut config = base_config();
         config.database_url = self.database_url.clone();
         config.secret_key = self.config.secret_key.clone();
+        config.media_root = self.config.media_root.clone();
         tweak(&mut config);
         Self::launch(self.backend, config, None, None).await
     }

@@ -9,7 +9,6 @@ use tokio::sync::mpsc;
 
 use super::streams::Live;
 use super::{reply, write, Frame, Session, Sink};
-use crate::chats::view::MessageView;
 use crate::ids::ChatId;
 use crate::realtime::event::{Delivery, Event, Format};
 use crate::realtime::session::FLUSH_BATCH;
@@ -114,7 +113,7 @@ impl Session {
             *budget -= count;
             for row in rows {
                 self.streams.sent(chat, row.seq);
-                let message = MessageView::full(&row);
+                let message = self.chats().show_full(&row);
                 let frame = Frame::Message(ChatMessage {
                     chat: message.ref_chat,
                     message: &message,
@@ -137,7 +136,7 @@ impl Session {
             let count = rows.len() as i64;
             for row in rows {
                 self.streams.sent(chat, row.seq);
-                let message = MessageView::full(&row);
+                let message = self.chats().show_full(&row);
                 let frame = Frame::Message(ChatMessage {
                     chat: message.ref_chat,
                     message: &message,

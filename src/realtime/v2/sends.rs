@@ -115,12 +115,13 @@ impl Session {
     /// Checks a send and queues it for storage; its answer comes once it is stored.
     pub(super) async fn send(&mut self, send: SendMessage, reference: Option<&Value>) -> Result<(), ErrorBody> {
         let (chat, client_id) = (send.chat, send.client_id.clone());
-        let draft = send.into_draft();
+        let mut draft = send.into_draft();
         draft.check(self.chats().max_extra_bytes()).map_err(ChatError::from)?;
         if !self.connection.has_joined(chat) {
             // A chat this socket follows was checked when it joined (a removal leaves the room).
             self.chats().chat_for_member(chat, self.user).await?;
         }
+        self.chats().attach(self.user, chat, &mut draft).await?;
         let submitted = self.chats().try_submit(self.user, chat, draft).await?;
         self.sends.in_flight.push_back((chat, client_id.clone()));
         let ack = PendingAck {
@@ -157,7 +158,7 @@ impl Session {
         } = ack;
         match result {
             Ok(stored) => {
-                let message = MessageView::full(&stored.row);
+                let message = self.chats().show_full(&stored.row);
                 text(&Frame::Ack(Ack {
                     client_id,
                     chat,

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::MemberChange;
 use crate::chats::{Draft, CLIENT_ID_MAX};
 use crate::http::Fields;
-use crate::ids::{ChatId, MessageId};
+use crate::ids::{AttachmentId, ChatId, MessageId};
 use crate::wire::parse::{self, has_value, missing, optional_seq, required_id, Object};
 use crate::wire::ErrorBody;
 
@@ -76,6 +76,9 @@ pub struct SendMessage {
     /// Left out: `""`; `Some(None)`: null.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_data: Option<Option<String>>,
+    /// Ids of the sender's uploads the message carries (at most 10); left out: none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentId>,
 }
 
 /// `subscribe`: follow a chat, replaying what is stored after `afterSeq` when given.
@@ -264,12 +267,16 @@ impl SendMessage {
             message: draft.text,
             message_type: frame.contains_key("messageType").then_some(draft.kind),
             extra_data: frame.contains_key("extraData").then_some(draft.extra_data),
+            attachments: draft.attachments,
         })
     }
 
     /// The message as the chat service takes it, the left-out fields at their defaults.
     pub(crate) fn into_draft(self) -> Draft {
-        parse::draft(self.message, self.message_type, self.extra_data, Some(self.client_id))
+        Draft {
+            attachments: self.attachments,
+            ..parse::draft(self.message, self.message_type, self.extra_data, Some(self.client_id))
+        }
     }
 }
 
@@ -374,6 +381,7 @@ mod tests {
                 message: "hi".into(),
                 message_type: None,
                 extra_data: None,
+                attachments: Vec::new(),
             }),
             Command::Send(SendMessage {
                 chat,
@@ -381,6 +389,7 @@ mod tests {
                 message: "there".into(),
                 message_type: Some(1),
                 extra_data: Some(None),
+                attachments: Vec::new(),
             }),
             Command::Send(SendMessage {
                 chat,
@@ -388,6 +397,7 @@ mod tests {
                 message: String::new(),
                 message_type: Some(2),
                 extra_data: Some(Some("p.jpg".into())),
+                attachments: Vec::new(),
             }),
             Command::Subscribe(Subscribe { chat, after_seq: None }),
             Command::Subscribe(Subscribe {
@@ -436,6 +446,7 @@ mod tests {
             message: "m".into(),
             message_type: Some(1),
             extra_data: Some(None),
+            attachments: Vec::new(),
         })
         .with_ref(3);
         assert_eq!(

@@ -397,6 +397,7 @@ mod tests {
             seq: Some(3),
             client_id: Some("c-3".into()),
             deleted: false,
+            attachments: Vec::new(),
         }
     }
 

@@ -1,0 +1,116 @@
+//! The `attachments` table: what each stored file is, whose it is, and where it was posted.
+
+use chrono::{DateTime, Utc};
+
+use super::{now, Db};
+use crate::ids::{AttachmentId, ChatId, UserId};
+use crate::with_db;
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct AttachmentRow {
+    pub id: AttachmentId,
+    pub owner: Option<UserId>,
+    pub chat_id: Option<ChatId>,
+    pub content_type: String,
+    pub name: String,
+    pub size: i64,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub thumb_type: Option<String>,
+    pub thumb_size: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub attached_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, owner, chat_id, content_type, name, size, width, height, thumb_type, thumb_size, \
+                       created_at, attached_at";
+
+pub(crate) async fn insert(db: &Db, row: &AttachmentRow) -> Result<(), sqlx::Error> {
+    let sql = format!("INSERT INTO attachments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+    with_db!(db, pool => sqlx::query(&sql)
+        .bind(row.id)
+        .bind(row.owner)
+        .bind(row.chat_id)
+        .bind(&row.content_type)
+        .bind(&row.name)
+        .bind(row.size)
+        .bind(row.width)
+        .bind(row.height)
+        .bind(&row.thumb_type)
+        .bind(row.thumb_size)
+        .bind(row.created_at)
+        .bind(row.attached_at)
+        .execute(pool)
+        .await
+        .map(|_| ()))
+}
+
+pub(crate) async fn by_id(db: &Db, id: AttachmentId) -> Result<Option<AttachmentRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM attachments WHERE id = $1");
+    with_db!(db, pool => sqlx::query_as::<_, AttachmentRow>(&sql).bind(id).fetch_optional(pool).await)
+}
+
+/// Bytes `owner` stored since `since` (the daily quota).
+pub(crate) async fn bytes_since(db: &Db, owner: UserId, since: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    let sql = "SELECT CAST(COALESCE(SUM(size + COALESCE(thumb_size, 0)), 0) AS BIGINT) FROM attachments \
+               WHERE owner = $1 AND created_at >= $2";
+    with_db!(db, pool => sqlx::query_scalar::<_, i64>(sql).bind(owner).bind(since).fetch_one(pool).await)
+}
+
+/// The oldest upload `owner` made since `since` (when the quota frees up again).
+pub(crate) async fn oldest_since(
+    db: &Db,
+    owner: UserId,
+    since: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM attachments WHERE owner = $1 AND created_at >= $2 ORDER BY created_at LIMIT 1");
+    let row = with_db!(db, pool => sqlx::query_as::<_, AttachmentRow>(&sql)
+        .bind(owner)
+        .bind(since)
+        .fetch_optional(pool)
+        .await)?;
+    Ok(row.map(|r| r.created_at))
+}
+
+/// Records that a message in `chat` carries the attachment (its members may now read it).
+pub(crate) async fn mark_attached(db: &Db, id: AttachmentId, chat: ChatId) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => sqlx::query(
+        "UPDATE attachments SET chat_id = $1, attached_at = COALESCE(attached_at, $2) WHERE id = $3")
+        .bind(chat)
+        .bind(now())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ()))
+}
+
+pub(crate) async fn delete(db: &Db, id: AttachmentId) -> Result<bool, sqlx::Error> {
+    with_db!(db, pool => sqlx::query("DELETE FROM attachments WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}
+
+/// Attachments nobody can reach any more: never attached and older than `cutoff`, or posted in
+/// a chat that was deleted since.
+pub(crate) async fn abandoned(db: &Db, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<AttachmentRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM attachments \
+         WHERE (attached_at IS NULL AND created_at < $1) OR (attached_at IS NOT NULL AND chat_id IS NULL) \
+         LIMIT $2"
+    );
+    with_db!(db, pool => sqlx::query_as::<_, AttachmentRow>(&sql).bind(cutoff).bind(limit).fetch_all(pool).await)
+}
+
+/// Bytes stored in all (originals and thumbnails).
+pub(crate) async fn total_bytes(db: &Db) -> Result<i64, sqlx::Error> {
+    let sql = "SELECT CAST(COALESCE(SUM(size + COALESCE(thumb_size, 0)), 0) AS BIGINT) FROM attachments";
+    with_db!(db, pool => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await)
+}
+
+/// How many attachments there are (tests check that a refused upload stored nothing).
+pub(crate) async fn count(db: &Db) -> Result<i64, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM attachments").fetch_one(pool).await)
+}
