@@ -5,6 +5,10 @@
 #
 #   scripts/bench-one.sh sqlite|pg OUTDIR NAME [bench arguments…]
 #   e.g. scripts/bench-one.sh sqlite /tmp/runs tp throughput --chats 100 --rate 0 --duration 15
+#        scripts/bench-one.sh sqlite /tmp/runs list rest --path /api/chat/ --chats 20 --concurrency 32 --duration 20
+#        scripts/bench-one.sh sqlite /tmp/runs storm connect-storm --count 19000 --duration 30
+#        EXTRA_ENV=CAUSERIE_ACCESS_TOKEN_LIFETIME_SECS=60 scripts/bench-one.sh sqlite /tmp/runs app app --duration 120
+#   (scripts/bench-app.sh runs the finished-app scenarios; bench-all.sh the message-path ones)
 #
 # BIN (default target/release/causerie) picks the binary, PORT (8300) the port, EXTRA_ENV extra
 # `NAME=value` settings for the server, PERF=1 records `perf record -g` of the server meanwhile.

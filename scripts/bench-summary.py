@@ -18,6 +18,25 @@ def line(name, r):
         return (f"{name}: opened {r['opened']}/{r['requested']}, held {r['held_after_hold']} in {r['open_seconds']} s; "
                 f"RSS {rss['before']} -> {rss['held']} KiB = {rss['per_connection']} KiB/conn; "
                 f"handshake {lat(r['handshake_latency_ms'])}; ceiling {r['ceiling']}")
+    if kind == "rest":
+        return (f"{name}: GET {r['path']} ({r['chats']} chats): {r['requests_per_sec']} req/s, {r['errors']} errors; "
+                f"{lat(r['latency_ms'])}; server CPU {r['cpu'].get('server_cpu_percent')} %")
+    if kind == "connect-storm":
+        return (f"{name}: {r['opened']}/{r['requested']} sockets in {r['seconds_to_last_open']} s = "
+                f"{r['handshakes_per_sec']} handshakes/s; refused {r['refused']}, reset {r['resets']}, "
+                f"failures {r['failures']}; handshake {lat(r['handshake_latency_ms'])}")
+    if kind == "app":
+        steps = r["steps"]
+        best = next((s for s in reversed(steps) if s["passed"]), None)
+        text = f"{name}: {r['app_users_per_box']} app users per box"
+        if best:
+            polls = best["requests"]["chat_list"]
+            text += (f" (chat list {polls['per_sec']}/s, {lat(polls)}; server CPU "
+                     f"{best['cpu'].get('server_cpu_percent')} %, RSS {best['server_rss_kib']} KiB)")
+        failed = next((s for s in steps if not s["passed"]), None)
+        if failed:
+            text += f"; first failing step: {failed['users']} users, {failed['failure']}"
+        return text
     if kind == "history":
         return f"{name}: {r['requests_per_sec']} req/s, {r['errors']} errors; {lat(r['latency_ms'])}"
     phase = r.get("baseline") or r.get("result")

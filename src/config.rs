@@ -157,6 +157,8 @@ pub struct Config {
     /// Most open connections (WebSockets included) from one client address; 0 for no cap.
     /// Not applied with `trust_forwarded_for` (every connection then comes from the proxy).
     pub max_connections_per_ip: usize,
+    /// Connections the kernel may hold waiting for `accept` (capped by `net.core.somaxconn`).
+    pub listen_backlog: u32,
 
     /// Seconds an admin site session lives without a request.
     pub admin_session_idle_secs: u64,
@@ -264,6 +266,7 @@ impl Default for Config {
             http_header_timeout_secs: 10,
             http_body_timeout_secs: 30,
             max_connections_per_ip: 1024,
+            listen_backlog: 4096,
             admin_session_idle_secs: 3600,
             admin_session_max_secs: 12 * 3600,
             auth_cache_secs: 60,
@@ -378,6 +381,9 @@ impl Config {
         }
         if self.ws_allowed_origins.iter().flatten().any(|o| o.trim().is_empty()) {
             return invalid("ws_allowed_origins", "origins must not be empty");
+        }
+        if self.listen_backlog == 0 {
+            return invalid("listen_backlog", "must be at least 1");
         }
         if self.http_header_timeout_secs == 0 {
             return invalid("http_header_timeout_secs", "must be at least 1");

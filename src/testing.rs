@@ -21,7 +21,7 @@ pub mod store {
 
     pub mod chats {
         pub use crate::store::chats::{
-            all, by_id, delete, find_or_create_pair, member, members, pair, ChatRow, MemberRow,
+            all, by_id, delete, find_or_create_pair, live_counts, member, members, pair, ChatRow, MemberRow,
         };
     }
 

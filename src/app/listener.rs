@@ -22,7 +22,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -106,6 +106,22 @@ impl AsyncWrite for CountedStream {
     fn is_write_vectored(&self) -> bool {
         self.stream.is_write_vectored()
     }
+}
+
+/// Listens on `addr` with room for `backlog` connections not yet accepted. Tokio's
+/// `TcpListener::bind` asks for 1024: a storm of thousands of clients connecting at once (every
+/// app reconnecting after a restart) overflows that while the accept loop catches up, and the
+/// kernel then drops handshakes, which clients see as refusals and multi-second retries.
+pub(crate) fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As std's bind does on Unix: a restarted server can bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Serves `app` on `listener` until `stop`; then stops accepting and waits for the HTTP

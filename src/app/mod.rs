@@ -15,7 +15,6 @@ use anyhow::Context;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method};
 use axum::{Extension, Router};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -420,8 +419,7 @@ pub struct Server {
 impl Server {
     /// Binds `config.bind` (port 0 picks a free port), migrates, and starts serving.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
-        let listener = TcpListener::bind(config.bind_addr())
-            .await
+        let listener = listener::bind(config.bind_addr(), config.listen_backlog)
             .with_context(|| format!("binding {} (setting `bind`)", config.bind))?;
         let addr = listener.local_addr()?;
         let stages = Stages {

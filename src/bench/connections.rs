@@ -42,7 +42,7 @@ pub struct ConnectionsArgs {
 const CEILING_FAILURES: usize = 64;
 
 /// Reads an idle socket (answering pings) until told to stop; `Some(reason)` if it ended first.
-async fn hold(mut ws: Ws, mut stop: watch::Receiver<bool>) -> Option<String> {
+pub(super) async fn hold(mut ws: Ws, mut stop: watch::Receiver<bool>) -> Option<String> {
     loop {
         tokio::select! {
             _ = stop.changed() => {

@@ -21,6 +21,8 @@ pub struct BenchUser {
     pub id: UserId,
     pub email: String,
     pub token: String,
+    /// A refresh token, for scenarios that refresh the access token through the API.
+    pub refresh: String,
 }
 
 pub struct Fixtures {
@@ -89,6 +91,7 @@ impl Fixtures {
             insert_users(&self.db, &batch, &self.hash).await?;
             out.extend(batch.into_iter().map(|(id, email)| BenchUser {
                 token: self.tokens.access(id),
+                refresh: self.tokens.refresh(id),
                 id,
                 email,
             }));
@@ -116,6 +119,48 @@ impl Fixtures {
             started.elapsed().as_secs_f64()
         );
         Ok(ids)
+    }
+
+    /// One two-person chat per pair, many per transaction (for tens of thousands of chats).
+    pub async fn many_pair_chats(&self, pairs: &[(UserId, UserId)]) -> anyhow::Result<Vec<ChatId>> {
+        let started = Instant::now();
+        let mut ids = Vec::with_capacity(pairs.len());
+        for batch in pairs.chunks(USER_BATCH) {
+            ids.extend(chats::insert_pairs(&self.db, batch).await.context("creating chats")?);
+        }
+        eprintln!(
+            "bench: {} chats created in {:.1} s",
+            ids.len(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(ids)
+    }
+
+    /// One message in each chat, written by the given author (a chat's last message).
+    pub async fn one_message_each(&self, chats: &[(ChatId, UserId)]) -> anyhow::Result<()> {
+        let started = Instant::now();
+        for batch in chats.chunks(500) {
+            let batch: Vec<messages::NewMessage> = batch
+                .iter()
+                .map(|&(chat_id, author)| messages::NewMessage {
+                    chat_id,
+                    author,
+                    client_id: None,
+                    body: "hello there: the quick brown fox jumps over the lazy dog".into(),
+                    kind: 0,
+                    extra_data: Some(String::new()),
+                })
+                .collect();
+            crate::store::message_batch::insert_batch(&self.db, &batch)
+                .await
+                .context("storing last messages")?;
+        }
+        eprintln!(
+            "bench: a message in each of {} chats in {:.1} s",
+            chats.len(),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
     }
 
     /// A group chat with `admin` and `members`, through the store.

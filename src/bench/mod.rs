@@ -8,12 +8,16 @@
 //! Every run is bounded: in time (`--duration`, at most [`MAX_DURATION_SECS`]), in count (each
 //! size option has a cap) and in place (the target must resolve to 127.0.0.0/8).
 
+pub mod app;
 pub mod connections;
 pub mod engine;
 pub mod fixtures;
 pub mod history;
+pub mod http;
 pub mod net;
+pub mod rest;
 pub mod stats;
+pub mod storm;
 pub mod throughput;
 
 use std::time::Duration;
@@ -44,6 +48,12 @@ pub enum Scenario {
     Fanout(throughput::FanoutArgs),
     /// Concurrent REST history reads on a chat prefilled with messages.
     History(history::HistoryArgs),
+    /// One authenticated GET (`--path`) by N clients: requests/s, latency, errors.
+    Rest(rest::RestArgs),
+    /// N sockets opened as fast as the server accepts them: handshakes/s, refusals, resets.
+    ConnectStorm(storm::StormArgs),
+    /// Simulated users of the finished app, ramped: the most users served within the p99 limit.
+    App(app::AppArgs),
 }
 
 /// Options every scenario takes.
@@ -101,6 +111,9 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
         }
         Scenario::Fanout(a) => (a.common.clone(), a.common.duration()?),
         Scenario::History(a) => (a.common.clone(), a.common.duration()?),
+        Scenario::Rest(a) => (a.common.clone(), a.common.duration()?),
+        Scenario::ConnectStorm(a) => (a.common.clone(), a.common.duration()?),
+        Scenario::App(a) => (a.common.clone(), a.common.duration()?),
     };
     let target = net::Target::resolve(&common.url).await?;
     eprintln!(
@@ -113,6 +126,9 @@ pub async fn run(config: Config, args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Throughput(a) => throughput::run_throughput(&config, &target, a).await,
             Scenario::Fanout(a) => throughput::run_fanout(&config, &target, a).await,
             Scenario::History(a) => history::run(&config, &target, a).await,
+            Scenario::Rest(a) => rest::run(&config, &target, a).await,
+            Scenario::ConnectStorm(a) => storm::run(&config, &target, a).await,
+            Scenario::App(a) => app::run(&config, &target, a).await,
         }
     };
     let limit = total + SETUP_ALLOWANCE;

@@ -80,6 +80,10 @@ pub enum ConnectError {
     Ports,
     /// The server answered the handshake with this HTTP status.
     Refused(u16, String),
+    /// Nothing listens, or the listen queue was full (ECONNREFUSED).
+    TcpRefused,
+    /// The server reset the connection or closed it before answering.
+    Reset,
     /// Nothing within the timeout (a server out of files stops accepting).
     Timeout,
     Other(String),
@@ -91,6 +95,8 @@ impl std::fmt::Display for ConnectError {
             ConnectError::OpenFiles => write!(f, "open-files limit of the bench process"),
             ConnectError::Ports => write!(f, "no local port left"),
             ConnectError::Refused(status, body) => write!(f, "handshake refused: HTTP {status} {body}"),
+            ConnectError::TcpRefused => write!(f, "connection refused"),
+            ConnectError::Reset => write!(f, "connection reset"),
             ConnectError::Timeout => write!(f, "timed out"),
             ConnectError::Other(e) => write!(f, "{e}"),
         }
@@ -103,6 +109,8 @@ impl ConnectError {
             ConnectError::OpenFiles => "open_files",
             ConnectError::Ports => "ports",
             ConnectError::Refused(..) => "refused",
+            ConnectError::TcpRefused => "tcp_refused",
+            ConnectError::Reset => "reset",
             ConnectError::Timeout => "timeout",
             ConnectError::Other(_) => "other",
         }
@@ -113,6 +121,9 @@ fn io_error(err: std::io::Error) -> ConnectError {
     match err.raw_os_error() {
         Some(24) | Some(23) => ConnectError::OpenFiles,
         Some(99) => ConnectError::Ports,
+        Some(111) => ConnectError::TcpRefused,
+        Some(104) | Some(32) => ConnectError::Reset,
+        _ if err.kind() == std::io::ErrorKind::UnexpectedEof => ConnectError::Reset,
         _ => ConnectError::Other(err.to_string()),
     }
 }
@@ -136,14 +147,37 @@ pub async fn connect_v2(
     read_buffer: usize,
     timeout: Duration,
 ) -> Result<Ws, ConnectError> {
+    connect_ws(
+        target,
+        &format!("/ws/?token={token}"),
+        Some(V2),
+        index,
+        read_buffer,
+        timeout,
+    )
+    .await
+}
+
+/// Opens the WebSocket at `path` (with its query) from source address `index`, asking for
+/// `subprotocol` if given (and then requiring the server to select it).
+pub async fn connect_ws(
+    target: &Target,
+    path: &str,
+    subprotocol: Option<&'static str>,
+    index: usize,
+    read_buffer: usize,
+    timeout: Duration,
+) -> Result<Ws, ConnectError> {
     let attempt = async {
         let stream = tcp(target, index).await?;
-        let mut request = format!("ws://{}/ws/?token={token}", target.addr)
+        let mut request = format!("ws://{}{path}", target.addr)
             .into_client_request()
             .map_err(|e| ConnectError::Other(e.to_string()))?;
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(V2));
+        if let Some(protocol) = subprotocol {
+            request
+                .headers_mut()
+                .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(protocol));
+        }
         let config = WebSocketConfig::default()
             .read_buffer_size(read_buffer)
             .write_buffer_size(0)
@@ -151,9 +185,11 @@ pub async fn connect_v2(
             .max_frame_size(Some(1 << 20));
         match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
             Ok((ws, response)) => {
-                let protocol = response.headers().get("sec-websocket-protocol");
-                if protocol.and_then(|p| p.to_str().ok()) != Some(V2) {
-                    return Err(ConnectError::Other("the server did not select causerie.v2".into()));
+                let selected = response.headers().get("sec-websocket-protocol");
+                if let Some(protocol) = subprotocol {
+                    if selected.and_then(|p| p.to_str().ok()) != Some(protocol) {
+                        return Err(ConnectError::Other(format!("the server did not select {protocol}")));
+                    }
                 }
                 Ok(ws)
             }
@@ -166,6 +202,14 @@ pub async fn connect_v2(
                 Err(ConnectError::Refused(response.status().as_u16(), body))
             }
             Err(tokio_tungstenite::tungstenite::Error::Io(err)) => Err(io_error(err)),
+            Err(
+                tokio_tungstenite::tungstenite::Error::ConnectionClosed
+                | tokio_tungstenite::tungstenite::Error::AlreadyClosed
+                | tokio_tungstenite::tungstenite::Error::Protocol(
+                    tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+                    | tokio_tungstenite::tungstenite::error::ProtocolError::HandshakeIncomplete,
+                ),
+            ) => Err(ConnectError::Reset),
             Err(err) => Err(ConnectError::Other(err.to_string())),
         }
     };

@@ -1,6 +1,7 @@
 //! The chat list, as the app polls it (every second per open home screen): a fixed number of
-//! statements whatever the number of chats — the page with unread counts and last-message ids,
-//! those messages, group members, and the users shown.
+//! statements whatever the number of chats — one for the page (total, unread counts and last
+//! messages included), one for the users shown, and one for group members when the page holds
+//! a group.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,6 @@ use super::view::{ChatView, MemberView};
 use crate::accounts::view::UserBrief;
 use crate::ids::{ChatId, UserId};
 use crate::store::chats::{self, ChatMemberRow, ChatRow, ListedChat};
-use crate::store::messages;
 
 /// A page of chats and the total it was cut from.
 pub(crate) struct ChatPage {
@@ -32,8 +32,13 @@ impl Chats {
         limit: i64,
         offset: i64,
     ) -> ChatResult<ChatPage> {
-        let total = self.count_chats(viewer, only).await?;
         let listed = chats::page_for_user(self.db(), viewer, only, limit, offset).await?;
+        let total = match listed.first() {
+            Some(first) => first.total,
+            // Past the end (or no chats at all): the page cannot tell how many there are.
+            None if offset > 0 => self.count_chats(viewer, only).await?,
+            None => 0,
+        };
         Ok(ChatPage {
             total,
             chats: self.views(listed).await?,
@@ -47,12 +52,6 @@ impl Chats {
     }
 
     async fn views(&self, listed: Vec<ListedChat>) -> ChatResult<Vec<ChatView>> {
-        let last_ids: Vec<_> = listed.iter().filter_map(|c| c.last_message).collect();
-        let last: HashMap<_, _> = messages::by_ids(self.db(), &last_ids)
-            .await?
-            .into_iter()
-            .map(|m| (m.id, m))
-            .collect();
         let groups: Vec<ChatId> = listed.iter().filter(|c| c.chat.is_group).map(|c| c.chat.id).collect();
         let mut members: HashMap<ChatId, Vec<ChatMemberRow>> = HashMap::new();
         if !groups.is_empty() {
@@ -78,57 +77,50 @@ impl Chats {
         let brief = |id: Option<UserId>| id.and_then(|id| users.get(&id).cloned());
         Ok(listed
             .into_iter()
-            .map(
-                |ListedChat {
-                     chat,
-                     unread,
-                     last_message,
-                     muted,
-                 }| {
-                    let ChatRow {
-                        id,
-                        from_user,
-                        to_user,
-                        is_group,
-                        title,
-                        created_at,
-                        updated_at,
-                        ..
-                    } = chat;
-                    let member_views = is_group.then(|| {
-                        members
-                            .get(&id)
-                            .map(|rows| {
-                                rows.iter()
-                                    .filter_map(|m| {
-                                        users.get(&m.user_id).map(|user| MemberView {
-                                            user: user.clone(),
-                                            is_admin: m.is_admin,
-                                        })
+            .map(|listed| {
+                let last_message = listed.last_message();
+                let ListedChat {
+                    chat, unread, muted, ..
+                } = listed;
+                let ChatRow {
+                    id,
+                    from_user,
+                    to_user,
+                    is_group,
+                    title,
+                    created_at,
+                    updated_at,
+                    ..
+                } = chat;
+                let member_views = is_group.then(|| {
+                    members
+                        .get(&id)
+                        .map(|rows| {
+                            rows.iter()
+                                .filter_map(|m| {
+                                    users.get(&m.user_id).map(|user| MemberView {
+                                        user: user.clone(),
+                                        is_admin: m.is_admin,
                                     })
-                                    .collect()
-                            })
-                            .unwrap_or_default()
-                    });
-                    ChatView {
-                        id,
-                        from_user: brief(from_user),
-                        to_user: brief(to_user),
-                        last_message: last_message
-                            .and_then(|m| last.get(&m))
-                            .map(|m| self.show_rest(m))
-                            .into_iter()
-                            .collect(),
-                        created_at,
-                        updated_at,
-                        unread_count: unread,
-                        is_group,
-                        title,
-                        muted,
-                        members: member_views,
-                    }
-                },
-            )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                });
+                ChatView {
+                    id,
+                    from_user: brief(from_user),
+                    to_user: brief(to_user),
+                    last_message: last_message.as_ref().map(|m| self.show_rest(m)).into_iter().collect(),
+                    created_at,
+                    updated_at,
+                    unread_count: unread,
+                    is_group,
+                    title,
+                    muted,
+                    members: member_views,
+                }
+            })
             .collect())
     }
 }

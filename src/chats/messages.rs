@@ -12,6 +12,7 @@ use super::service::Chats;
 use super::view::MessageView;
 use super::writer::{Committed, WriteError, WriterPermit};
 use crate::ids::{ChatId, MessageId, UserId};
+use crate::store::chats;
 use crate::store::messages::{self, HistoryFilter, MessageRow, NewMessage, Stored};
 
 /// A message queued for storage: resolves to the stored message once committed.
@@ -262,7 +263,8 @@ impl Chats {
     }
 
     /// One page of a chat's live messages for one of its members, newest first (or oldest
-    /// first after an `after` cursor). `total` is only counted when `count` asks for it.
+    /// first after an `after` cursor), and the total: one statement checks membership and
+    /// reads the chat's numbering, one reads the page (filtered pages also count).
     pub(crate) async fn history(
         &self,
         chat: ChatId,
@@ -271,8 +273,10 @@ impl Chats {
         limit: i64,
         offset: i64,
     ) -> ChatResult<HistoryPage> {
-        self.membership(chat, viewer).await?;
-        let (total, messages) = messages::history(self.db(), chat, filter, limit, offset).await?;
+        let counts = chats::member_counts(self.db(), chat, viewer)
+            .await?
+            .ok_or(ChatError::NotFound)?;
+        let (total, messages) = messages::history(self.db(), chat, counts, filter, limit, offset).await?;
         Ok(HistoryPage { total, messages })
     }
 

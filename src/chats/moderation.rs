@@ -12,7 +12,7 @@ use super::error::{ChatError, ChatResult};
 use super::service::Chats;
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::store::chats::{self, ChatRow, MEMBER_FILTER_MAX};
-use crate::store::messages::{self, HistoryFilter, MessageRow, MessageSearch};
+use crate::store::messages::{self, ChatCounts, HistoryFilter, MessageRow, MessageSearch};
 use crate::store::users::UserRow;
 
 /// A member of a chat, with their account.
@@ -110,7 +110,12 @@ impl Chats {
 
     /// One page of any chat's live messages, newest first.
     pub(crate) async fn chat_messages(&self, chat: ChatId, limit: i64, offset: i64) -> ChatResult<MessagePage> {
-        let (total, messages) = messages::history(self.db(), chat, &HistoryFilter::default(), limit, offset).await?;
+        let counts = chats::counts(self.db(), chat).await?.unwrap_or(ChatCounts {
+            last_seq: 0,
+            deleted_count: 0,
+        });
+        let (total, messages) =
+            messages::history(self.db(), chat, counts, &HistoryFilter::default(), limit, offset).await?;
         Ok(MessagePage { total, messages })
     }
 

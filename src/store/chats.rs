@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
+use super::messages::{ChatCounts, MessageRow};
 use super::{id_chunks, is_unique_violation, now, Db};
-use crate::ids::{ChatId, UserId};
+use crate::ids::{ChatId, MessageId, UserId};
 use crate::with_db;
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -84,6 +85,35 @@ pub async fn find_or_create_pair(db: &Db, from: UserId, to: UserId) -> Result<(C
     }
 }
 
+/// Creates a two-person chat for each pair in one transaction (pairs that already have one are
+/// left out), for fixtures that need thousands of chats: the load generator's.
+pub(crate) async fn insert_pairs(db: &Db, pairs: &[(UserId, UserId)]) -> Result<Vec<ChatId>, sqlx::Error> {
+    let at = now();
+    with_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let mut ids = Vec::with_capacity(pairs.len());
+        for &(from, to) in pairs {
+            let id = ChatId::new();
+            let created = sqlx::query(
+                "INSERT INTO chats (id, from_user, to_user, pair_key, is_group, title, last_seq, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, FALSE, NULL, 0, $5, $5) ON CONFLICT DO NOTHING")
+                .bind(id).bind(from).bind(to).bind(pair_key(from, to)).bind(at)
+                .execute(&mut *tx).await?.rows_affected();
+            if created == 0 {
+                continue;
+            }
+            for user in [from, to] {
+                sqlx::query("INSERT INTO chat_members (chat_id, user_id, is_admin, last_read_seq, joined_at) VALUES ($1, $2, TRUE, 0, $3)")
+                    .bind(id).bind(user).bind(at)
+                    .execute(&mut *tx).await?;
+            }
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    })
+}
+
 /// Creates a group chat with `admin` as its first admin and the given members.
 pub(crate) async fn create_group(
     db: &Db,
@@ -148,6 +178,31 @@ pub async fn members(db: &Db, chat: ChatId) -> Result<Vec<MemberRow>, sqlx::Erro
         .bind(chat).fetch_all(pool).await)
 }
 
+/// The chat's message numbering (see [`ChatCounts`]), if it exists.
+pub(crate) async fn counts(db: &Db, chat: ChatId) -> Result<Option<ChatCounts>, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_as::<_, ChatCounts>(
+        "SELECT last_seq, deleted_count FROM chats WHERE id = $1")
+        .bind(chat).fetch_optional(pool).await)
+}
+
+/// The chat's message numbering, if `user` is one of its members: the membership check and
+/// what a history page needs, in one statement.
+pub(crate) async fn member_counts(db: &Db, chat: ChatId, user: UserId) -> Result<Option<ChatCounts>, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_as::<_, ChatCounts>(
+        "SELECT c.last_seq, c.deleted_count FROM chat_members m JOIN chats c ON c.id = m.chat_id \
+         WHERE m.chat_id = $1 AND m.user_id = $2")
+        .bind(chat).bind(user).fetch_optional(pool).await)
+}
+
+/// The chat's live messages counted row by row, beside what `last_seq - deleted_count` says,
+/// in one statement (one snapshot): the tests check the two agree under concurrent writes.
+pub async fn live_counts(db: &Db, chat: ChatId) -> Result<(i64, i64), sqlx::Error> {
+    with_db!(db, pool => sqlx::query_as::<_, (i64, i64)>(
+        "SELECT (SELECT COUNT(*) FROM messages WHERE chat_id = $1 AND deleted = FALSE), \
+                (SELECT last_seq - deleted_count FROM chats WHERE id = $1)")
+        .bind(chat).fetch_one(pool).await)
+}
+
 /// Users who share at least one chat with `user` (the audience of their presence).
 pub(crate) async fn contacts(db: &Db, user: UserId) -> Result<Vec<UserId>, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar::<_, UserId>(
@@ -157,21 +212,63 @@ pub(crate) async fn contacts(db: &Db, user: UserId) -> Result<Vec<UserId>, sqlx:
         .bind(user).fetch_all(pool).await)
 }
 
-/// A chat as one member sees it in their list: the chat, that member's unread count and the id
-/// of the chat's last live message.
+/// A chat as one member sees it in their list: the chat, that member's unread count, the
+/// chat's last live message, and how many chats the whole list holds.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct ListedChat {
     #[sqlx(flatten)]
     pub chat: ChatRow,
+    /// Chats in the whole list (every page), counted by the same statement.
+    pub total: i64,
     pub unread: i64,
-    pub last_message: Option<crate::ids::MessageId>,
     /// Whether that member muted the chat (no push notifications).
     pub muted: bool,
+    #[sqlx(flatten)]
+    last: LastMessageColumns,
+}
+
+/// The last live message's columns, all NULL when the chat has none.
+#[derive(Clone, Debug, sqlx::FromRow)]
+struct LastMessageColumns {
+    lm_id: Option<MessageId>,
+    lm_seq: Option<i64>,
+    lm_author: Option<UserId>,
+    lm_client_id: Option<String>,
+    lm_body: Option<String>,
+    lm_kind: Option<i32>,
+    lm_extra_data: Option<String>,
+    lm_is_read: Option<bool>,
+    lm_created_at: Option<DateTime<Utc>>,
+    lm_updated_at: Option<DateTime<Utc>>,
+}
+
+impl ListedChat {
+    /// The chat's last live message, if it has one.
+    pub(crate) fn last_message(&self) -> Option<MessageRow> {
+        let l = &self.last;
+        Some(MessageRow {
+            id: l.lm_id?,
+            chat_id: self.chat.id,
+            seq: l.lm_seq?,
+            author: l.lm_author,
+            client_id: l.lm_client_id.clone(),
+            body: l.lm_body.clone()?,
+            kind: l.lm_kind?,
+            extra_data: l.lm_extra_data.clone(),
+            is_read: l.lm_is_read?,
+            deleted: false,
+            created_at: l.lm_created_at?,
+            updated_at: l.lm_updated_at?,
+        })
+    }
 }
 
 /// One page of the chats `user` belongs to, most recently active first, each with `user`'s
-/// unread count (messages from others after their read mark and not marked read one by one)
-/// and its last live message's id: one statement however many chats the page holds.
+/// unread count (messages from others after their read mark and not marked read one by one),
+/// its last live message and the list's total: one statement however many chats the page
+/// holds. The page is cut first (`p`), so the per-chat work is done for the page's chats only:
+/// the unread count reads the partial index of unread live messages (`messages_unread`, from
+/// the member's read mark on), the last message is one step back along `messages_chat_seq`.
 pub(crate) async fn page_for_user(
     db: &Db,
     user: UserId,
@@ -179,17 +276,24 @@ pub(crate) async fn page_for_user(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<ListedChat>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS}, \
-           (SELECT COUNT(*) FROM messages u WHERE u.chat_id = c.id AND u.seq > m.last_read_seq \
-              AND u.deleted = FALSE AND u.is_read = FALSE AND (u.author IS NULL OR u.author <> $1)) AS unread, \
-           (SELECT l.id FROM messages l WHERE l.chat_id = c.id AND l.deleted = FALSE \
-              ORDER BY l.seq DESC LIMIT 1) AS last_message, m.muted \
-         FROM chats c JOIN chat_members m ON m.chat_id = c.id \
-         WHERE m.user_id = $1 AND ($2 IS NULL OR c.id = $2) \
-         ORDER BY c.updated_at DESC, c.id DESC LIMIT $3 OFFSET $4"
-    );
-    with_db!(db, pool => sqlx::query_as::<_, ListedChat>(&sql)
+    let sql = "SELECT p.id, p.from_user, p.to_user, p.is_group, p.title, p.last_seq, p.created_at, p.updated_at, \
+           p.total, p.muted, \
+           (SELECT COUNT(*) FROM messages u WHERE u.chat_id = p.id AND u.seq > p.last_read_seq \
+              AND u.is_read = FALSE AND u.deleted = FALSE AND (u.author IS NULL OR u.author <> $1)) AS unread, \
+           l.id AS lm_id, l.seq AS lm_seq, l.author AS lm_author, l.client_id AS lm_client_id, l.body AS lm_body, \
+           l.kind AS lm_kind, l.extra_data AS lm_extra_data, l.is_read AS lm_is_read, \
+           l.created_at AS lm_created_at, l.updated_at AS lm_updated_at \
+         FROM ( \
+           SELECT c.id, c.from_user, c.to_user, c.is_group, c.title, c.last_seq, c.created_at, c.updated_at, \
+             m.last_read_seq, m.muted, COUNT(*) OVER () AS total \
+           FROM chat_members m JOIN chats c ON c.id = m.chat_id \
+           WHERE m.user_id = $1 AND ($2 IS NULL OR c.id = $2) \
+           ORDER BY c.updated_at DESC, c.id DESC LIMIT $3 OFFSET $4 \
+         ) p \
+         LEFT JOIN messages l ON l.id = (SELECT x.id FROM messages x WHERE x.chat_id = p.id AND x.deleted = FALSE \
+           ORDER BY x.seq DESC LIMIT 1) \
+         ORDER BY p.updated_at DESC, p.id DESC";
+    with_db!(db, pool => sqlx::query_as::<_, ListedChat>(sql)
         .bind(user).bind(only).bind(limit).bind(offset)
         .fetch_all(pool).await)
 }

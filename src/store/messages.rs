@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{id_chunks, now, Db};
+use super::{now, Db};
 use crate::ids::{ChatId, MessageId, UserId};
 use crate::with_db;
 
@@ -65,8 +65,79 @@ pub(crate) struct HistoryFilter {
     pub after_seq: Option<i64>,
 }
 
-/// One page of a chat's live messages, newest first.
+impl HistoryFilter {
+    /// No filter at all: the app's "one chat, newest first, page N".
+    fn is_plain(&self) -> bool {
+        self.id.is_none()
+            && self.kind.is_none()
+            && self.is_read.is_none()
+            && self.before_seq.is_none()
+            && self.after_seq.is_none()
+    }
+}
+
+/// A chat's message numbering: its last sequence number and how many messages it has deleted.
+/// Sequence numbers are given out one by one from 1 in the storing transaction, so the chat
+/// holds `last_seq - deleted_count` live messages.
+#[derive(Clone, Copy, Debug, sqlx::FromRow)]
+pub(crate) struct ChatCounts {
+    pub last_seq: i64,
+    pub deleted_count: i64,
+}
+
+impl ChatCounts {
+    pub(crate) fn live(&self) -> i64 {
+        (self.last_seq - self.deleted_count).max(0)
+    }
+}
+
+/// One page of a chat's live messages, newest first, and the total it was cut from. `counts`
+/// are the chat's, read just before.
+///
+/// The app's plain page costs no count and no scan: the total is `counts.live()`, and while
+/// the chat has never deleted a message the page is a range of sequence numbers (`seq <=
+/// last_seq - offset`), however deep. Once it has, the page skips `offset` entries of the
+/// index. Either way the page holds nothing newer than `counts`, so page and count agree as of
+/// one moment (a message deleted in between can only leave the page short). Filtered pages
+/// count their rows.
 pub(crate) async fn history(
+    db: &Db,
+    chat: ChatId,
+    counts: ChatCounts,
+    filter: &HistoryFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<MessageRow>), sqlx::Error> {
+    if filter.is_plain() {
+        let total = counts.live();
+        if limit == 0 {
+            return Ok((total, Vec::new()));
+        }
+        let rows = if counts.deleted_count == 0 {
+            // `deleted = FALSE` still: a delete may have landed since `counts` was read.
+            let sql = format!(
+                "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq <= $2 AND deleted = FALSE \
+                 ORDER BY seq DESC LIMIT $3"
+            );
+            with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql)
+                .bind(chat).bind(counts.last_seq.saturating_sub(offset)).bind(limit)
+                .fetch_all(pool).await)?
+        } else {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND seq <= $2 AND deleted = FALSE \
+                 ORDER BY seq DESC LIMIT $3 OFFSET $4"
+            );
+            with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql)
+                .bind(chat).bind(counts.last_seq).bind(limit).bind(offset)
+                .fetch_all(pool).await)?
+        };
+        return Ok((total, rows));
+    }
+    filtered_history(db, chat, filter, limit, offset).await
+}
+
+/// A page under filters, with its count.
+async fn filtered_history(
     db: &Db,
     chat: ChatId,
     filter: &HistoryFilter,
@@ -181,25 +252,6 @@ pub async fn since(db: &Db, chat: ChatId, seq: i64, limit: i64) -> Result<Vec<Me
     with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(chat).bind(seq).bind(limit).fetch_all(pool).await)
 }
 
-/// These live messages, in no particular order.
-pub(crate) async fn by_ids(db: &Db, ids: &[MessageId]) -> Result<Vec<MessageRow>, sqlx::Error> {
-    let mut rows = Vec::with_capacity(ids.len());
-    for chunk in id_chunks(ids) {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM messages WHERE id IN {} AND deleted = FALSE",
-            chunk.placeholders(1)
-        );
-        rows.extend(with_db!(db, pool => {
-            let mut query = sqlx::query_as::<_, MessageRow>(&sql);
-            for id in chunk.padded() {
-                query = query.bind(id);
-            }
-            query.fetch_all(pool).await
-        })?);
-    }
-    Ok(rows)
-}
-
 pub(crate) async fn edit_body(db: &Db, id: MessageId, body: &str) -> Result<Option<MessageRow>, sqlx::Error> {
     let sql =
         format!("UPDATE messages SET body = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}");
@@ -213,12 +265,25 @@ pub(crate) async fn set_read(db: &Db, id: MessageId, read: bool) -> Result<Optio
     with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(read).bind(now()).fetch_optional(pool).await)
 }
 
-/// Soft delete: the row stays as a tombstone so catch-up can tell clients it is gone.
+/// Soft delete: the row stays as a tombstone so catch-up can tell clients it is gone. The
+/// chat's `deleted_count` moves in the same transaction (a history page's `count` is
+/// `last_seq - deleted_count`).
 pub(crate) async fn delete(db: &Db, id: MessageId) -> Result<Option<MessageRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE messages SET deleted = TRUE, body = '', extra_data = NULL, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}"
     );
-    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(now()).fetch_optional(pool).await)
+    with_db!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let gone = sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(now()).fetch_optional(&mut *tx).await?;
+        if let Some(gone) = &gone {
+            sqlx::query("UPDATE chats SET deleted_count = deleted_count + 1 WHERE id = $1")
+                .bind(gone.chat_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(gone)
+    })
 }
 
 /// Marks as read the given messages that sit in `reader`'s chats and were written by someone
