@@ -368,6 +368,9 @@ impl Drop for AnonymousGauge {
     }
 }
 
+/// How long a server-initiated close waits for the peer's close frame.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(3);
+
 /// Sends our close frame, then waits briefly for the peer's reply before the TCP connection is
 /// dropped (RFC 6455 §7.1.1). Dropping at once can reset a connection whose peer still has
 /// frames in flight, and a reset may cost the peer the close frame it has not read yet.
@@ -384,7 +387,11 @@ pub(crate) async fn close_handshake<S>(
     {
         return;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    // Reading on until the peer's close also drains what it sent meanwhile: dropping a socket
+    // with unread bytes makes the kernel reset it, and a reset discards what the peer had not
+    // read yet, our close frame included. A busy client (say, reading a backlog of acks) can
+    // take a while to reach that frame, hence seconds rather than a round trip.
+    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {
         while let Some(Ok(frame)) = stream.next().await {
             if matches!(frame, Message::Close(_)) {
                 break;
@@ -421,7 +428,11 @@ async fn v1_goodbye<S>(
     {
         return;
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+    // Reading on until the peer's close also drains what it sent meanwhile: dropping a socket
+    // with unread bytes makes the kernel reset it, and a reset discards what the peer had not
+    // read yet, our close frame included. A busy client (say, reading a backlog of acks) can
+    // take a while to reach that frame, hence seconds rather than a round trip.
+    let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, async {
         while let Some(Ok(frame)) = stream.next().await {
             match frame {
                 Message::Text(text) => {

@@ -108,43 +108,46 @@ impl Session {
                 let last = self.chats().last_seq(chat).await?;
                 return Ok(page.after >= last);
             }
-            let rows = self.chats().since(chat, page.after, page.limit).await?;
-            let count = rows.len() as i64;
+            let (count, peer_left) = self.send_stored(sink, chat, page.after, page.limit).await?;
             *budget -= count;
-            for row in rows {
-                self.streams.sent(chat, row.seq);
-                let message = self.chats().show_full(&row);
-                let frame = Frame::Message(ChatMessage {
-                    chat: message.ref_chat,
-                    message: &message,
-                });
-                if write(sink, &frame).await.is_err() {
-                    // The peer left; the loop notices on its next read.
-                    return Ok(true);
-                }
-            }
-            if count < page.limit {
+            if peer_left || count < page.limit {
                 return Ok(true);
             }
         }
     }
 
+    /// Sends up to `limit` stored messages of `chat` after `after`, in order, marking each sent.
+    /// Returns how many were read, and whether the peer left meanwhile (the loop notices that
+    /// on its next read).
+    async fn send_stored(
+        &mut self,
+        sink: &mut Sink,
+        chat: ChatId,
+        after: i64,
+        limit: i64,
+    ) -> Result<(i64, bool), ErrorBody> {
+        let rows = self.chats().since(chat, after, limit).await?;
+        let count = rows.len() as i64;
+        for row in rows {
+            self.streams.sent(chat, row.seq);
+            let message = self.chats().show_full(&row);
+            let frame = Frame::Message(ChatMessage {
+                chat: message.ref_chat,
+                message: &message,
+            });
+            if write(sink, &frame).await.is_err() {
+                return Ok((count, true));
+            }
+        }
+        Ok((count, false))
+    }
+
     /// Sends the stored messages of `chat` after the last one sent, up to message `upto`.
     async fn catch_up(&mut self, sink: &mut Sink, chat: ChatId, upto: i64) -> Result<(), ErrorBody> {
         while let Some(page) = self.streams.next_page(chat, upto, REPLAY_PAGE) {
-            let rows = self.chats().since(chat, page.after, page.limit).await?;
-            let count = rows.len() as i64;
-            for row in rows {
-                self.streams.sent(chat, row.seq);
-                let message = self.chats().show_full(&row);
-                let frame = Frame::Message(ChatMessage {
-                    chat: message.ref_chat,
-                    message: &message,
-                });
-                if write(sink, &frame).await.is_err() {
-                    // The peer left; the loop notices on its next read.
-                    return Ok(());
-                }
+            let (count, peer_left) = self.send_stored(sink, chat, page.after, page.limit).await?;
+            if peer_left {
+                return Ok(());
             }
             if count < page.limit {
                 break;
