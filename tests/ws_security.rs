@@ -644,7 +644,9 @@ async fn replay_is_paged(backend: Backend) {
         }))
         .await;
     let frames = again.frames_until(|f| f.kind() == FrameType::Subscribed).await;
-    assert_eq!(frames.len(), 201);
+    // Only messages count: Bob's socket closing just before may put his presence in between.
+    let replayed = frames.iter().filter(|f| f.kind() == FrameType::Message).count();
+    assert_eq!(replayed, 200);
     assert!(frame_of!(frames.last().unwrap(), ServerFrame::Subscribed).more);
     again.close().await;
     socket.close().await;
