@@ -62,7 +62,9 @@ status=0
 echo "schemathesis: with a token ($seconds s)"
 run -H "Authorization: Bearer $token" || status=1
 echo "schemathesis: without a token ($seconds s)"
-run || status=1
+# Without the coverage phase: schemathesis 4.32.5 fails inside that phase on this document
+# without a token (a KeyError in its own code, not an answer of ours); the with-token run keeps it.
+run --phases examples,fuzzing,stateful || status=1
 if grep -q "panicked" "$dir/server.log"; then
   echo "schemathesis: the server panicked:" >&2
   grep -A3 panicked "$dir/server.log" >&2

@@ -248,7 +248,7 @@ async fn describe(
     ),
     security((), ("jwtAuth" = [])),
     responses(
-        (status = OK, description = "The file", content_type = "application/octet-stream"),
+        (status = OK, description = "The file, with the type sniffed at upload", content_type = "*/*"),
         (status = PARTIAL_CONTENT, description = "The requested range"),
         (status = FORBIDDEN, description = "A signed URL that is expired or not valid"),
         NotFound,
@@ -277,7 +277,7 @@ async fn download_file(
     ),
     security((), ("jwtAuth" = [])),
     responses(
-        (status = OK, description = "The thumbnail", content_type = "image/jpeg"),
+        (status = OK, description = "The thumbnail (JPEG, or PNG for images with transparency)", content_type = "image/*"),
         (status = FORBIDDEN, description = "A signed URL that is expired or not valid"),
         NotFound,
     )

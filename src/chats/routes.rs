@@ -267,7 +267,6 @@ async fn chat_detail(State(chats): State<Chats>, user: CurrentUser, Ids(id): Ids
     security(("jwtAuth" = [])),
     responses(
         (status = OK, description = "The chat", body = ChatView),
-        (status = BAD_REQUEST, description = "`muted` missing or not a boolean", body = FieldErrorsBody),
         NotFound,
     )
 )]

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::webpush::Subscription;
 use super::{Push, PushError};
 use crate::accounts::{Accounts, CurrentUser};
-use crate::error::{ApiError, ApiResult, FieldErrorsBody};
+use crate::error::{ApiError, ApiResult};
 use crate::http::answers::{InvalidPage, NotFound};
 use crate::http::{micros, Fields, Form, FromBody, Page, PageLink, PageRequest, Query};
 use crate::store::devices::{DeviceFields, DeviceRow};
@@ -301,7 +301,6 @@ async fn device_list(
     security(("jwtAuth" = [])),
     responses(
         (status = CREATED, description = "The device", body = DeviceView),
-        (status = BAD_REQUEST, description = "A missing or bad field, or `registration_id` already registered by the caller", body = FieldErrorsBody),
     )
 )]
 async fn device_create(
@@ -336,7 +335,6 @@ async fn device_detail(OwnDevice(device): OwnDevice) -> Json<DeviceView> {
     security(("jwtAuth" = [])),
     responses(
         (status = OK, description = "The device", body = DeviceView),
-        (status = BAD_REQUEST, description = "A missing or bad field", body = FieldErrorsBody),
         NotFound,
     )
 )]
@@ -358,7 +356,6 @@ async fn device_replace(
     security(("jwtAuth" = [])),
     responses(
         (status = OK, description = "The device", body = DeviceView),
-        (status = BAD_REQUEST, description = "A bad field", body = FieldErrorsBody),
         NotFound,
     )
 )]
