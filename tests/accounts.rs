@@ -6,7 +6,7 @@ mod common;
 
 use causerie::testing::store::users;
 use common::ordered::Ordered;
-use common::{djoser_user, jwt_claims, Backend, TestServer, PASSWORD};
+use common::{bad_access_token, blacklisted, djoser_user, jwt_claims, token_not_valid, Backend, TestServer, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -16,26 +16,6 @@ const REQUIRED: &str = "This field is required.";
 const TOO_SHORT: &str = "This password is too short. It must contain at least 8 characters.";
 const TOO_COMMON: &str = "This password is too common.";
 const NUMERIC: &str = "This password is entirely numeric.";
-
-fn bad_access_token() -> Value {
-    json!({
-        "detail": "Given token not valid for any token type",
-        "code": "token_not_valid",
-        "messages": [{
-            "token_class": "AccessToken",
-            "token_type": "access",
-            "message": "Token is invalid or expired"
-        }]
-    })
-}
-
-fn token_not_valid() -> Value {
-    json!({ "detail": "Token is invalid or expired", "code": "token_not_valid" })
-}
-
-fn blacklisted() -> Value {
-    json!({ "detail": "Token is blacklisted", "code": "token_not_valid" })
-}
 
 /// The `uid` and `token` of the reset link in a password reset email.
 fn reset_link_parts(body: &str) -> (String, String) {

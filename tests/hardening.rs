@@ -12,7 +12,7 @@ use std::time::Duration;
 use causerie::ids::ChatId;
 use causerie::wire::v2::{Command, SendMessage, ServerFrame, SUBPROTOCOL};
 use common::ws::{self, WsClient};
-use common::{Backend, Reply, TestServer, TestUser, PASSWORD};
+use common::{bad_access_token, blacklisted, token_not_valid, Backend, Reply, TestServer, TestUser, PASSWORD};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -29,26 +29,6 @@ backend_tests!(
     message_rate_is_per_user_over_sockets_and_rest,
     search_needs_a_real_term,
 );
-
-fn bad_access_token() -> Value {
-    json!({
-        "detail": "Given token not valid for any token type",
-        "code": "token_not_valid",
-        "messages": [{
-            "token_class": "AccessToken",
-            "token_type": "access",
-            "message": "Token is invalid or expired"
-        }]
-    })
-}
-
-fn token_not_valid() -> Value {
-    json!({ "detail": "Token is invalid or expired", "code": "token_not_valid" })
-}
-
-fn blacklisted() -> Value {
-    json!({ "detail": "Token is blacklisted", "code": "token_not_valid" })
-}
 
 fn chat_id(chat: &Value) -> String {
     chat["id"].as_str().expect("chat id").to_string()

@@ -139,6 +139,8 @@ pub(crate) async fn update_profile(
         .await)
 }
 
+/// Stores a new hash of the *same* password (the upgrade to argon2id at login): no session
+/// ends. A new password goes through [`change_password`], which revokes every token.
 pub async fn set_password(db: &Db, id: UserId, hash: &str) -> Result<(), sqlx::Error> {
     with_db!(db, pool => sqlx::query("UPDATE users SET password = $2, updated_at = $3 WHERE id = $1")
         .bind(id)

@@ -149,6 +149,29 @@ pub fn spawn_serve(configure: impl FnOnce(&mut std::process::Command)) -> (std::
     (child, addr)
 }
 
+/// SimpleJWT's answer to an access token it does not accept (a bearer token on REST).
+pub fn bad_access_token() -> Value {
+    json!({
+        "detail": "Given token not valid for any token type",
+        "code": "token_not_valid",
+        "messages": [{
+            "token_class": "AccessToken",
+            "token_type": "access",
+            "message": "Token is invalid or expired"
+        }]
+    })
+}
+
+/// SimpleJWT's answer to a refresh or verified token it does not accept.
+pub fn token_not_valid() -> Value {
+    json!({ "detail": "Token is invalid or expired", "code": "token_not_valid" })
+}
+
+/// SimpleJWT's answer to a blacklisted refresh token.
+pub fn blacklisted() -> Value {
+    json!({ "detail": "Token is blacklisted", "code": "token_not_valid" })
+}
+
 pub fn base_config() -> Config {
     let mut key = [0u8; 32];
     rand::Rng::fill(&mut rand::thread_rng(), &mut key);
