@@ -70,6 +70,7 @@ async fn list(
             object_href: match e.object_kind.as_str() {
                 "user" => Some(format!("/admin/users/{}/", e.object_id)),
                 "chat" => Some(format!("/admin/chats/{}/", e.object_id)),
+                "attachment" => Some(format!("/admin/attachments/{}/", e.object_id)),
                 _ => None,
             },
             action: e.action,

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::error::AdminResult;
-use super::html::{render, Layout};
+use super::html::{self, render, Layout};
 use super::service::{Admin, Staff};
 
 /// One figure on the dashboard, with where to look closer.
@@ -18,8 +18,7 @@ pub(crate) struct Figure {
     pub href: Option<&'static str>,
 }
 
-/// Every area's figures, in order. An area added later (the push outbox's depth, for one)
-/// appends its own here.
+/// Every area's figures, in order. An area added later appends its own here.
 async fn figures(admin: &Admin) -> AdminResult<Vec<Figure>> {
     let mut figures = vec![
         Figure {
@@ -51,6 +50,29 @@ async fn figures(admin: &Admin) -> AdminResult<Vec<Figure>> {
             href: None,
         },
     ];
+    let (attachments, stored) = admin.media().totals().await?;
+    figures.push(Figure {
+        label: "Push outbox",
+        value: admin.push().outbox_depth().await?.to_string(),
+        note: if admin.push().enabled() {
+            "pushes waiting to be sent"
+        } else {
+            "push is off on this server"
+        },
+        href: Some("/admin/devices/"),
+    });
+    figures.push(Figure {
+        label: "Attachments",
+        value: attachments.to_string(),
+        note: "files stored",
+        href: Some("/admin/attachments/"),
+    });
+    figures.push(Figure {
+        label: "Bytes stored",
+        value: html::bytes(stored),
+        note: "attachments and thumbnails",
+        href: Some("/admin/attachments/"),
+    });
     if admin.realtime().fanout().uses_redis() {
         figures.push(Figure {
             label: "Instances",

@@ -3,6 +3,8 @@
 
 use crate::accounts::AccountError;
 use crate::chats::ChatError;
+use crate::media::MediaError;
+use crate::push::PushError;
 use crate::store::is_unavailable;
 use crate::validation::{field_error, FieldErrors};
 
@@ -69,7 +71,28 @@ impl From<ChatError> for AdminError {
             ChatError::Unavailable => AdminError::Unavailable,
             ChatError::Throttled => AdminError::Throttled(1),
             ChatError::Accounts(err) => err.into(),
+            ChatError::Media(err) => err.into(),
             other => AdminError::Internal(anyhow::Error::new(other).context("chat service")),
+        }
+    }
+}
+
+impl From<MediaError> for AdminError {
+    fn from(err: MediaError) -> AdminError {
+        match err {
+            MediaError::NotFound => AdminError::NotFound,
+            MediaError::Unavailable => AdminError::Unavailable,
+            other => AdminError::Internal(anyhow::Error::new(other).context("media service")),
+        }
+    }
+}
+
+impl From<PushError> for AdminError {
+    fn from(err: PushError) -> AdminError {
+        match err {
+            PushError::NotFound => AdminError::NotFound,
+            PushError::Unavailable => AdminError::Unavailable,
+            other => AdminError::Internal(anyhow::Error::new(other).context("push service")),
         }
     }
 }

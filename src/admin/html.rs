@@ -253,3 +253,19 @@ pub(crate) fn yes_no(raw: Option<&String>) -> Option<bool> {
         _ => None,
     }
 }
+
+/// A size in bytes as people read it ("512 B", "1.5 MiB").
+pub(crate) fn bytes(n: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n.max(0) as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

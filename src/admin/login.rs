@@ -17,8 +17,7 @@ use super::error::AdminError;
 use super::html::render;
 use super::nav;
 use super::service::{Admin, Staff};
-use super::session::{self, Posted};
-use super::users::Confirm;
+use super::session::{self, Confirm, Posted};
 use crate::error::ApiError;
 use crate::limits::{ClientIp, RateLimits, Scope};
 

@@ -1,14 +1,17 @@
-//! The admin site at `/admin/`, for staff (`is_staff`): users, chats, messages, the audit log
-//! and a dashboard, as server-rendered HTML that works without JavaScript.
+//! The admin site at `/admin/`, for staff (`is_staff`): users, chats, messages, push devices
+//! and their push log, attachments, the audit log and a dashboard, as server-rendered HTML
+//! that works without JavaScript.
 //!
 //! Handlers are thin: the `Admin` service holds the site's rules and calls `Accounts`, `Chats`
-//! and `Realtime` for everything else. Pages are askama templates (`templates/`, compiled into
+//! `Realtime`, `Push` and `Media` for everything else. Pages are askama templates (`templates/`, compiled into
 //! the binary and HTML-escaped by default); the style sheet and the small script are embedded
 //! too. Each section (`nav::SECTIONS`) has its file of routes, merged below.
 
+mod attachments;
 mod audit;
 mod chats;
 mod dashboard;
+mod devices;
 mod error;
 mod html;
 mod login;
@@ -49,6 +52,8 @@ where
         .merge(users::router())
         .merge(chats::router())
         .merge(messages::router())
+        .merge(devices::router())
+        .merge(attachments::router())
         .merge(audit::router())
         .layer(DefaultBodyLimit::max(FORM_BODY_MAX))
         .route(CSS_PATH, get(css))

@@ -1,6 +1,6 @@
 //! The admin site's sections, in menu order: the one list the menu is drawn from. An area
-//! added later (devices and push, attachments) adds its entry here, merges its routes in
-//! `admin::router` and, for the dashboard, adds its figures in `dashboard::figures`.
+//! added later adds its entry here, merges its routes in `admin::router` and, for the
+//! dashboard, adds its figures in `dashboard::figures`.
 
 pub(crate) struct Section {
     /// What pages of the section name as their `section` (the menu highlights it).
@@ -31,6 +31,16 @@ pub(crate) const SECTIONS: &[Section] = &[
         href: "/admin/messages/",
     },
     Section {
+        key: "devices",
+        label: "Devices",
+        href: "/admin/devices/",
+    },
+    Section {
+        key: "attachments",
+        label: "Attachments",
+        href: "/admin/attachments/",
+    },
+    Section {
         key: "audit",
         label: "Audit log",
         href: "/admin/audit/",
@@ -51,6 +61,9 @@ pub(crate) fn notice(key: &str) -> Option<&'static str> {
         "chat_existing" => "These two users already had a chat: here it is.",
         "group_created" => "The group was created.",
         "message_deleted" => "The message was deleted.",
+        "device_deactivated" => "The device was deactivated: nothing is pushed to it any more.",
+        "device_activated" => "The device was reactivated.",
+        "attachment_deleted" => "The attachment was deleted and removed from the messages that carried it.",
         "signed_out" => "You are signed out.",
         _ => return None,
     })

@@ -16,9 +16,13 @@ use crate::accounts::email::Email;
 use crate::accounts::{Accounts, Registration};
 use crate::chats::Chats;
 use crate::config::Config;
-use crate::ids::UserId;
+use crate::ids::{AttachmentId, UserId};
+use crate::media::Media;
+use crate::push::{Outcome, Push};
 use crate::realtime::{AccountClosed, Realtime};
 use crate::store::admin::{self as store, AuditFilter, AuditRow, NewAudit, SessionRow};
+use crate::store::attachments::AttachmentRow;
+use crate::store::devices::DeviceRow;
 use crate::store::users::{AccountChange, UserRow};
 use crate::store::{now, Db};
 
@@ -39,6 +43,7 @@ struct Inner {
     accounts: Accounts,
     chats: Chats,
     realtime: Realtime,
+    push: Push,
     settings: Settings,
 }
 
@@ -90,12 +95,20 @@ fn hash_cookie(cookie: &str) -> String {
 }
 
 impl Admin {
-    pub(crate) fn new(db: Db, accounts: Accounts, chats: Chats, realtime: Realtime, config: &Config) -> Admin {
+    pub(crate) fn new(
+        db: Db,
+        accounts: Accounts,
+        chats: Chats,
+        realtime: Realtime,
+        push: Push,
+        config: &Config,
+    ) -> Admin {
         Admin(Arc::new(Inner {
             db,
             accounts,
             chats,
             realtime,
+            push,
             settings: Settings {
                 idle: Duration::seconds(config.admin_session_idle_secs as i64),
                 max: Duration::seconds(config.admin_session_max_secs as i64),
@@ -115,6 +128,14 @@ impl Admin {
 
     pub(crate) fn realtime(&self) -> &Realtime {
         &self.0.realtime
+    }
+
+    pub(crate) fn push(&self) -> &Push {
+        &self.0.push
+    }
+
+    pub(crate) fn media(&self) -> &Media {
+        self.0.chats.media()
     }
 
     fn db(&self) -> &Db {
@@ -496,6 +517,119 @@ impl Admin {
         )
         .await;
         Ok(())
+    }
+
+    // ---- devices and push ----------------------------------------------------------------
+
+    /// "android device “Pixel” (7) of alice@example.com".
+    async fn describe_device(&self, device: &DeviceRow) -> AdminResult<String> {
+        let owner = self
+            .accounts()
+            .user(device.user_id)
+            .await?
+            .map(|u| u.email)
+            .unwrap_or_else(|| device.user_id.to_string());
+        let name = device.name.as_deref().filter(|n| !n.is_empty()).unwrap_or("unnamed");
+        Ok(format!("{} device “{name}” ({}) of {owner}", device.kind, device.id))
+    }
+
+    /// Stops (or resumes) pushing to one device; the next push of its owner skips it.
+    pub(crate) async fn set_device_active(&self, staff: &Staff, id: i64, active: bool) -> AdminResult<DeviceRow> {
+        let device = self.push().set_device_active(id, active).await?;
+        self.record(
+            staff,
+            Entry {
+                action: if active { "device_activate" } else { "device_deactivate" },
+                object_kind: "device",
+                object_id: id.to_string(),
+                summary: self.describe_device(&device).await?,
+            },
+        )
+        .await;
+        Ok(device)
+    }
+
+    /// Sends a test notification to each of `user`'s active devices, as `causerie push test`
+    /// does; each device and the provider's answer (`None`: no provider serves its kind).
+    pub(crate) async fn test_push(
+        &self,
+        staff: &Staff,
+        user: UserId,
+    ) -> AdminResult<(UserRow, Vec<(DeviceRow, Option<Outcome>)>)> {
+        let target = self.target(user).await?;
+        let results = self.push().send_test(user).await?;
+        let reached = results.iter().filter(|(_, o)| *o == Some(Outcome::Sent)).count();
+        let mut summary = format!(
+            "{}: {reached} of {} active devices reached",
+            target.email,
+            results.len()
+        );
+        if !self.push().enabled() {
+            summary.push_str(" (push is off)");
+        }
+        self.record(
+            staff,
+            Entry {
+                action: "push_test",
+                object_kind: "user",
+                object_id: user.to_string(),
+                summary,
+            },
+        )
+        .await;
+        Ok((target, results))
+    }
+
+    // ---- attachments ---------------------------------------------------------------------
+
+    async fn describe_attachment(&self, row: &AttachmentRow) -> AdminResult<String> {
+        let owner = match row.owner {
+            Some(owner) => self.accounts().user(owner).await?.map(|u| u.email),
+            None => None,
+        }
+        .unwrap_or_else(|| "a deleted user".into());
+        Ok(format!(
+            "“{}” ({}, {} bytes) of {owner}",
+            row.name, row.content_type, row.size
+        ))
+    }
+
+    /// Deletes an attachment: the messages carrying it stop showing it (their sockets are
+    /// told), then its files and its row go.
+    pub(crate) async fn delete_attachment(&self, staff: &Staff, id: AttachmentId) -> AdminResult<()> {
+        let (row, unlinked) = self.chats().delete_attachment(id).await?;
+        let mut summary = self.describe_attachment(&row).await?;
+        if let Some(chat) = row.chat_id {
+            let _ = write!(summary, ", in chat {chat}");
+        }
+        let _ = write!(summary, "; {unlinked} messages changed");
+        self.record(
+            staff,
+            Entry {
+                action: "attachment_delete",
+                object_kind: "attachment",
+                object_id: id.to_string(),
+                summary,
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// An attachment staff open (the original file): reading someone's file is on record.
+    pub(crate) async fn open_attachment(&self, staff: &Staff, id: AttachmentId) -> AdminResult<AttachmentRow> {
+        let row = self.media().get(id).await?;
+        self.record(
+            staff,
+            Entry {
+                action: "attachment_download",
+                object_kind: "attachment",
+                object_id: id.to_string(),
+                summary: self.describe_attachment(&row).await?,
+            },
+        )
+        .await;
+        Ok(row)
     }
 
     // ---- the audit log -------------------------------------------------------------------

@@ -173,6 +173,10 @@ where
     }
 }
 
+/// Forms that carry nothing but the CSRF token.
+#[derive(serde::Deserialize)]
+pub(crate) struct Confirm {}
+
 /// Decodes a form whose `csrf` field must equal `expected`; the token is checked first, so a
 /// forged request learns nothing about the fields.
 pub(crate) fn checked_form<T: DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, AdminError> {

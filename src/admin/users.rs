@@ -11,10 +11,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
+use super::devices::DeviceView;
 use super::error::{AdminError, AdminResult};
 use super::html::{self, render, FormErrors, Layout, Pager};
 use super::service::{Admin, NewAccount, Staff};
-use super::session::Posted;
+use super::session::{Confirm, Posted};
 use crate::ids::UserId;
 use crate::limits::RateLimits;
 use crate::store::users::{AccountChange, UserFilter, UserRow};
@@ -208,10 +209,19 @@ struct DetailPage {
     last_name: String,
     errors: FormErrors,
     password_errors: FormErrors,
+    /// Their push devices (the first page), the forms' way back, and their id for the test
+    /// push form.
+    devices: Vec<DeviceView>,
+    device_total: i64,
+    here: String,
+    user_id: String,
 }
 
-fn detail_page(staff: &Staff, user: &UserRow, notice: Option<&str>) -> DetailPage {
-    DetailPage {
+async fn detail_page(admin: &Admin, staff: &Staff, user: &UserRow, notice: Option<&str>) -> AdminResult<DetailPage> {
+    let device_total = admin.push().count_devices(user.id).await?;
+    let devices = admin.push().devices(user.id, html::PAGE_SIZE, 0).await?;
+    let owners = HashMap::from([(user.id, user.clone())]);
+    Ok(DetailPage {
         layout: Layout::new(staff, "users", user.email.clone()).notice(notice),
         user: UserView::of(user),
         may_manage: !user.is_superuser || staff.user.is_superuser,
@@ -221,7 +231,11 @@ fn detail_page(staff: &Staff, user: &UserRow, notice: Option<&str>) -> DetailPag
         last_name: user.last_name.clone(),
         errors: FormErrors::default(),
         password_errors: FormErrors::default(),
-    }
+        devices: devices.iter().map(|d| DeviceView::of(d, &owners)).collect(),
+        device_total,
+        here: format!("/admin/users/{}/", user.id),
+        user_id: user.id.to_string(),
+    })
 }
 
 async fn load(admin: &Admin, id: &str) -> AdminResult<UserRow> {
@@ -237,7 +251,7 @@ async fn detail(
     let user = load(&admin, &id).await?;
     Ok(render(
         StatusCode::OK,
-        &detail_page(&staff, &user, query.get("notice").map(String::as_str)),
+        &detail_page(&admin, &staff, &user, query.get("notice").map(String::as_str)).await?,
     ))
 }
 
@@ -293,7 +307,7 @@ async fn edit(
             Ok(Redirect::to(&format!("/admin/users/{}/?notice={notice}", user.id)).into_response())
         }
         Err(AdminError::Invalid(errors)) => {
-            let mut page = detail_page(&staff, &user, None);
+            let mut page = detail_page(&admin, &staff, &user, None).await?;
             page.first_name = form.first_name;
             page.last_name = form.last_name;
             page.errors = FormErrors::from_fields(errors);
@@ -328,17 +342,13 @@ async fn set_password(
     match result {
         Ok(()) => Ok(Redirect::to(&format!("/admin/users/{}/?notice=password_set", user.id)).into_response()),
         Err(AdminError::Invalid(errors)) => {
-            let mut page = detail_page(&staff, &user, None);
+            let mut page = detail_page(&admin, &staff, &user, None).await?;
             page.password_errors = FormErrors::from_fields(errors);
             Ok(render(StatusCode::BAD_REQUEST, &page))
         }
         Err(other) => Err(other),
     }
 }
-
-/// Forms that carry nothing but the CSRF token.
-#[derive(Deserialize)]
-pub(crate) struct Confirm {}
 
 async fn deactivate(
     State(admin): State<Admin>,

@@ -269,7 +269,14 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
             async move { accounts.flush_expired_blacklist().await }
         })
     });
-    let admin = Admin::new(db.clone(), accounts.clone(), chats.clone(), realtime.clone(), config);
+    let admin = Admin::new(
+        db.clone(),
+        accounts.clone(),
+        chats.clone(),
+        realtime.clone(),
+        push.clone(),
+        config,
+    );
     let swept_sessions = admin.clone();
     stages.services.spawn(|stop| {
         periodically(Duration::from_secs(3600), stop, move || {

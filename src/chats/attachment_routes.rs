@@ -411,6 +411,11 @@ fn disposition(row: &AttachmentRow, variant: Variant) -> String {
         Variant::Original => row.name.clone(),
         Variant::Thumbnail => format!("thumbnail-{}", row.name),
     };
+    disposition_as(kind, &name)
+}
+
+/// `kind` (`inline` or `attachment`) with `name` in both the plain and the RFC 5987 form.
+pub(crate) fn disposition_as(kind: &str, name: &str) -> String {
     let ascii: String = name
         .chars()
         .map(|c| {

@@ -121,6 +121,39 @@ impl Chats {
         }
     }
 
+    /// Staff's delete of an attachment: every message carrying it stops referring to it (its
+    /// chat's sockets get the message as `message_edited`, without the file), then the file,
+    /// its thumbnail and its row go. Returns the row and how many messages were changed.
+    pub(crate) async fn delete_attachment(&self, id: AttachmentId) -> ChatResult<(AttachmentRow, usize)> {
+        let row = self.media().get(id).await?;
+        let mut unlinked = 0;
+        if let (Some(chat), Some(_)) = (row.chat_id, row.attached_at) {
+            let carrying = messages::carrying_attachment(self.db(), chat, refs::MARKER, &id.to_string()).await?;
+            for message in carrying {
+                let Some(found) = message.extra_data.as_deref().and_then(refs::decode) else {
+                    continue;
+                };
+                if !found.iter().any(|r| r.id == id) {
+                    continue;
+                }
+                let left: Vec<refs::AttachmentRef> = found.into_iter().filter(|r| r.id != id).collect();
+                let extra = (!left.is_empty()).then(|| refs::encode_refs(&left));
+                if let Some(changed) = messages::replace_extra_data(self.db(), message.id, extra.as_deref()).await? {
+                    self.publish(
+                        ChatEvent::MessageEdited {
+                            message: MessageView::full(&changed),
+                        },
+                        &[],
+                    );
+                    unlinked += 1;
+                }
+            }
+        }
+        // The messages no longer name the file when it goes, so none shows a dead link.
+        self.media().remove(&[id]).await?;
+        Ok((row, unlinked))
+    }
+
     /// The attachments a stored message carries.
     pub(super) fn attachments_of(message: &MessageRow) -> Vec<AttachmentId> {
         message

@@ -198,6 +198,24 @@ impl Media {
         attachments::by_id(&self.0.db, id).await?.ok_or(MediaError::NotFound)
     }
 
+    /// One page of the attachments `filter` selects, newest first, and the total (the admin
+    /// site).
+    pub(crate) async fn find(
+        &self,
+        filter: &attachments::AttachmentFilter,
+        limit: i64,
+        offset: i64,
+    ) -> MediaResult<(i64, Vec<AttachmentRow>)> {
+        Ok(attachments::filtered(&self.0.db, filter, limit, offset).await?)
+    }
+
+    /// How many attachments are stored and their bytes, thumbnails included (the dashboard).
+    pub(crate) async fn totals(&self) -> MediaResult<(i64, i64)> {
+        let count = attachments::count(&self.0.db).await?;
+        let bytes = attachments::total_bytes(&self.0.db).await?;
+        Ok((count, bytes))
+    }
+
     /// Records that a message in `chat` carries these attachments of `owner`'s. An attachment
     /// of someone else's, or one uploaded for or posted in another chat, is refused.
     pub(crate) async fn attach(

@@ -47,6 +47,11 @@ impl From<&AttachmentRow> for AttachmentRef {
 /// The `extra_data` a message carrying `rows` is stored with.
 pub(crate) fn encode(rows: &[AttachmentRow]) -> String {
     let refs: Vec<AttachmentRef> = rows.iter().map(AttachmentRef::from).collect();
+    encode_refs(&refs)
+}
+
+/// The `extra_data` of a message carrying `refs`.
+pub(crate) fn encode_refs(refs: &[AttachmentRef]) -> String {
     format!(
         "{MARKER}{}",
         serde_json::to_string(&refs).unwrap_or_else(|_| "[]".into())

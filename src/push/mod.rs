@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::ids::UserId;
-use crate::store::devices::{self, Changed, DeviceFields, DeviceRow, Registered};
+use crate::store::devices::{self, Changed, DeviceFields, DeviceFilter, DeviceRow, Registered};
+use crate::store::outbox::{self, JobState};
+use crate::store::push_log::{self, AttemptRow, NewAttempt};
 use crate::store::{is_unavailable, Db};
 
 pub(crate) use notification::Notification;
@@ -61,6 +63,36 @@ pub(crate) enum Outcome {
     },
     /// Refused for good (bad credentials, a payload the provider rejects).
     Failed(String),
+}
+
+impl Outcome {
+    /// The push log's word for it.
+    fn word(&self) -> &'static str {
+        match self {
+            Outcome::Sent => "sent",
+            Outcome::Gone(_) => "gone",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+}
+
+/// Why a push was sent, as the push log records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// An outbox job: messages the user missed.
+    Message,
+    /// A test notification (`causerie push test`, the admin site's button).
+    Test,
+}
+
+impl Source {
+    fn word(self) -> &'static str {
+        match self {
+            Source::Message => "message",
+            Source::Test => "test",
+        }
+    }
 }
 
 impl std::fmt::Display for Outcome {
@@ -187,9 +219,32 @@ impl Push {
         Ok(devices::delete(self.db(), device.id).await?)
     }
 
-    /// Sends to one device, deactivating it when the provider no longer knows it.
-    pub(crate) async fn send_to(&self, device: &DeviceRow, notification: &Notification) -> Option<Outcome> {
+    /// Sends to one device, deactivating it when the provider no longer knows it, and records
+    /// the provider's answer in the push log.
+    pub(crate) async fn send_to(
+        &self,
+        device: &DeviceRow,
+        notification: &Notification,
+        source: Source,
+    ) -> Option<Outcome> {
         let outcome = self.0.providers.send(device, notification).await?;
+        let detail = match &outcome {
+            Outcome::Sent => String::new(),
+            Outcome::Gone(why) | Outcome::Failed(why) => why.clone(),
+            Outcome::Retry { reason, .. } => reason.clone(),
+        };
+        let attempt = NewAttempt {
+            user_id: device.user_id,
+            device_id: device.id,
+            device_kind: &device.kind,
+            source: source.word(),
+            outcome: outcome.word(),
+            detail: &detail,
+        };
+        // The send happened whatever the log says: a failed write is only logged.
+        if let Err(err) = push_log::insert(self.db(), &attempt).await {
+            tracing::warn!(device = device.id, error = %err, "recording a push attempt failed");
+        }
         if let Outcome::Gone(why) = &outcome {
             tracing::info!(device = device.id, user = %device.user_id, reason = %why, "push device deactivated");
             metrics::counter!("causerie_push_devices_deactivated_total").increment(1);
@@ -206,9 +261,40 @@ impl Push {
         let notification = Notification::test();
         let mut results = Vec::new();
         for device in devices::active_for_user(self.db(), user).await? {
-            let outcome = self.send_to(&device, &notification).await;
+            let outcome = self.send_to(&device, &notification, Source::Test).await;
             results.push((device, outcome));
         }
         Ok(results)
+    }
+
+    // ---- what the admin site reads and changes -------------------------------------------
+
+    /// One page of every user's devices that `filter` selects, newest first, and the total.
+    pub(crate) async fn find_devices(
+        &self,
+        filter: &DeviceFilter,
+        limit: i64,
+        offset: i64,
+    ) -> PushResult<(i64, Vec<DeviceRow>)> {
+        Ok(devices::filtered(self.db(), filter, limit, offset).await?)
+    }
+
+    /// Stops (or resumes) pushing to a device; its owner's other devices are untouched.
+    pub(crate) async fn set_device_active(&self, id: i64, active: bool) -> PushResult<DeviceRow> {
+        devices::set_active(self.db(), id, active)
+            .await?
+            .ok_or(PushError::NotFound)
+    }
+
+    /// The push log of `user`: their newest outbox jobs and their newest sends, newest first.
+    pub(crate) async fn log_of(&self, user: UserId, limit: i64) -> PushResult<(Vec<JobState>, Vec<AttemptRow>)> {
+        let jobs = outbox::newest_for_user(self.db(), user, limit).await?;
+        let attempts = push_log::newest_for_user(self.db(), user, limit).await?;
+        Ok((jobs, attempts))
+    }
+
+    /// Jobs waiting in the outbox (the dashboard; `/metrics` has it as a gauge).
+    pub(crate) async fn outbox_depth(&self) -> PushResult<i64> {
+        Ok(outbox::depth(self.db()).await?.0)
     }
 }

@@ -25,7 +25,7 @@ const NAME_MAX: usize = 255;
 const DEVICE_ID_MAX: usize = 150;
 /// Longest registration id taken (FCM tokens are ~160 characters, subscriptions ~400).
 const REGISTRATION_MAX: usize = 4096;
-const KINDS: [&str; 3] = ["ios", "android", "web"];
+pub(crate) const KINDS: [&str; 3] = ["ios", "android", "web"];
 const UNIQUE: &str = "This field must be unique.";
 
 impl From<PushError> for ApiError {

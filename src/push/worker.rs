@@ -12,13 +12,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::notification::Shown;
-use super::{Notification, Outcome, Push, PushSettings};
+use super::{Notification, Outcome, Push, PushSettings, Source};
 use crate::accounts::Accounts;
 use crate::chats::Chats;
 use crate::ids::UserId;
 use crate::realtime::Realtime;
 use crate::store::devices;
 use crate::store::outbox::{self, Final, JobRow};
+use crate::store::push_log;
 use crate::store::{now, Db};
 
 /// Users one claim takes at most.
@@ -32,8 +33,10 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 /// Backoff of retries: `BACKOFF_BASE * 2^(attempt-1)`, at most `BACKOFF_MAX`.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
-/// Finished jobs are kept this many days, then purged.
+/// Finished jobs and push log entries are kept this many days, then purged.
 const KEEP_FINISHED_DAYS: i64 = 7;
+/// The push log keeps at most this many entries, however recent.
+const KEEP_ATTEMPTS: i64 = 100_000;
 
 #[derive(Clone)]
 pub(crate) struct Worker {
@@ -69,10 +72,12 @@ impl Worker {
                 last_gauges = Some(tokio::time::Instant::now());
             }
             if last_purge.elapsed() >= Duration::from_secs(3600) {
-                if let Err(err) =
-                    outbox::purge_finished(&self.db, now() - chrono::Duration::days(KEEP_FINISHED_DAYS)).await
-                {
+                let before = now() - chrono::Duration::days(KEEP_FINISHED_DAYS);
+                if let Err(err) = outbox::purge_finished(&self.db, before).await {
                     tracing::warn!(error = %err, "purging finished push jobs failed");
+                }
+                if let Err(err) = push_log::prune(&self.db, before, KEEP_ATTEMPTS).await {
+                    tracing::warn!(error = %err, "pruning the push log failed");
                 }
                 last_purge = tokio::time::Instant::now();
             }
@@ -153,7 +158,7 @@ impl Worker {
         let mut retry_reason = String::new();
         let mut failures = Vec::new();
         for device in &targets {
-            match self.push.send_to(device, &notification).await {
+            match self.push.send_to(device, &notification, Source::Message).await {
                 None => {}
                 Some(Outcome::Sent) => {
                     metrics::counter!("causerie_push_sent_total").increment(1);

@@ -114,3 +114,82 @@ pub(crate) async fn total_bytes(db: &Db) -> Result<i64, sqlx::Error> {
 pub(crate) async fn count(db: &Db) -> Result<i64, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM attachments").fetch_one(pool).await)
 }
+
+/// What the admin's attachment list filters on; `None` filters nothing. `owners` holds at most
+/// [`super::chats::MEMBER_FILTER_MAX`] ids (more are ignored).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AttachmentFilter {
+    pub owners: Option<Vec<UserId>>,
+    pub chat: Option<ChatId>,
+    /// Carried by a message (true) or still waiting for one (false).
+    pub attached: Option<bool>,
+    /// The start of the type (`image/`, `application/pdf`).
+    pub type_prefix: Option<String>,
+}
+
+/// One page of the attachments `filter` selects, newest first, with their total.
+pub(crate) async fn filtered(
+    db: &Db,
+    filter: &AttachmentFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<AttachmentRow>), sqlx::Error> {
+    let mut clauses = vec!["TRUE".to_string()];
+    let mut owners: Vec<Option<UserId>> = Vec::new();
+    if let Some(ids) = &filter.owners {
+        let ids = &ids[..ids.len().min(super::chats::MEMBER_FILTER_MAX)];
+        let mut lists = Vec::new();
+        for chunk in super::id_chunks(ids) {
+            lists.push(format!("owner IN {}", chunk.placeholders(owners.len() + 1)));
+            owners.extend(chunk.padded());
+        }
+        if lists.is_empty() {
+            lists.push("FALSE".into());
+        }
+        clauses.push(format!("({})", lists.join(" OR ")));
+    }
+    let mut n = owners.len();
+    if filter.chat.is_some() {
+        n += 1;
+        clauses.push(format!("chat_id = ${n}"));
+    }
+    match filter.attached {
+        Some(true) => clauses.push("attached_at IS NOT NULL".into()),
+        Some(false) => clauses.push("attached_at IS NULL".into()),
+        None => {}
+    }
+    let pattern = filter
+        .type_prefix
+        .as_deref()
+        .map(|p| format!("{}%", super::users::escape_like(&p.to_lowercase())));
+    if pattern.is_some() {
+        n += 1;
+        clauses.push(format!("LOWER(content_type) LIKE ${n} ESCAPE '\\'"));
+    }
+    let condition = clauses.join(" AND ");
+    let count_sql = format!("SELECT COUNT(*) FROM attachments WHERE {condition}");
+    let page_sql = format!(
+        "SELECT {COLUMNS} FROM attachments WHERE {condition} ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    with_db!(db, pool => {
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        let mut page = sqlx::query_as::<_, AttachmentRow>(&page_sql);
+        for id in &owners {
+            count = count.bind(*id);
+            page = page.bind(*id);
+        }
+        if let Some(chat) = filter.chat {
+            count = count.bind(chat);
+            page = page.bind(chat);
+        }
+        if let Some(pattern) = &pattern {
+            count = count.bind(pattern);
+            page = page.bind(pattern);
+        }
+        let total = count.fetch_one(pool).await?;
+        let rows = page.bind(limit).bind(offset).fetch_all(pool).await?;
+        Ok((total, rows))
+    })
+}

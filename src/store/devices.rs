@@ -162,3 +162,77 @@ pub(crate) async fn deactivate(db: &Db, id: i64) -> Result<(), sqlx::Error> {
     with_db!(db, pool => sqlx::query("UPDATE devices SET active = FALSE, updated_at = $2 WHERE id = $1")
         .bind(id).bind(now()).execute(pool).await.map(|_| ()))
 }
+
+/// Turns pushing to a device on or off (the admin site); the changed row, if it exists.
+pub(crate) async fn set_active(db: &Db, id: i64, active: bool) -> Result<Option<DeviceRow>, sqlx::Error> {
+    let sql = format!("UPDATE devices SET active = $2, updated_at = $3 WHERE id = $1 RETURNING {COLUMNS}");
+    with_db!(db, pool => sqlx::query_as::<_, DeviceRow>(&sql)
+        .bind(id).bind(active).bind(now()).fetch_optional(pool).await)
+}
+
+/// What the admin's device list filters on; `None` filters nothing. `owners` holds at most
+/// [`super::chats::MEMBER_FILTER_MAX`] ids (more are ignored).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DeviceFilter {
+    pub owners: Option<Vec<UserId>>,
+    pub active: Option<bool>,
+    pub kind: Option<String>,
+}
+
+/// One page of the devices `filter` selects, newest first, with their total.
+pub(crate) async fn filtered(
+    db: &Db,
+    filter: &DeviceFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<DeviceRow>), sqlx::Error> {
+    let mut clauses = vec!["TRUE".to_string()];
+    let mut owners: Vec<Option<UserId>> = Vec::new();
+    if let Some(ids) = &filter.owners {
+        let ids = &ids[..ids.len().min(super::chats::MEMBER_FILTER_MAX)];
+        let mut lists = Vec::new();
+        for chunk in super::id_chunks(ids) {
+            lists.push(format!("user_id IN {}", chunk.placeholders(owners.len() + 1)));
+            owners.extend(chunk.padded());
+        }
+        if lists.is_empty() {
+            lists.push("FALSE".into());
+        }
+        clauses.push(format!("({})", lists.join(" OR ")));
+    }
+    let mut n = owners.len();
+    if filter.active.is_some() {
+        n += 1;
+        clauses.push(format!("active = ${n}"));
+    }
+    if filter.kind.is_some() {
+        n += 1;
+        clauses.push(format!("kind = ${n}"));
+    }
+    let condition = clauses.join(" AND ");
+    let count_sql = format!("SELECT COUNT(*) FROM devices WHERE {condition}");
+    let page_sql = format!(
+        "SELECT {COLUMNS} FROM devices WHERE {condition} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    with_db!(db, pool => {
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        let mut page = sqlx::query_as::<_, DeviceRow>(&page_sql);
+        for id in &owners {
+            count = count.bind(*id);
+            page = page.bind(*id);
+        }
+        if let Some(active) = filter.active {
+            count = count.bind(active);
+            page = page.bind(active);
+        }
+        if let Some(kind) = &filter.kind {
+            count = count.bind(kind);
+            page = page.bind(kind);
+        }
+        let total = count.fetch_one(pool).await?;
+        let rows = page.bind(limit).bind(offset).fetch_all(pool).await?;
+        Ok((total, rows))
+    })
+}

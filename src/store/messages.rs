@@ -431,3 +431,36 @@ pub(crate) async fn set_extra_data(db: &Db, id: MessageId, extra: &str) -> Resul
         .await
         .map(|_| ()))
 }
+
+/// The live messages of `chat` whose `extra_data` starts with `marker` and names `attachment`
+/// (the LIKE only narrows the scan: the caller decodes each reference to be sure).
+pub(crate) async fn carrying_attachment(
+    db: &Db,
+    chat: ChatId,
+    marker: &str,
+    attachment: &str,
+) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM messages WHERE chat_id = $1 AND deleted = FALSE AND extra_data LIKE $2 ESCAPE '\\' \
+         ORDER BY seq"
+    );
+    let pattern = format!(
+        "{}%{}%",
+        super::users::escape_like(marker),
+        super::users::escape_like(attachment)
+    );
+    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(chat).bind(pattern).fetch_all(pool).await)
+}
+
+/// Rewrites a live message's attachment reference (`None`: it carries none now); the message
+/// as it is afterwards.
+pub(crate) async fn replace_extra_data(
+    db: &Db,
+    id: MessageId,
+    extra: Option<&str>,
+) -> Result<Option<MessageRow>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE messages SET extra_data = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}"
+    );
+    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(extra).bind(now()).fetch_optional(pool).await)
+}

@@ -185,3 +185,25 @@ pub(crate) async fn states_for_user(db: &Db, user: UserId) -> Result<Vec<(String
         "SELECT status, attempts FROM push_outbox WHERE user_id = $1 ORDER BY id")
         .bind(user).fetch_all(pool).await)
 }
+
+/// A job as the push log shows it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct JobState {
+    pub id: i64,
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    pub status: String,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// `user`'s newest jobs in every state (finished ones are kept a week), newest first.
+pub(crate) async fn newest_for_user(db: &Db, user: UserId, limit: i64) -> Result<Vec<JobState>, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_as::<_, JobState>(
+        "SELECT id, chat_id, message_id, status, attempts, created_at, due_at, last_error, finished_at \
+         FROM push_outbox WHERE user_id = $1 ORDER BY id DESC LIMIT $2")
+        .bind(user).bind(limit).fetch_all(pool).await)
+}
