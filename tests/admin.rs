@@ -1,9 +1,13 @@
 //! The admin site at /admin/: staff only, its own session cookie, CSRF on every form, the
 //! superuser-only rules, deactivation closing sockets (also across instances over Redis), staff
-//! deletes reaching sockets, and the audit log. Real server, HTTP with a cookie jar.
+//! deletes reaching sockets, and the audit log; push devices, the push log and the test push
+//! (against the fake FCM and Web Push services of `common/push.rs`), attachments. Real server,
+//! HTTP with a cookie jar.
 
 #[macro_use]
 mod common;
+#[path = "common/push.rs"]
+mod fakes;
 
 use causerie::wire::v2::{self, FrameType, ServerFrame};
 use common::ws;
@@ -52,6 +56,18 @@ impl Browser {
                 .expect("POST"),
         )
         .await
+    }
+
+    /// The bytes of `path` (a file), with the reply's status and headers.
+    async fn get_bytes(&self, path: &str) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+        let reply = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("GET");
+        let (status, headers) = (reply.status(), reply.headers().clone());
+        (status, headers, reply.bytes().await.expect("body").to_vec())
     }
 
     /// The CSRF token of the form(s) on the page at `path`.
@@ -167,6 +183,9 @@ backend_tests!(
     chats_are_created_and_listed,
     users_are_created_searched_and_deleted,
     audit_log_records_each_action,
+    device_and_attachment_pages_are_staff_only_and_need_csrf,
+    devices_are_found_deactivated_and_test_pushed,
+    attachment_delete_removes_the_download,
 );
 
 async fn staff_only_with_its_own_session(backend: Backend) {
@@ -1034,4 +1053,394 @@ async fn wait_until_ready(srv: &TestServer) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("{} never became ready", srv.base_url());
+}
+
+// ---- devices, push, attachments ------------------------------------------------------------
+
+/// Polls `check` until it holds (at most 30 s); no timing is asserted, this only waits.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// Registers a push device for `user` through the API; its JSON.
+async fn register_device(srv: &TestServer, user: &TestUser, token: &str, kind: &str) -> serde_json::Value {
+    let reply = srv
+        .post_json_auth(
+            "/devices/",
+            &user.access,
+            &json!({ "name": "phone", "registration_id": token, "active": true, "type": kind }),
+        )
+        .await;
+    reply.expect_status(201);
+    reply.body.clone()
+}
+
+/// Whether `user`'s device with `token` is active, as the API shows it.
+async fn device_active(srv: &TestServer, user: &TestUser, token: &str) -> bool {
+    let listed = srv.get_auth("/devices/", &user.access).await;
+    listed.body["results"]
+        .as_array()
+        .expect("device list")
+        .iter()
+        .find(|d| d["registration_id"] == token)
+        .and_then(|d| d["active"].as_bool())
+        .expect("the device")
+}
+
+/// A small PNG.
+fn png() -> Vec<u8> {
+    let image = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 3) as u8, (y * 5) as u8, 90]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("encoding a PNG");
+    out.into_inner()
+}
+
+/// Uploads `bytes` as `who` (POST /api/attachments/); the attachment JSON.
+async fn upload(srv: &TestServer, who: &TestUser, name: &str, bytes: &[u8]) -> serde_json::Value {
+    let boundary = "----causerieadmintest";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let auth = format!("Bearer {}", who.access);
+    let reply = srv
+        .request_raw(
+            reqwest::Method::POST,
+            "/api/attachments/",
+            Some(&format!("multipart/form-data; boundary={boundary}")),
+            body,
+            &[("Authorization", &auth)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "upload: {}", reply.text);
+    reply.body
+}
+
+/// A signed URL as a path on the test server.
+fn local(url: &serde_json::Value) -> String {
+    let url = url.as_str().expect("a URL");
+    let start = url.find("/api/").expect("an API path");
+    url[start..].to_string()
+}
+
+async fn device_and_attachment_pages_are_staff_only_and_need_csrf(backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let admin = staff(&srv, "admin@example.com", false).await;
+    let (alice, bob, _chat) = alice_and_bob(&srv).await;
+    let device = register_device(&srv, &bob, "bob-phone", "android").await;
+    let attachment = upload(&srv, &alice, "cat.png", &png()).await;
+    let attachment_id = attachment["id"].as_str().unwrap();
+    let device_id = device["id"].to_string();
+    let pages = [
+        "/admin/devices/".to_string(),
+        format!("/admin/users/{}/push/", bob.id),
+        "/admin/attachments/".to_string(),
+        format!("/admin/attachments/{attachment_id}/"),
+        format!("/admin/attachments/{attachment_id}/file/"),
+        format!("/admin/attachments/{attachment_id}/thumbnail/"),
+    ];
+    let forms = [
+        format!("/admin/devices/{device_id}/deactivate/"),
+        format!("/admin/users/{}/push/test/", bob.id),
+        format!("/admin/attachments/{attachment_id}/delete/"),
+    ];
+
+    // Signed out, or holding only an API token (even a staff member's): the login page.
+    let anonymous = Browser::new(&srv);
+    for page in &pages {
+        let reply = anonymous.get(page).await;
+        reply.expect_status(303);
+        assert!(
+            reply.header("location").unwrap_or("").starts_with("/admin/login/"),
+            "{page}"
+        );
+        let with_token = srv.get_auth(page, &admin.access).await;
+        assert_eq!(with_token.status, StatusCode::SEE_OTHER, "{page}");
+    }
+    for form in &forms {
+        let reply = anonymous.post(form, &[]).await;
+        reply.expect_status(303);
+    }
+    // A non-staff account gets no session at all.
+    let visitor = Browser::new(&srv);
+    visitor.sign_in(&alice.email, PASSWORD).await.expect_status(403);
+    visitor.get("/admin/devices/").await.expect_status(303);
+
+    // Signed in: pages open; forms without this session's token change nothing.
+    let browser = Browser::signed_in(&srv, &admin.email, PASSWORD).await;
+    for page in &pages[..4] {
+        browser.get(page).await.expect_status(200);
+    }
+    for form in &forms {
+        for fields in [vec![], vec![("csrf", "0".repeat(64))]] {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let reply = browser.post(form, &fields).await;
+            reply.expect_status(403);
+            assert!(reply.text.contains("CSRF"), "{form}: {}", reply.text);
+        }
+    }
+    assert!(
+        device_active(&srv, &bob, "bob-phone").await,
+        "the device is still active"
+    );
+    let (status, _, _) = browser
+        .get_bytes(&format!("/admin/attachments/{attachment_id}/file/"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "the attachment is still there");
+    let audit = browser.get("/admin/audit/").await;
+    for action in ["device_deactivate", "push_test", "attachment_delete"] {
+        assert!(!audit.text.contains(action), "{action} was not recorded");
+    }
+    // Bad ids and filters: a clear 4xx.
+    browser.get("/admin/users/nope/push/").await.expect_status(404);
+    browser.get("/admin/attachments/nope/").await.expect_status(404);
+    browser
+        .get(&format!("/admin/attachments/{}/", uuid::Uuid::new_v4()))
+        .await
+        .expect_status(404);
+    browser.get("/admin/devices/?type=pager").await.expect_status(400);
+    browser.get("/admin/attachments/?chat=nope").await.expect_status(400);
+    browser
+        .submit("/admin/devices/", "/admin/devices/999999/deactivate/", &[])
+        .await
+        .expect_status(404);
+    srv.finish().await;
+}
+
+async fn devices_are_found_deactivated_and_test_pushed(backend: Backend) {
+    let fcm = fakes::FakeFcm::start().await;
+    let web = fakes::FakeWebPush::start().await;
+    let srv = TestServer::start_with(backend, |c| {
+        fcm.configure(c);
+        web.configure(c);
+        c.push_coalesce_ms = 100;
+    })
+    .await;
+    let admin = staff(&srv, "admin@example.com", false).await;
+    let alice = srv.quick_user("alice@example.com", PASSWORD).await;
+    let bob = srv.quick_user_named("bob@example.com", PASSWORD, "Bob", "Dupont").await;
+    let phone = register_device(&srv, &bob, "bob-phone", "android").await;
+    let (endpoint, subscription) = web.subscribe();
+    register_device(&srv, &bob, &subscription, "web").await;
+    register_device(&srv, &alice, "alice-phone", "ios").await;
+    let browser = Browser::signed_in(&srv, &admin.email, PASSWORD).await;
+
+    // Found by the owner's name, filtered by type and state.
+    let found = browser.get("/admin/devices/?q=dupont").await;
+    found.expect_status(200);
+    assert_eq!(
+        found.text.matches("data-testid=\"device-row\"").count(),
+        2,
+        "{}",
+        found.text
+    );
+    assert!(found.text.contains("bob-phone"));
+    assert!(!found.text.contains("alice-phone"));
+    let android = browser.get("/admin/devices/?type=android&active=yes").await;
+    assert_eq!(android.text.matches("data-testid=\"device-row\"").count(), 1);
+    let user_page = browser.get(&format!("/admin/users/{}/", bob.id)).await;
+    assert!(
+        user_page.text.contains("bob-phone"),
+        "the user page lists their devices"
+    );
+
+    // The test push reaches both providers; the page shows each answer.
+    let test_path = format!("/admin/users/{}/push/test/", bob.id);
+    let result = browser
+        .submit(&format!("/admin/users/{}/", bob.id), &test_path, &[])
+        .await;
+    result.expect_status(200);
+    assert!(
+        result.text.contains("2 of 2 active devices reached."),
+        "{}",
+        result.text
+    );
+    let outcomes = result.text.matches("data-testid=\"push-test-outcome\">sent<").count();
+    assert_eq!(outcomes, 2, "{}", result.text);
+    let sent = fcm.sends_to("bob-phone");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["notification"]["body"], "This is a test notification.");
+    assert_eq!(web.received(&endpoint).len(), 1);
+    assert!(fcm.sends_to("alice-phone").is_empty());
+    let log = browser.get(&format!("/admin/users/{}/push/", bob.id)).await;
+    assert_eq!(
+        log.text.matches("data-testid=\"push-attempt-source\">test<").count(),
+        2,
+        "{}",
+        log.text
+    );
+
+    // Deactivated from the admin: the next message is pushed to the other device only.
+    let reply = browser
+        .submit(
+            "/admin/devices/",
+            &format!("/admin/devices/{}/deactivate/", phone["id"]),
+            &[("next", "/admin/devices/?q=dupont")],
+        )
+        .await;
+    reply.expect_status(303);
+    assert_eq!(
+        reply.header("location"),
+        Some("/admin/devices/?q=dupont&notice=device_deactivated")
+    );
+    assert!(!device_active(&srv, &bob, "bob-phone").await);
+    let chat = srv.open_chat(&alice, &bob).await["id"].as_str().unwrap().to_string();
+    post_message(&srv, &alice, &chat, "are you there?").await;
+    eventually("the message's web push", || async {
+        web.received(&endpoint).len() == 2
+    })
+    .await;
+    eventually("the outbox job to end", || async {
+        let jobs = causerie::testing::push::outbox(srv.db(), bob.user_id()).await;
+        !jobs.is_empty() && jobs.iter().all(|(state, _)| state == "sent")
+    })
+    .await;
+    assert_eq!(
+        fcm.sends_to("bob-phone").len(),
+        1,
+        "nothing more to the deactivated device"
+    );
+    let log = browser.get(&format!("/admin/users/{}/push/", bob.id)).await;
+    assert!(
+        log.text.contains("data-testid=\"push-job-status\">sent<"),
+        "{}",
+        log.text
+    );
+    assert_eq!(
+        log.text.matches("data-testid=\"push-attempt-source\">message<").count(),
+        1
+    );
+
+    // Reactivated, it is pushed to again.
+    browser
+        .submit(
+            "/admin/devices/",
+            &format!("/admin/devices/{}/activate/", phone["id"]),
+            &[],
+        )
+        .await
+        .expect_status(303);
+    assert!(device_active(&srv, &bob, "bob-phone").await);
+    let audit = browser.get("/admin/audit/").await;
+    for action in ["push_test", "device_deactivate", "device_activate"] {
+        assert!(audit.text.contains(action), "{action} in {}", audit.text);
+    }
+    assert!(audit.text.contains("bob@example.com: 2 of 2 active devices reached"));
+    assert!(fcm.refused_assertions().is_empty(), "{:?}", fcm.refused_assertions());
+    assert!(web.refused().is_empty(), "{:?}", web.refused());
+
+    // Figures: the outbox is drained.
+    let dashboard = browser.get("/admin/").await;
+    assert_eq!(figure(&dashboard.text, "Push outbox").as_deref(), Some("0"));
+    srv.finish().await;
+}
+
+async fn attachment_delete_removes_the_download(backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let admin = staff(&srv, "admin@example.com", false).await;
+    let (alice, bob, chat) = alice_and_bob(&srv).await;
+    let bytes = png();
+    let attachment = upload(&srv, &alice, "holiday.png", &bytes).await;
+    let id = attachment["id"].as_str().unwrap().to_string();
+    let kept = upload(&srv, &alice, "kept.png", &bytes).await;
+    let posted = srv
+        .post_json_auth(
+            "/api/message/",
+            &alice.access,
+            &json!({ "refChat": chat, "message": "look", "type": 2, "attachments": [id, kept["id"]] }),
+        )
+        .await;
+    posted.expect_status(201);
+    let message_id = posted.body["id"].as_str().unwrap().to_string();
+    let signed = local(&posted.body["attachments"][0]["url"]);
+    assert_eq!(srv.get(&signed).await.status, StatusCode::OK);
+    let mut bobs = ws::connect(&srv.ws_url(&format!("/ws/chat/{chat}/?token={}", bob.access)), V2).await;
+    bobs.recv_until(|f| f.kind() == FrameType::Subscribed).await;
+
+    // Listed with its uploader and chat, shown, downloaded through the admin.
+    let browser = Browser::signed_in(&srv, &admin.email, PASSWORD).await;
+    let listed = browser
+        .get("/admin/attachments/?q=alice&attached=yes&type=image/")
+        .await;
+    listed.expect_status(200);
+    assert!(listed.text.contains(&id) && listed.text.contains("holiday.png"));
+    assert!(listed.text.contains(&chat));
+    let none = browser.get("/admin/attachments/?attached=no").await;
+    assert!(!none.text.contains(&id));
+    let page = browser.get(&format!("/admin/attachments/{id}/")).await;
+    page.expect_status(200);
+    assert!(page.text.contains("image/png"));
+    let (status, headers, body) = browser.get_bytes(&format!("/admin/attachments/{id}/file/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, bytes, "the stored file");
+    assert_eq!(headers["content-type"], "image/png");
+    assert!(headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"holiday.png\""));
+    let (status, headers, _) = browser.get_bytes(&format!("/admin/attachments/{id}/thumbnail/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "image/jpeg");
+    let dashboard = browser.get("/admin/").await;
+    assert_eq!(figure(&dashboard.text, "Attachments").as_deref(), Some("2"));
+
+    // Deleted: the download is gone, the message no longer carries it and its members see that.
+    let reply = browser
+        .submit(
+            &format!("/admin/attachments/{id}/"),
+            &format!("/admin/attachments/{id}/delete/"),
+            &[],
+        )
+        .await;
+    reply.expect_status(303);
+    assert_eq!(
+        reply.header("location"),
+        Some("/admin/attachments/?notice=attachment_deleted")
+    );
+    assert_eq!(srv.get(&signed).await.status, StatusCode::NOT_FOUND);
+    let (status, _, _) = browser.get_bytes(&format!("/admin/attachments/{id}/file/")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let ServerFrame::MessageEdited(edited) = bobs.recv_until(|f| f.kind() == FrameType::MessageEdited).await else {
+        unreachable!("recv_until returned the kind asked for")
+    };
+    assert_eq!(edited.message.id.to_string(), message_id);
+    let left: Vec<String> = edited.message.attachments.iter().map(|a| a.id.to_string()).collect();
+    assert_eq!(left, vec![kept["id"].as_str().unwrap().to_string()]);
+    let message = srv
+        .get_auth(&format!("/api/message/{message_id}/"), &alice.access)
+        .await;
+    message.expect_status(200);
+    assert_eq!(message.body["attachments"].as_array().unwrap().len(), 1);
+    assert_eq!(message.body["attachments"][0]["id"], kept["id"]);
+    assert_eq!(message.body["message"], "look");
+    // The other file is untouched; deleting the same one again: not found.
+    assert_eq!(
+        srv.get(&local(&message.body["attachments"][0]["url"])).await.status,
+        StatusCode::OK
+    );
+    browser
+        .submit("/admin/attachments/", &format!("/admin/attachments/{id}/delete/"), &[])
+        .await
+        .expect_status(404);
+    let audit = browser.get("/admin/audit/").await;
+    assert!(audit.text.contains("attachment_download"));
+    assert!(audit.text.contains("attachment_delete"));
+    assert!(audit.text.contains("1 messages changed"), "{}", audit.text);
+    bobs.close().await;
+    srv.finish().await;
 }

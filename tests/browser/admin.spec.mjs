@@ -7,7 +7,9 @@
 //   CAUSERIE_URL=http://127.0.0.1:8000 CAUSERIE_ADMIN_EMAIL=… CAUSERIE_ADMIN_PASSWORD=… node admin.spec.mjs
 
 import assert from 'node:assert/strict';
+import { createECDH, randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium, restClient, step } from './lib.mjs';
@@ -39,6 +41,38 @@ async function newUser(first) {
     expect: 200,
   });
   return { email, id: created.id, access: tokens.access };
+}
+
+// ---- a fake Web Push service ------------------------------------------------------------
+
+/** A push service on 127.0.0.1 that accepts every message (201) and counts them per
+ *  subscription; `subscribe(id)` is a browser's `PushSubscription.toJSON()` for it. The
+ *  payload is encrypted for keys made here; this fake only counts, the Rust tests decrypt. */
+async function fakePushService() {
+  const received = new Map();
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const id = req.url.replace(/^\/push\//, '');
+      received.set(id, (received.get(id) || 0) + 1);
+      res.writeHead(201).end();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  return {
+    received: (id) => received.get(id) || 0,
+    subscribe(id) {
+      const keys = createECDH('prime256v1');
+      keys.generateKeys();
+      return JSON.stringify({
+        endpoint: `${base}/push/${id}`,
+        expirationTime: null,
+        keys: { p256dh: keys.getPublicKey('base64url'), auth: randomBytes(16).toString('base64url') },
+      });
+    },
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
 }
 
 // ---- pages ---------------------------------------------------------------------------
@@ -211,12 +245,47 @@ async function main() {
     );
     await rest('GET', `/api/message/${posted.id}/`, { token: bob.access, expect: 404 });
 
+    step("Dana's browser subscribed to Web Push; staff finds her device and sends a test push");
+    const pushService = await fakePushService();
+    try {
+      await rest('POST', '/devices/', {
+        token: dana.access,
+        body: { name: 'Dana laptop', registration_id: pushService.subscribe('dana'), type: 'web', active: true },
+        expect: 201,
+      });
+      await admin.getByTestId('nav-devices').click();
+      await admin.getByTestId('device-search-input').fill(dana.email);
+      await admin.getByTestId('device-search-submit').click();
+      const devices = admin.getByTestId('device-row');
+      await devices.first().waitFor();
+      assert.equal(await devices.count(), 1, "exactly Dana's device");
+      assert.match(await devices.first().textContent(), /Dana laptop/);
+      await admin.screenshot({ path: path.join(OUT, 'admin-devices.png') });
+      await devices.first().getByTestId('device-push-log').click();
+      await admin.getByTestId('push-test').click();
+      await admin.getByTestId('push-test-summary').waitFor();
+      assert.match(await admin.getByTestId('push-test-summary').textContent(), /^1 of 1 active devices reached/);
+      assert.equal(await admin.getByTestId('push-test-outcome').textContent(), 'sent');
+      assert.equal(pushService.received('dana'), 1, 'the push service got the test push');
+      await admin.screenshot({ path: path.join(OUT, 'admin-push-test.png') });
+
+      step('the push log shows the test push');
+      await admin.getByTestId('push-log-link').click();
+      const attempt = admin.getByTestId('push-attempt').first();
+      await attempt.waitFor();
+      assert.equal(await attempt.getByTestId('push-attempt-source').textContent(), 'test');
+      assert.equal(await attempt.getByTestId('push-attempt-outcome').textContent(), 'sent');
+      await admin.screenshot({ path: path.join(OUT, 'admin-push-log.png') });
+    } finally {
+      await pushService.close();
+    }
+
     step('the audit log shows each action');
     const actions = await auditActions(admin);
-    for (const action of ['login_refused', 'login', 'user_deactivate', 'chat_create', 'message_delete']) {
+    for (const action of ['login_refused', 'login', 'user_deactivate', 'chat_create', 'message_delete', 'push_test']) {
       assert.ok(actions.includes(action), `${action} in ${actions}`);
     }
-    assert.deepEqual(actions.slice(0, 3), ['message_delete', 'chat_create', 'user_deactivate']);
+    assert.deepEqual(actions.slice(0, 4), ['push_test', 'message_delete', 'chat_create', 'user_deactivate']);
     await admin.screenshot({ path: path.join(OUT, 'admin-audit.png') });
 
     step('signing out ends the session');

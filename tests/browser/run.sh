@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the debug binary, starts it on a free port with a fresh SQLite database in a temp
-# directory, makes a staff account with `causerie createsuperuser`, runs the browser tests
+# directory and Web Push on (a fresh VAPID key: the admin test's fake push service receives the
+# test push), makes a staff account with `causerie createsuperuser`, runs the browser tests
 # (the chat page, then the admin site) against it, stops it, and exits non-zero if one failed.
 # Needs node (>= 18), npm and Debian's chromium (/usr/bin/chromium, or set CHROMIUM_PATH).
 set -euo pipefail
@@ -26,10 +27,13 @@ port="$(node -e '
   s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });
 ')"
 url="http://127.0.0.1:$port"
+openssl ecparam -name prime256v1 -genkey -noout -out "$tmp/vapid.pem" 2>/dev/null
 
 (
   cd "$tmp"
-  CAUSERIE_DATABASE_URL="sqlite://$tmp/b.db" exec "$root/target/debug/causerie" serve --bind "127.0.0.1:$port"
+  CAUSERIE_DATABASE_URL="sqlite://$tmp/b.db" CAUSERIE_PUSH_VAPID_PRIVATE_KEY_FILE="$tmp/vapid.pem" \
+    CAUSERIE_PUSH_VAPID_SUBJECT="mailto:ops@example.test" \
+    exec "$root/target/debug/causerie" serve --bind "127.0.0.1:$port"
 ) >"$tmp/server.log" 2>&1 &
 server_pid=$!
 
