@@ -42,6 +42,14 @@ pub mod push {
             .await
             .expect("reading the push outbox")
     }
+
+    /// The push log's pruning, as the workers run it hourly: rows older than `before` go,
+    /// and all but the newest `keep`. How many went.
+    pub async fn prune_log(db: &Db, before: chrono::DateTime<chrono::Utc>, keep: i64) -> u64 {
+        crate::store::push_log::prune(db, before, keep)
+            .await
+            .expect("pruning the push log")
+    }
 }
 
 /// The Django importer, driven as `causerie import-django` drives it, and its bookkeeping.

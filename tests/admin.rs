@@ -1344,6 +1344,26 @@ async fn devices_are_found_deactivated_and_test_pushed(backend: Backend) {
     assert!(fcm.refused_assertions().is_empty(), "{:?}", fcm.refused_assertions());
     assert!(web.refused().is_empty(), "{:?}", web.refused());
 
+    // The push log stays bounded: pruning keeps the newest rows (here one of three), and
+    // drops by age.
+    let db = srv.db();
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(7);
+    assert_eq!(causerie::testing::push::prune_log(db, long_ago, 100).await, 0);
+    assert_eq!(causerie::testing::push::prune_log(db, long_ago, 1).await, 2);
+    let log = browser.get(&format!("/admin/users/{}/push/", bob.id)).await;
+    assert_eq!(
+        log.text.matches("data-testid=\"push-attempt\"").count(),
+        1,
+        "{}",
+        log.text
+    );
+    assert!(
+        log.text.contains("data-testid=\"push-attempt-source\">message<"),
+        "the newest is kept"
+    );
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    assert_eq!(causerie::testing::push::prune_log(db, tomorrow, 100).await, 1);
+
     // Figures: the outbox is drained.
     let dashboard = browser.get("/admin/").await;
     assert_eq!(figure(&dashboard.text, "Push outbox").as_deref(), Some("0"));
