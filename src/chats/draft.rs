@@ -13,6 +13,13 @@ pub(crate) const MESSAGE_MAX_CHARS: usize = 10_000;
 pub(crate) const CLIENT_ID_MAX: usize = 64;
 /// Most attachments one message carries.
 pub(crate) const ATTACHMENTS_MAX: usize = 10;
+/// What stands in for a photo's `data:` URL while the rest of its message is checked.
+pub(crate) const DATA_URL_STAND_IN: &str = "data:";
+
+/// True for what the finished app sends as a photo's `extraData`: the picture as a `data:` URL.
+pub(crate) fn is_data_url(extra: &str) -> bool {
+    extra.trim_start().starts_with("data:")
+}
 
 /// Why a message was refused, with a stable code for WebSocket error frames and the field a
 /// REST client sees it under.
@@ -124,6 +131,18 @@ impl Draft {
             }
         }
         Ok(())
+    }
+
+    /// Takes the `data:` URL out of a photo (the finished app's), leaving a stand-in: the
+    /// photo is stored as an attachment (`Chats::submit_photo`) and the message carries that.
+    pub(crate) fn take_data_url(&mut self) -> Option<String> {
+        if self.kind != PHOTO || !self.attachments.is_empty() || self.linked.is_some() {
+            return None;
+        }
+        match &mut self.extra_data {
+            Some(extra) if is_data_url(extra) => Some(std::mem::replace(extra, DATA_URL_STAND_IN.into())),
+            _ => None,
+        }
     }
 
     /// Reads a draft from a body or a frame (REST and v1 frames share the field names); field
