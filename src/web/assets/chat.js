@@ -432,6 +432,11 @@
         const img = el('img');
         img.alt = 'Photo';
         img.dataset.testid = 'message-image';
+        // A picture grows the list when it arrives: stay at the bottom if we were there.
+        img.addEventListener('load', () => {
+          const s = $('messages-scroll');
+          if (s.scrollHeight - s.scrollTop - s.clientHeight < img.clientHeight + 120) scrollToBottom();
+        });
         img.src = source;
         bubble.append(img);
       }
