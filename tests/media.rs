@@ -976,6 +976,19 @@ async fn avatars(backend: Backend, storage: Storage) {
     assert_eq!(stored_files(&srv).await, 0);
     let listed = srv.get_auth("/api/chat/", &bob.access).await;
     assert!(listed.body["results"][0]["fromUser"]["avatar"].is_null());
+
+    // A deleted user's avatar is left to the sweeper.
+    let last = upload(&srv, &bob, "bob.png", &png(16, 16)).await;
+    set_avatar(&srv, &bob, last["id"].clone()).await.expect_status(200);
+    srv.delete_auth(
+        "/auth/users/me/",
+        &bob.access,
+        Some(&json!({ "current_password": PASSWORD })),
+    )
+    .await
+    .expect_status(204);
+    assert_eq!(srv.state.sweep_media_at(tomorrow).await, 1, "the deleted user's avatar");
+    assert_eq!(stored_files(&srv).await, 0);
     srv.finish().await;
 }
 
