@@ -54,20 +54,20 @@ impl Chats {
     }
 
     /// Stores the photo of a `data:` URL as `author`'s attachment in `chat` and makes the draft
-    /// carry it (the finished app's photo messages).
+    /// carry it (the finished app's photo messages); the attachment's id.
     pub(super) async fn attach_data_url(
         &self,
         author: UserId,
         chat: ChatId,
         draft: &mut Draft,
         url: &str,
-    ) -> ChatResult<()> {
+    ) -> ChatResult<AttachmentId> {
         let row = self.media().store_data_url(author, chat, url).await?;
         draft.extra_data = None;
         let rows = self.media().attach(author, chat, &[row.id]).await?;
         draft.kind = PHOTO;
         draft.linked = Some(refs::encode(&rows));
-        Ok(())
+        Ok(row.id)
     }
 
     /// Stores the photos kept in stored messages as `data:` URLs (what the finished app sent,

@@ -175,3 +175,41 @@ impl Draft {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn photo(extra: &str) -> Draft {
+        Draft {
+            kind: PHOTO,
+            extra_data: Some(extra.into()),
+            ..Draft::default()
+        }
+    }
+
+    #[test]
+    fn only_a_photo_gives_up_its_data_url() {
+        let mut draft = photo("data:image/png;base64,aGk=");
+        assert_eq!(draft.take_data_url().as_deref(), Some("data:image/png;base64,aGk="));
+        assert_eq!(draft.extra_data.as_deref(), Some(DATA_URL_STAND_IN));
+        assert!(draft.check(100).is_ok(), "the stand-in passes the rules");
+
+        let mut text = Draft {
+            kind: TEXT,
+            ..photo("data:image/png;base64,aGk=")
+        };
+        assert_eq!(text.take_data_url(), None);
+        let mut linked = photo("https://chat.example/api/attachments/x/file/");
+        assert_eq!(linked.take_data_url(), None);
+        let mut named = Draft {
+            attachments: vec![AttachmentId::new()],
+            ..photo("data:image/png;base64,aGk=")
+        };
+        assert_eq!(
+            named.take_data_url(),
+            None,
+            "attachments named: the extra is left alone"
+        );
+    }
+}

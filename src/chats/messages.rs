@@ -63,8 +63,14 @@ impl Chats {
         photo: String,
     ) -> ChatResult<PendingStore> {
         draft.check(self.max_extra_bytes())?;
-        self.attach_data_url(author, chat, &mut draft, &photo).await?;
-        self.submit(author, chat, draft).await
+        let photo = self.attach_data_url(author, chat, &mut draft, &photo).await?;
+        let queued = self.submit(author, chat, draft).await;
+        if queued.is_err() {
+            // Refused after all (too many messages, storage queue closed): no message will
+            // carry the photo, and the sweeper keeps what is posted in a chat.
+            self.remove_attachments(&[photo]).await;
+        }
+        queued
     }
 
     /// Checks and queues a message without waiting for the commit, for a socket whose
