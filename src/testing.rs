@@ -171,6 +171,19 @@ impl Handle {
         self.0.media.signer().url_at(id.into(), variant, now)
     }
 
+    /// How many files the media store holds (the local directory or the S3 bucket).
+    pub async fn stored_objects(&self) -> usize {
+        self.0.media.object_count().await.expect("listing the media store")
+    }
+
+    /// Replaces a stored message's `extraData` as an import from Django leaves it (a photo
+    /// kept as a `data:` URL, which the server itself no longer stores).
+    pub async fn set_message_extra_data(&self, message: uuid::Uuid, extra: &str) {
+        crate::store::messages::set_extra_data(&self.0.ops.db, message.into(), extra)
+            .await
+            .expect("writing a message")
+    }
+
     /// Sockets registered in this instance's hub.
     pub fn hub_connections(&self) -> usize {
         self.0.realtime.hub().connection_count()

@@ -17,7 +17,59 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-backend_tests!(
+/// Where a test server keeps its files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Storage {
+    /// `media_root`, a directory of the test's own.
+    Local,
+    /// A fresh bucket on the S3-compatible server named by `CAUSERIE_TEST_S3_ENDPOINT`.
+    S3,
+}
+
+/// Each test on SQLite and PostgreSQL (when configured), each with local files and, when
+/// `CAUSERIE_TEST_S3_ENDPOINT` is set (CI sets it), in an S3 bucket: the S3 suite is the same
+/// tests.
+macro_rules! media_tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use crate::common::Backend;
+                use super::Storage;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(Backend::Sqlite, Storage::Local).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if super::skipped(Backend::Postgres, Storage::Local, stringify!($name)) {
+                        return;
+                    }
+                    super::$name(Backend::Postgres, Storage::Local).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite_s3() {
+                    if super::skipped(Backend::Sqlite, Storage::S3, stringify!($name)) {
+                        return;
+                    }
+                    super::$name(Backend::Sqlite, Storage::S3).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_s3() {
+                    if super::skipped(Backend::Postgres, Storage::S3, stringify!($name)) {
+                        return;
+                    }
+                    super::$name(Backend::Postgres, Storage::S3).await;
+                }
+            }
+        )*
+    };
+}
+
+media_tests!(
     upload_send_download,
     downloads_are_private,
     refused_uploads_store_nothing,
@@ -26,9 +78,32 @@ backend_tests!(
     range_requests,
     messages_name_attachments,
     app_photo_frames_become_urls,
+    rest_photos_become_urls,
     deleting_and_sweeping,
     stored_photos_are_converted,
+    avatars,
+    avatar_refusals,
 );
+
+/// True (with a note) when a run's database or S3 server is not configured.
+fn skipped(backend: Backend, storage: Storage, test: &str) -> bool {
+    if !backend.is_available() {
+        eprintln!(
+            "note: {} not set; skipping the PostgreSQL run of {test}",
+            common::POSTGRES_ENV
+        );
+        return true;
+    }
+    if storage == Storage::S3 && s3_endpoint().is_none() {
+        eprintln!("note: {S3_ENV} not set; skipping the S3 run of {test}");
+        return true;
+    }
+    false
+}
+
+fn s3_endpoint() -> Option<String> {
+    std::env::var(S3_ENV).ok().filter(|v| !v.is_empty())
+}
 
 /// The variable naming the S3-compatible server of the S3 suite (e.g. moto's, started by
 /// `.ci/run`); `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` must be set beside it.
@@ -90,9 +165,35 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 // ---- helpers ---------------------------------------------------------------------------------
 
-/// A server whose attachments live in the test's own directory (the S3 suite sets a bucket).
-async fn server(backend: Backend, tweak: impl FnOnce(&mut causerie::Config)) -> TestServer {
-    TestServer::start_with(backend, tweak).await
+/// A server whose attachments live in the test's own directory, or in a bucket of its own on
+/// the S3 server.
+async fn server(backend: Backend, storage: Storage, tweak: impl FnOnce(&mut causerie::Config)) -> TestServer {
+    let bucket = match storage {
+        Storage::Local => None,
+        Storage::S3 => Some(new_bucket().await),
+    };
+    TestServer::start_with(backend, |c| {
+        if let Some((endpoint, bucket)) = bucket {
+            c.media_s3_bucket = Some(bucket);
+            c.media_s3_endpoint = Some(endpoint);
+            c.media_s3_region = Some("us-east-1".into());
+        }
+        tweak(c);
+    })
+    .await
+}
+
+/// Creates a bucket on the S3 server; its endpoint and name.
+async fn new_bucket() -> (String, String) {
+    let endpoint = s3_endpoint().unwrap_or_else(|| panic!("{S3_ENV} is not set"));
+    let bucket = format!("causerie-test-{}", Uuid::new_v4().simple());
+    let created = reqwest::Client::new()
+        .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
+        .send()
+        .await
+        .expect("S3 server answers");
+    assert!(created.status().is_success(), "creating bucket: {}", created.status());
+    (endpoint, bucket)
 }
 
 async fn user(srv: &TestServer, name: &str) -> TestUser {
@@ -187,8 +288,13 @@ async fn fetch(srv: &TestServer, path: &str, token: Option<&str>, headers: &[(&s
     }
 }
 
-/// Files under the server's media directory.
-fn stored_files(srv: &TestServer) -> usize {
+/// Files the server's media store holds (its directory or its bucket).
+async fn stored_files(srv: &TestServer) -> usize {
+    srv.state.stored_objects().await
+}
+
+/// Files under the server's local media directory.
+fn local_files(srv: &TestServer) -> usize {
     let Some(root) = &srv.config.media_root else {
         return 0;
     };
@@ -223,39 +329,16 @@ async fn history(srv: &TestServer, who: &TestUser, chat: &str) -> Vec<Value> {
 // ---- the tests -------------------------------------------------------------------------------
 
 /// Upload → send (v2, `attachments`) → the other member downloads the original and the
-/// thumbnail through the URLs in the message.
-async fn upload_send_download(backend: Backend) {
-    let srv = server(backend, |_| {}).await;
+/// thumbnail through the URLs in the message. On S3 nothing touches the local disk.
+async fn upload_send_download(backend: Backend, storage: Storage) {
+    let srv = server(backend, storage, |_| {}).await;
     the_round_trip(&srv).await;
+    assert_eq!(stored_files(&srv).await, 2, "the file and its thumbnail");
+    if storage == Storage::S3 {
+        assert_eq!(local_files(&srv), 0, "nothing on the local disk");
+    }
     srv.finish().await;
 }
-
-/// The S3 suite: the same round trip, with the files in a bucket of a real S3-compatible
-/// server (moto's), on each backend.
-async fn upload_send_download_s3(backend: Backend) {
-    let Some(endpoint) = std::env::var(S3_ENV).ok().filter(|v| !v.is_empty()) else {
-        eprintln!("note: {S3_ENV} not set; skipping the S3 run");
-        return;
-    };
-    let bucket = format!("causerie-test-{}", Uuid::new_v4().simple());
-    let created = reqwest::Client::new()
-        .put(format!("{}/{bucket}", endpoint.trim_end_matches('/')))
-        .send()
-        .await
-        .expect("S3 server answers");
-    assert!(created.status().is_success(), "creating bucket: {}", created.status());
-    let srv = server(backend, |c| {
-        c.media_s3_bucket = Some(bucket.clone());
-        c.media_s3_endpoint = Some(endpoint.clone());
-        c.media_s3_region = Some("us-east-1".into());
-    })
-    .await;
-    the_round_trip(&srv).await;
-    assert_eq!(stored_files(&srv), 0, "nothing on the local disk");
-    srv.finish().await;
-}
-
-backend_tests!(upload_send_download_s3);
 
 async fn the_round_trip(srv: &TestServer) {
     let (alice, bob, _carol, chat) = trio(srv).await;
@@ -347,8 +430,8 @@ async fn the_round_trip(srv: &TestServer) {
 
 /// Only the uploader, and once posted the chat's members, may read; signed URLs expire and
 /// cannot be altered.
-async fn downloads_are_private(backend: Backend) {
-    let srv = server(backend, |_| {}).await;
+async fn downloads_are_private(backend: Backend, storage: Storage) {
+    let srv = server(backend, storage, |_| {}).await;
     let (alice, bob, carol, chat) = trio(&srv).await;
     let attachment = upload(&srv, &alice, "a.png", &png(20, 20)).await;
     let id = attachment["id"].as_str().unwrap().to_string();
@@ -414,8 +497,8 @@ async fn downloads_are_private(backend: Backend) {
 
 /// Wrong type (415), oversize (413, while reading), broken images and decompression bombs
 /// (400): nothing stored.
-async fn refused_uploads_store_nothing(backend: Backend) {
-    let srv = server(backend, |c| {
+async fn refused_uploads_store_nothing(backend: Backend, storage: Storage) {
+    let srv = server(backend, storage, |c| {
         c.media_max_bytes = 50_000;
         c.media_max_pixels = 1_000;
     })
@@ -482,7 +565,7 @@ async fn refused_uploads_store_nothing(backend: Backend) {
     assert!(not_member.body["chat"].is_array());
 
     assert_eq!(srv.state.attachment_count().await, 0, "no row");
-    assert_eq!(stored_files(&srv), 0, "no file");
+    assert_eq!(stored_files(&srv).await, 0, "no file");
 
     let metrics = srv.get("/metrics").await.text;
     for cause in ["type", "size", "image"] {
@@ -495,10 +578,10 @@ async fn refused_uploads_store_nothing(backend: Backend) {
 }
 
 /// Past `media_quota_bytes_per_day` an upload is refused with 429 and a `Retry-After`.
-async fn daily_quota(backend: Backend) {
+async fn daily_quota(backend: Backend, storage: Storage) {
     let picture = png(30, 30);
     let quota = picture.len() as u64 + 10;
-    let srv = server(backend, |c| c.media_quota_bytes_per_day = quota).await;
+    let srv = server(backend, storage, |c| c.media_quota_bytes_per_day = quota).await;
     let alice = user(&srv, "alice").await;
     let bob = user(&srv, "bob").await;
     upload(&srv, &alice, "one.png", &picture).await;
@@ -511,8 +594,8 @@ async fn daily_quota(backend: Backend) {
 }
 
 /// What is served of a JPEG has no EXIF block (and none of its GPS data) left.
-async fn exif_is_stripped(backend: Backend) {
-    let srv = server(backend, |_| {}).await;
+async fn exif_is_stripped(backend: Backend, storage: Storage) {
+    let srv = server(backend, storage, |_| {}).await;
     let alice = user(&srv, "alice").await;
     let original = jpeg_with_exif(64, 48);
     assert!(contains(&original, b"Exif\0\0") && contains(&original, GPS_SECRET));
@@ -529,8 +612,8 @@ async fn exif_is_stripped(backend: Backend) {
 }
 
 /// Single byte ranges are served as 206 (audio and video seek), beyond the end as 416.
-async fn range_requests(backend: Backend) {
-    let srv = server(backend, |_| {}).await;
+async fn range_requests(backend: Backend, storage: Storage) {
+    let srv = server(backend, storage, |_| {}).await;
     let alice = user(&srv, "alice").await;
     let attachment = upload(&srv, &alice, "r.png", &png(100, 100)).await;
     let path = local(&attachment["url"]);
@@ -554,8 +637,8 @@ async fn range_requests(backend: Backend) {
 
 /// A message may only carry its author's own uploads for that chat, and no client may pass
 /// off the server's stored reference as its `extraData`.
-async fn messages_name_attachments(backend: Backend) {
-    let srv = server(backend, |_| {}).await;
+async fn messages_name_attachments(backend: Backend, storage: Storage) {
+    let srv = server(backend, storage, |_| {}).await;
     let (alice, bob, carol, chat) = trio(&srv).await;
     let bobs = upload(&srv, &bob, "b.png", &png(8, 8)).await;
     let reply = srv
@@ -624,9 +707,9 @@ async fn app_socket(srv: &TestServer, chat: &str, who: &TestUser) -> WsClient {
 
 /// The finished app's photo: a v1 frame of type 2 with a 5 MB `data:` URL is stored as an
 /// attachment and delivered as its signed URL, and the socket stays open.
-async fn app_photo_frames_become_urls(backend: Backend) {
+async fn app_photo_frames_become_urls(backend: Backend, storage: Storage) {
     use base64::Engine;
-    let srv = server(backend, |c| c.ws_max_frame_bytes = 8 * 1024 * 1024).await;
+    let srv = server(backend, storage, |c| c.ws_max_frame_bytes = 8 * 1024 * 1024).await;
     let (alice, bob, _carol, chat) = trio(&srv).await;
     let mut alice_ws = app_socket(&srv, &chat, &alice).await;
     let mut bob_ws = app_socket(&srv, &chat, &bob).await;
@@ -676,8 +759,8 @@ async fn app_photo_frames_become_urls(backend: Backend) {
 }
 
 /// Deleting a message removes what it carried; uploads no message carried go after 24 hours.
-async fn deleting_and_sweeping(backend: Backend) {
-    let srv = server(backend, |_| {}).await;
+async fn deleting_and_sweeping(backend: Backend, storage: Storage) {
+    let srv = server(backend, storage, |_| {}).await;
     let (alice, _bob, _carol, chat) = trio(&srv).await;
     let posted = upload(&srv, &alice, "p.png", &png(10, 10)).await;
     let left = upload(&srv, &alice, "l.png", &png(10, 10)).await;
@@ -711,7 +794,7 @@ async fn deleting_and_sweeping(backend: Backend) {
     assert_eq!(srv.state.sweep_media_at(tomorrow).await, 1, "the unattached upload");
     assert_eq!(srv.state.attachment_count().await, 0);
     assert_eq!(fetch(&srv, &local(&left["url"]), None, &[]).await.status, 404);
-    assert_eq!(stored_files(&srv), 0, "no file left");
+    assert_eq!(stored_files(&srv).await, 0, "no file left");
     let metrics = srv.get("/metrics").await.text;
     assert!(metrics.contains("causerie_media_bytes_stored"));
     srv.finish().await;
@@ -719,22 +802,26 @@ async fn deleting_and_sweeping(backend: Backend) {
 
 /// `import-django --convert-photos`: photos that stored messages keep as `data:` URLs become
 /// attachments; one that is not a picture stays as it was.
-async fn stored_photos_are_converted(backend: Backend) {
+async fn stored_photos_are_converted(backend: Backend, storage: Storage) {
     use base64::Engine;
-    let srv = server(backend, |_| {}).await;
+    let srv = server(backend, storage, |_| {}).await;
     let (alice, bob, _carol, chat) = trio(&srv).await;
     let data_url = format!(
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(png(40, 30))
     );
+    // As an import from Django leaves them (the server converts such photos on arrival).
     for extra in [data_url.as_str(), "data:image/png;base64,aGVsbG8="] {
-        srv.post_json_auth(
-            "/api/message/",
-            &alice.access,
-            &json!({ "refChat": chat, "message": "", "type": 2, "extraData": extra }),
-        )
-        .await
-        .expect_status(201);
+        let posted = srv
+            .post_json_auth(
+                "/api/message/",
+                &alice.access,
+                &json!({ "refChat": chat, "message": "a photo", "type": 2, "extraData": "" }),
+            )
+            .await;
+        posted.expect_status(201);
+        let id: Uuid = posted.body["id"].as_str().unwrap().parse().unwrap();
+        srv.state.set_message_extra_data(id, extra).await;
     }
     assert_eq!(srv.state.convert_stored_photos().await, (1, 1));
     let listed = history(&srv, &bob, &chat).await;
@@ -744,5 +831,234 @@ async fn stored_photos_are_converted(backend: Backend) {
     assert_eq!(served.status, 200);
     assert_eq!(served.headers["content-type"], "image/png");
     assert_eq!(srv.state.convert_stored_photos().await, (0, 1), "converted once");
+    srv.finish().await;
+}
+
+/// `POST /api/message/` with a photo as a `data:` URL (what the finished app sends): stored as
+/// an attachment, answered and delivered as its signed URL; a refused photo stores nothing.
+async fn rest_photos_become_urls(backend: Backend, storage: Storage) {
+    use base64::Engine;
+    let srv = server(backend, storage, |_| {}).await;
+    let (alice, bob, _carol, chat) = trio(&srv).await;
+    let mut bob_ws = app_socket(&srv, &chat, &bob).await;
+    let data_url = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png(40, 30))
+    );
+    let posted = srv
+        .post_json_auth(
+            "/api/message/",
+            &alice.access,
+            &json!({ "refChat": chat, "message": "", "type": 2, "extraData": data_url }),
+        )
+        .await;
+    posted.expect_status(201);
+    assert_eq!(posted.body["type"], 2);
+    assert_eq!(posted.body["attachments"][0]["width"], 40);
+    let url = posted.body["extraData"].as_str().unwrap().to_string();
+    assert!(url.contains("/api/attachments/") && url.contains("sig="), "{url}");
+
+    let frame = bob_ws.recv_json().await;
+    let delivered = frame["message"]["extraData"].as_str().unwrap();
+    assert!(
+        delivered.contains(posted.body["attachments"][0]["id"].as_str().unwrap()),
+        "{frame}"
+    );
+    let served = fetch(&srv, &local(&json!(delivered)), None, &[]).await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.headers["content-type"], "image/png");
+    let decoded = image::load_from_memory(&served.bytes).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (40, 30));
+
+    srv.post_json_auth(
+        "/api/message/",
+        &alice.access,
+        &json!({ "refChat": chat, "message": "", "type": 2, "extraData": "data:image/png;base64,aGVsbG8=" }),
+    )
+    .await
+    .expect(
+        415,
+        json!({ "detail": "Unsupported media type \"application/octet-stream\" in request." }),
+    );
+    assert_eq!(
+        history(&srv, &bob, &chat).await.len(),
+        1,
+        "the refused photo is not stored"
+    );
+    assert_eq!(srv.state.attachment_count().await, 1);
+    assert_eq!(stored_files(&srv).await, 2, "the photo and its thumbnail");
+    bob_ws.close().await;
+    srv.finish().await;
+}
+
+async fn set_avatar(srv: &TestServer, who: &TestUser, avatar: Value) -> Reply {
+    srv.patch_json_auth(
+        &format!("/api/user/{}/", who.id),
+        &who.access,
+        &json!({ "avatar": avatar }),
+    )
+    .await
+}
+
+/// The attachment a shown avatar URL names.
+fn avatar_id(avatar: &Value) -> String {
+    let url = avatar.as_str().unwrap_or_else(|| panic!("no avatar URL: {avatar}"));
+    assert!(url.contains("sig="), "signed: {url}");
+    url.split("/api/attachments/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// An avatar is one of the user's uploaded images: shown as a signed URL to whoever sees the
+/// user (their profile, a contact's chat list, anyone's search), kept by the sweeper, and
+/// removed, file included, when it is replaced or cleared.
+async fn avatars(backend: Backend, storage: Storage) {
+    let srv = server(backend, storage, |_| {}).await;
+    let (alice, bob, carol, _chat) = trio(&srv).await;
+    let first = upload(&srv, &alice, "me.png", &png(64, 64)).await;
+    let first_id = first["id"].as_str().unwrap().to_string();
+
+    let reply = set_avatar(&srv, &alice, first["id"].clone()).await;
+    reply.expect_status(200);
+    assert_eq!(avatar_id(&reply.body["avatar"]), first_id);
+    let mine = srv.get_auth(&format!("/api/user/{}/", alice.id), &alice.access).await;
+    assert_eq!(avatar_id(&mine.body["avatar"]), first_id);
+
+    // A contact sees it in the chat list, and the URL works as an `<img src>` (no token).
+    let listed = srv.get_auth("/api/chat/", &bob.access).await;
+    let shown = &listed.body["results"][0]["fromUser"];
+    assert_eq!(shown["id"], alice.id.as_str());
+    let picture = fetch(&srv, &local(&shown["avatar"]), None, &[]).await;
+    assert_eq!(picture.status, 200);
+    assert_eq!(picture.headers["content-type"], "image/png");
+    let decoded = image::load_from_memory(&picture.bytes).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (64, 64));
+    assert!(listed.body["results"][0]["toUser"]["avatar"].is_null(), "bob has none");
+
+    // Anyone who finds her by name sees it too, also with a Bearer token.
+    let found = srv.get_auth("/api/searchUser/?search=alice", &carol.access).await;
+    assert_eq!(avatar_id(&found.body["results"][0]["avatar"]), first_id);
+    let by_bearer = fetch(
+        &srv,
+        &format!("/api/attachments/{first_id}/file/"),
+        Some(&carol.access),
+        &[],
+    )
+    .await;
+    assert_eq!(by_bearer.status, 200);
+
+    // Kept by the sweeper; sending back what was read changes nothing.
+    let tomorrow = chrono::Utc::now() + chrono::Duration::hours(25);
+    assert_eq!(srv.state.sweep_media_at(tomorrow).await, 0, "an avatar is in use");
+    set_avatar(&srv, &alice, mine.body["avatar"].clone())
+        .await
+        .expect_status(200);
+    assert_eq!(srv.state.attachment_count().await, 1);
+
+    // Replaced (by its URL): the old one goes, file included.
+    let second = upload(&srv, &alice, "new.png", &png(32, 32)).await;
+    let reply = set_avatar(&srv, &alice, second["url"].clone()).await;
+    reply.expect_status(200);
+    assert_eq!(avatar_id(&reply.body["avatar"]), second["id"].as_str().unwrap());
+    assert_eq!(srv.state.attachment_count().await, 1);
+    assert_eq!(stored_files(&srv).await, 2, "the new avatar and its thumbnail");
+    assert_eq!(fetch(&srv, &local(&shown["avatar"]), None, &[]).await.status, 404);
+
+    // Cleared: nothing left.
+    let reply = set_avatar(&srv, &alice, Value::Null).await;
+    reply.expect_status(200);
+    assert!(reply.body["avatar"].is_null());
+    assert_eq!(srv.state.attachment_count().await, 0);
+    assert_eq!(stored_files(&srv).await, 0);
+    let listed = srv.get_auth("/api/chat/", &bob.access).await;
+    assert!(listed.body["results"][0]["fromUser"]["avatar"].is_null());
+
+    // A deleted user's avatar is left to the sweeper.
+    let last = upload(&srv, &bob, "bob.png", &png(16, 16)).await;
+    set_avatar(&srv, &bob, last["id"].clone()).await.expect_status(200);
+    srv.delete_auth(
+        "/auth/users/me/",
+        &bob.access,
+        Some(&json!({ "current_password": PASSWORD })),
+    )
+    .await
+    .expect_status(204);
+    assert_eq!(srv.state.sweep_media_at(tomorrow).await, 1, "the deleted user's avatar");
+    assert_eq!(stored_files(&srv).await, 0);
+    srv.finish().await;
+}
+
+/// Only an image the user uploaded and has not posted can be their avatar; an avatar cannot be
+/// posted in a chat. A refusal changes nothing.
+async fn avatar_refusals(backend: Backend, storage: Storage) {
+    let srv = server(backend, storage, |_| {}).await;
+    let (alice, bob, _carol, chat) = trio(&srv).await;
+    let invalid =
+        |id: &Value| json!({ "avatar": [format!("Invalid pk \"{}\" - object does not exist.", id.as_str().unwrap())] });
+
+    let bobs = upload(&srv, &bob, "b.png", &png(8, 8)).await;
+    set_avatar(&srv, &alice, bobs["id"].clone())
+        .await
+        .expect(400, invalid(&bobs["id"]));
+    set_avatar(&srv, &alice, bobs["url"].clone())
+        .await
+        .expect(400, invalid(&bobs["id"]));
+
+    let pdf = upload(
+        &srv,
+        &alice,
+        "cv.pdf",
+        b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n",
+    )
+    .await;
+    assert_eq!(pdf["contentType"], "application/pdf");
+    set_avatar(&srv, &alice, pdf["id"].clone()).await.expect(
+        400,
+        json!({ "avatar": ["Upload a valid image. The file you uploaded was either not an image or a corrupted image."] }),
+    );
+    set_avatar(&srv, &alice, json!("https://elsewhere.example/me.png"))
+        .await
+        .expect(
+            400,
+            json!({ "avatar": ["Give the id or the url of an image you uploaded (POST /api/attachments/)."] }),
+        );
+
+    let meant = upload_as(&srv, &alice, "m.png", &png(8, 8), Some(&chat)).await;
+    meant.expect_status(201);
+    set_avatar(&srv, &alice, meant.body["id"].clone())
+        .await
+        .expect(400, invalid(&meant.body["id"]));
+    let posted = upload(&srv, &alice, "p.png", &png(8, 8)).await;
+    srv.post_json_auth(
+        "/api/message/",
+        &alice.access,
+        &json!({ "refChat": chat, "message": "", "attachments": [posted["id"]] }),
+    )
+    .await
+    .expect_status(201);
+    set_avatar(&srv, &alice, posted["id"].clone())
+        .await
+        .expect(400, invalid(&posted["id"]));
+
+    let profile = srv.get_auth(&format!("/api/user/{}/", alice.id), &alice.access).await;
+    assert!(profile.body["avatar"].is_null(), "nothing changed");
+
+    let avatar = upload(&srv, &alice, "a.png", &png(8, 8)).await;
+    set_avatar(&srv, &alice, avatar["id"].clone()).await.expect_status(200);
+    let reply = srv
+        .post_json_auth(
+            "/api/message/",
+            &alice.access,
+            &json!({ "refChat": chat, "message": "", "attachments": [avatar["id"]] }),
+        )
+        .await;
+    reply.expect(
+        400,
+        json!({ "attachments": [format!("Invalid pk \"{}\" - object does not exist.", avatar["id"].as_str().unwrap())] }),
+    );
     srv.finish().await;
 }

@@ -79,7 +79,8 @@ pub(crate) struct Profile {
     #[schema(required = true)]
     pub last_connexion_date: Option<DateTime<Utc>>,
     pub online: bool,
-    /// An image URL.
+    /// The user's picture: a signed URL of an image they uploaded (usable as `<img src>` until
+    /// it expires), or a URL kept from an import; null when there is none.
     #[schema(required = true)]
     pub avatar: Option<String>,
     #[serde(rename = "createdAt", with = "micros")]
@@ -89,7 +90,8 @@ pub(crate) struct Profile {
 }
 
 impl Profile {
-    pub(crate) fn of(user: &UserRow) -> Profile {
+    /// `avatar` as it is shown (the chat service signs uploads' URLs).
+    pub(crate) fn of(user: &UserRow, avatar: Option<String>) -> Profile {
         Profile {
             id: user.id,
             email: user.email.clone(),
@@ -99,7 +101,7 @@ impl Profile {
             date_joined: user.date_joined,
             last_connexion_date: user.last_connexion_date,
             online: user.online,
-            avatar: user.avatar.clone(),
+            avatar,
             created_at: user.created_at,
             updated_at: user.updated_at,
         }
@@ -107,22 +109,27 @@ impl Profile {
 }
 
 /// The short form of a user inside chats and search results (the series' serializer lists
-/// these four fields, in this order).
+/// the first four fields, in this order; Causerie adds the avatar after them).
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub(crate) struct UserBrief {
     pub id: UserId,
     pub first_name: String,
     pub last_name: String,
     pub online: bool,
+    /// As in the profile: a signed URL of the user's picture, or null.
+    #[schema(required = true)]
+    pub avatar: Option<String>,
 }
 
 impl UserBrief {
-    pub(crate) fn of(user: &UserRow) -> UserBrief {
+    /// `avatar` as it is shown (the chat service signs uploads' URLs).
+    pub(crate) fn of(user: &UserRow, avatar: Option<String>) -> UserBrief {
         UserBrief {
             id: user.id,
             first_name: user.first_name.clone(),
             last_name: user.last_name.clone(),
             online: user.online,
+            avatar,
         }
     }
 }

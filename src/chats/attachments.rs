@@ -54,16 +54,20 @@ impl Chats {
     }
 
     /// Stores the photo of a `data:` URL as `author`'s attachment in `chat` and makes the draft
-    /// carry it (the finished app's photo messages).
-    pub(crate) async fn attach_data_url(&self, author: UserId, chat: ChatId, draft: &mut Draft) -> ChatResult<()> {
-        let Some(url) = draft.extra_data.take() else {
-            return Ok(());
-        };
-        let row = self.media().store_data_url(author, chat, &url).await?;
+    /// carry it (the finished app's photo messages); the attachment's id.
+    pub(super) async fn attach_data_url(
+        &self,
+        author: UserId,
+        chat: ChatId,
+        draft: &mut Draft,
+        url: &str,
+    ) -> ChatResult<AttachmentId> {
+        let row = self.media().store_data_url(author, chat, url).await?;
+        draft.extra_data = None;
         let rows = self.media().attach(author, chat, &[row.id]).await?;
         draft.kind = PHOTO;
         draft.linked = Some(refs::encode(&rows));
-        Ok(())
+        Ok(row.id)
     }
 
     /// Stores the photos kept in stored messages as `data:` URLs (what the finished app sent,
@@ -104,10 +108,11 @@ impl Chats {
         }
     }
 
-    /// An attachment `user` may read: their own upload, or one posted in a chat they are in.
+    /// An attachment `user` may read: their own upload, one posted in a chat they are in, or
+    /// anyone's avatar (any signed-in user may find anyone by name, avatar included).
     pub(crate) async fn attachment_for(&self, user: UserId, id: AttachmentId) -> ChatResult<AttachmentRow> {
         let row = self.media().get(id).await?;
-        if row.owner == Some(user) {
+        if row.owner == Some(user) || row.avatar_of.is_some() {
             return Ok(row);
         }
         let member = match row.attached_at.and(row.chat_id) {

@@ -13,6 +13,13 @@ pub(crate) const MESSAGE_MAX_CHARS: usize = 10_000;
 pub(crate) const CLIENT_ID_MAX: usize = 64;
 /// Most attachments one message carries.
 pub(crate) const ATTACHMENTS_MAX: usize = 10;
+/// What stands in for a photo's `data:` URL while the rest of its message is checked.
+pub(crate) const DATA_URL_STAND_IN: &str = "data:";
+
+/// True for what the finished app sends as a photo's `extraData`: the picture as a `data:` URL.
+pub(crate) fn is_data_url(extra: &str) -> bool {
+    extra.trim_start().starts_with("data:")
+}
 
 /// Why a message was refused, with a stable code for WebSocket error frames and the field a
 /// REST client sees it under.
@@ -126,6 +133,18 @@ impl Draft {
         Ok(())
     }
 
+    /// Takes the `data:` URL out of a photo (the finished app's), leaving a stand-in: the
+    /// photo is stored as an attachment (`Chats::submit_photo`) and the message carries that.
+    pub(crate) fn take_data_url(&mut self) -> Option<String> {
+        if self.kind != PHOTO || !self.attachments.is_empty() || self.linked.is_some() {
+            return None;
+        }
+        match &mut self.extra_data {
+            Some(extra) if is_data_url(extra) => Some(std::mem::replace(extra, DATA_URL_STAND_IN.into())),
+            _ => None,
+        }
+    }
+
     /// Reads a draft from a body or a frame (REST and v1 frames share the field names); field
     /// errors stay in `f` for the caller to report.
     pub(crate) fn read(f: &mut Fields<'_>, max_extra: usize) -> Draft {
@@ -154,5 +173,43 @@ impl Draft {
             attachments,
             linked: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn photo(extra: &str) -> Draft {
+        Draft {
+            kind: PHOTO,
+            extra_data: Some(extra.into()),
+            ..Draft::default()
+        }
+    }
+
+    #[test]
+    fn only_a_photo_gives_up_its_data_url() {
+        let mut draft = photo("data:image/png;base64,aGk=");
+        assert_eq!(draft.take_data_url().as_deref(), Some("data:image/png;base64,aGk="));
+        assert_eq!(draft.extra_data.as_deref(), Some(DATA_URL_STAND_IN));
+        assert!(draft.check(100).is_ok(), "the stand-in passes the rules");
+
+        let mut text = Draft {
+            kind: TEXT,
+            ..photo("data:image/png;base64,aGk=")
+        };
+        assert_eq!(text.take_data_url(), None);
+        let mut linked = photo("https://chat.example/api/attachments/x/file/");
+        assert_eq!(linked.take_data_url(), None);
+        let mut named = Draft {
+            attachments: vec![AttachmentId::new()],
+            ..photo("data:image/png;base64,aGk=")
+        };
+        assert_eq!(
+            named.take_data_url(),
+            None,
+            "attachments named: the extra is left alone"
+        );
     }
 }

@@ -72,7 +72,7 @@ impl Chats {
             .users(&shown)
             .await?
             .iter()
-            .map(|u| (u.id, UserBrief::of(u)))
+            .map(|u| (u.id, self.brief(u)))
             .collect();
         let brief = |id: Option<UserId>| id.and_then(|id| users.get(&id).cloned());
         Ok(listed

@@ -39,24 +39,38 @@ pub(crate) struct HistoryPage {
 }
 
 impl Chats {
-    /// Stores a message from `author` in `chat` (membership checked here) and publishes it.
-    pub(crate) async fn post(&self, author: UserId, chat: ChatId, draft: Draft) -> ChatResult<Stored> {
+    /// Stores a message from `author` in `chat` (membership checked here) and publishes it. A
+    /// photo whose `extraData` is a `data:` URL is stored as an attachment first, as on a v1
+    /// socket.
+    pub(crate) async fn post(&self, author: UserId, chat: ChatId, mut draft: Draft) -> ChatResult<Stored> {
         self.membership(chat, author).await?;
-        self.submit(author, chat, draft).await?.await
+        let pending = match draft.take_data_url() {
+            Some(photo) => self.submit_photo(author, chat, draft, photo).await?,
+            None => self.submit(author, chat, draft).await?,
+        };
+        pending.await
     }
 
-    /// Like [`Chats::submit`], for a photo whose `extraData` is a `data:` URL (what the
-    /// finished app sends): the photo is stored as an attachment first, checked like an
-    /// upload, and the message carries it instead.
-    /// The caller checks the rest of the draft first (with a stand-in for the URL).
+    /// Like [`Chats::submit`], for a photo sent as a `data:` URL (what the finished app sends),
+    /// taken out of the draft by [`Draft::take_data_url`] or out of a frame before it was read:
+    /// the rest of the draft is checked first, then the photo is stored as an attachment,
+    /// checked like an upload, and the message carries it instead.
     pub(crate) async fn submit_photo(
         &self,
         author: UserId,
         chat: ChatId,
         mut draft: Draft,
+        photo: String,
     ) -> ChatResult<PendingStore> {
-        self.attach_data_url(author, chat, &mut draft).await?;
-        self.submit(author, chat, draft).await
+        draft.check(self.max_extra_bytes())?;
+        let photo = self.attach_data_url(author, chat, &mut draft, &photo).await?;
+        let queued = self.submit(author, chat, draft).await;
+        if queued.is_err() {
+            // Refused after all (too many messages, storage queue closed): no message will
+            // carry the photo, and the sweeper keeps what is posted in a chat.
+            self.remove_attachments(&[photo]).await;
+        }
+        queued
     }
 
     /// Checks and queues a message without waiting for the commit, for a socket whose

@@ -3,6 +3,7 @@
 
 pub(crate) mod attachment_routes;
 mod attachments;
+mod avatars;
 mod draft;
 mod error;
 pub(crate) mod events;
@@ -18,7 +19,7 @@ pub(crate) mod view;
 pub(crate) mod writer;
 
 pub(crate) use attachments::{PhotoConversion, ShownEvents};
-pub(crate) use draft::{Draft, CLIENT_ID_MAX};
+pub(crate) use draft::{is_data_url, Draft, CLIENT_ID_MAX, DATA_URL_STAND_IN};
 pub(crate) use error::{ChatError, ChatResult};
 pub(crate) use messages::{MessageChange, PendingStore, Submitted};
 pub(crate) use moderation::StaffMember;

@@ -15,7 +15,7 @@ use crate::ids::{ChatId, MessageId, UserId};
 use crate::store::users::ProfileChange;
 use crate::validation::REQUIRED;
 
-/// Longest avatar URL.
+/// Longest avatar (an upload's id or URL).
 const AVATAR_MAX: usize = 2048;
 /// Most ids one "mark read" may name.
 const MARK_READ_MAX: usize = 1000;
@@ -38,7 +38,7 @@ pub(crate) struct ProfilePatch {
     /// Null clears it.
     #[schema(rename = "lastConnexionDate", value_type = Option<DateTime<Utc>>)]
     pub last_connexion_date: Option<Option<DateTime<Utc>>>,
-    /// An image URL; null clears it.
+    /// The id or the `url` of an image the caller uploaded; null or `""` clears it.
     #[schema(max_length = 2048, value_type = Option<String>)]
     pub avatar: Option<Option<String>>,
 }

@@ -111,6 +111,7 @@ where
     )
 )]
 async fn profile_list(
+    State(chats): State<Chats>,
     user: CurrentUser,
     Query(page): Query<PageRequest>,
     Query(filters): Query<UserFilters>,
@@ -123,7 +124,7 @@ async fn profile_list(
         && text_matches(&filters.email, &me.email)
         && text_matches(&filters.first_name, &me.first_name)
         && text_matches(&filters.last_name, &me.last_name);
-    let results = if matches { vec![Profile::of(me)] } else { Vec::new() };
+    let results = if matches { vec![chats.profile(me)] } else { Vec::new() };
     let total = results.len() as i64;
     Ok(Json(page.resolve(total).render(total, results, &link)?))
 }
@@ -140,13 +141,15 @@ async fn profile_list(
         NotFound,
     )
 )]
-async fn profile_detail(OwnRecord(user): OwnRecord) -> Json<Profile> {
-    Json(Profile::of(&user))
+async fn profile_detail(State(chats): State<Chats>, OwnRecord(user): OwnRecord) -> Json<Profile> {
+    Json(chats.profile(&user))
 }
 
 /// Change the caller's profile.
 ///
-/// Only the caller's own record (others: 404).
+/// Only the caller's own record (others: 404). `avatar` is the id or the `url` of an image the
+/// caller uploaded (`POST /api/attachments/`) and has not posted; null or `""` clears it. The
+/// avatar it replaces is removed.
 #[utoipa::path(
     method(put, patch),
     path = "/api/user/{id}/",
@@ -159,20 +162,12 @@ async fn profile_detail(OwnRecord(user): OwnRecord) -> Json<Profile> {
     )
 )]
 async fn profile_update(
-    State(accounts): State<Accounts>,
+    State(chats): State<Chats>,
     OwnRecord(user): OwnRecord,
     Form(patch): Form<ProfilePatch>,
 ) -> ApiResult<Json<Profile>> {
-    let change = patch.into();
-    let updated = if crate::store::users::ProfileChange::is_empty(&change) {
-        user
-    } else {
-        accounts
-            .update_profile(user.id, &change)
-            .await?
-            .ok_or(ApiError::NotFound)?
-    };
-    Ok(Json(Profile::of(&updated)))
+    let updated = chats.update_profile(&user, patch.into()).await?;
+    Ok(Json(chats.profile(&updated)))
 }
 
 /// Find other users by name.
@@ -190,6 +185,7 @@ async fn profile_update(
     )
 )]
 async fn search_users(
+    State(chats): State<Chats>,
     State(accounts): State<Accounts>,
     user: CurrentUser,
     Query(page): Query<PageRequest>,
@@ -204,7 +200,7 @@ async fn search_users(
         page
     };
     let found = accounts.search(user.id(), terms, page.limit(), page.offset()).await?;
-    let results = found.users.iter().map(UserBrief::of).collect();
+    let results = found.users.iter().map(|u| chats.brief(u)).collect();
     Ok(Json(page.render(found.total, results, &link)?))
 }
 

@@ -420,7 +420,11 @@ impl DjangoUser {
             last_connexion_date: row.opt_time("lastConnexionDate")?,
             online: row.flag("online")?,
             // An ImageField without a file is stored as "".
-            avatar: row.opt_text("avatar")?.filter(|a| !a.is_empty()),
+            // A Django avatar that looks like Causerie's reference to an upload would name a file
+            // its user never uploaded: such a value is dropped.
+            avatar: row
+                .opt_text("avatar")?
+                .filter(|a| !a.is_empty() && !crate::media::avatars::is_marked(a)),
             created_at: row.time("createdAt")?,
             updated_at: row.time("updatedAt")?,
         })

@@ -3,6 +3,7 @@
 //! attachment (the owner, or members of the chat it was posted in) is decided by `chats`,
 //! which uses this service; media itself knows nothing of chats' rules.
 
+pub(crate) mod avatars;
 pub(crate) mod error;
 mod process;
 pub(crate) mod refs;
@@ -133,6 +134,7 @@ impl Media {
             thumb_size: processed.thumbnail.as_ref().map(|(b, _)| b.len() as i64),
             created_at: now(),
             attached_at: None,
+            avatar_of: None,
         };
         let objects = &self.0.objects.store;
         objects
@@ -227,7 +229,11 @@ impl Media {
         let mut rows = Vec::with_capacity(ids.len());
         for &id in ids {
             let row = match attachments::by_id(&self.0.db, id).await? {
-                Some(row) if row.owner == Some(owner) && row.chat_id.is_none_or(|c| c == chat) => row,
+                Some(row)
+                    if row.owner == Some(owner) && row.avatar_of.is_none() && row.chat_id.is_none_or(|c| c == chat) =>
+                {
+                    row
+                }
                 _ => return Err(MediaError::NotYours(id.to_string())),
             };
             rows.push(row);
@@ -301,6 +307,14 @@ impl Media {
                 Err(err) => tracing::warn!(%id, error = %err, "could not remove an attachment's file"),
             }
         }
+    }
+
+    /// How many files the store holds under its attachments' prefix.
+    pub(crate) async fn object_count(&self) -> MediaResult<usize> {
+        use futures_util::TryStreamExt;
+        let objects = &self.0.objects;
+        let listed: Vec<_> = objects.store.list(Some(&objects.prefix())).try_collect().await?;
+        Ok(listed.len())
     }
 
     /// Removes uploads no message carried within a day of `now`, and those of

@@ -27,7 +27,12 @@ impl Objects {
             Variant::Original => format!("{id}"),
             Variant::Thumbnail => format!("{id}.thumb"),
         };
-        self.root.child("attachments").child(name)
+        self.prefix().child(name)
+    }
+
+    /// Where every attachment's files are.
+    pub(super) fn prefix(&self) -> Path {
+        self.root.child("attachments")
     }
 }
 

@@ -484,7 +484,7 @@ async fn handle_v1_frame(
         return Err(ChatError::NotFound.into());
     }
     let pending = match photo {
-        Some(photo) => rt.chats().submit_photo(user, chat, photo.into_draft(draft)).await?,
+        Some(photo) => rt.chats().submit_photo(user, chat, draft, photo).await?,
         None => rt.chats().submit(user, chat, draft).await?,
     };
     if anonymous {

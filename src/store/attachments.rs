@@ -20,13 +20,16 @@ pub struct AttachmentRow {
     pub thumb_size: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub attached_at: Option<DateTime<Utc>>,
+    /// The user whose avatar it is.
+    pub avatar_of: Option<UserId>,
 }
 
 const COLUMNS: &str = "id, owner, chat_id, content_type, name, size, width, height, thumb_type, thumb_size, \
-                       created_at, attached_at";
+                       created_at, attached_at, avatar_of";
 
 pub(crate) async fn insert(db: &Db, row: &AttachmentRow) -> Result<(), sqlx::Error> {
-    let sql = format!("INSERT INTO attachments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+    let sql =
+        format!("INSERT INTO attachments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)");
     with_db!(db, pool => sqlx::query(&sql)
         .bind(row.id)
         .bind(row.owner)
@@ -40,6 +43,7 @@ pub(crate) async fn insert(db: &Db, row: &AttachmentRow) -> Result<(), sqlx::Err
         .bind(row.thumb_size)
         .bind(row.created_at)
         .bind(row.attached_at)
+        .bind(row.avatar_of)
         .execute(pool)
         .await
         .map(|_| ()))
@@ -85,6 +89,22 @@ pub(crate) async fn mark_attached(db: &Db, id: AttachmentId, chat: ChatId) -> Re
         .map(|_| ()))
 }
 
+/// Makes the attachment `owner`'s avatar.
+pub(crate) async fn mark_avatar(db: &Db, id: AttachmentId, owner: UserId) -> Result<(), sqlx::Error> {
+    with_db!(db, pool => sqlx::query("UPDATE attachments SET avatar_of = $1 WHERE id = $2")
+        .bind(owner)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|_| ()))
+}
+
+/// The attachments held as `owner`'s avatar.
+pub(crate) async fn avatars_of(db: &Db, owner: UserId) -> Result<Vec<AttachmentRow>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM attachments WHERE avatar_of = $1");
+    with_db!(db, pool => sqlx::query_as::<_, AttachmentRow>(&sql).bind(owner).fetch_all(pool).await)
+}
+
 pub(crate) async fn delete(db: &Db, id: AttachmentId) -> Result<bool, sqlx::Error> {
     with_db!(db, pool => sqlx::query("DELETE FROM attachments WHERE id = $1")
         .bind(id)
@@ -93,12 +113,13 @@ pub(crate) async fn delete(db: &Db, id: AttachmentId) -> Result<bool, sqlx::Erro
         .map(|r| r.rows_affected() == 1))
 }
 
-/// Attachments nobody can reach any more: never attached and older than `cutoff`, or posted in
-/// a chat that was deleted since.
+/// Attachments nobody can reach any more: never attached nor an avatar and older than `cutoff`,
+/// or posted in a chat that was deleted since.
 pub(crate) async fn abandoned(db: &Db, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<AttachmentRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM attachments \
-         WHERE (attached_at IS NULL AND created_at < $1) OR (attached_at IS NOT NULL AND chat_id IS NULL) \
+         WHERE (attached_at IS NULL AND avatar_of IS NULL AND created_at < $1) \
+            OR (attached_at IS NOT NULL AND chat_id IS NULL) \
          LIMIT $2"
     );
     with_db!(db, pool => sqlx::query_as::<_, AttachmentRow>(&sql).bind(cutoff).bind(limit).fetch_all(pool).await)

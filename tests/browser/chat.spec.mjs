@@ -1,6 +1,7 @@
 // Browser test of the web chat client at /chat/, against a server already running at
 // CAUSERIE_URL (tests/browser/run.sh starts one). Two users, two browser pages: log in
-// through the form, open the chat, talk, reload, load older history. Exits non-zero on failure.
+// through the form, open the chat, talk, reload, load older history, send a picture. Exits
+// non-zero on failure.
 //
 //   CAUSERIE_URL=http://127.0.0.1:8000 node chat.spec.mjs
 
@@ -227,6 +228,40 @@ async function main() {
     await waitForSocket(pageA);
     await waitForMessage(pageA, reply);
     await pageA.screenshot({ path: path.join(OUT, 'chat-phone.png') });
+
+    step('A: attaches a picture; B sees it as an image that loads');
+    const picture = await pageA.evaluate(() => {
+      const canvas = document.createElement('canvas');
+      canvas.width = 120;
+      canvas.height = 80;
+      const ctx = canvas.getContext('2d');
+      ctx.fillStyle = '#3a7';
+      ctx.fillRect(0, 0, 120, 80);
+      ctx.fillStyle = '#fff';
+      ctx.fillRect(20, 20, 40, 30);
+      return canvas.toDataURL('image/png').split(',')[1];
+    });
+    const caption = `A picture ${Date.now()}`;
+    await pageA.getByTestId('message-input').fill(caption);
+    await pageA.getByTestId('attach-input').setInputFiles({
+      name: 'square.png',
+      mimeType: 'image/png',
+      buffer: Buffer.from(picture, 'base64'),
+    });
+    for (const page of [pageB, pageA]) {
+      const photo = (await waitForMessage(page, caption)).getByTestId('message-image');
+      await photo.waitFor();
+      await page.waitForFunction(
+        (node) => node.complete && node.naturalWidth > 0,
+        await photo.elementHandle(),
+      );
+      const size = await photo.evaluate((node) => [node.naturalWidth, node.naturalHeight]);
+      assert.deepEqual(size, [120, 80], 'the picture as uploaded');
+      const src = await photo.getAttribute('src');
+      assert.match(src, /^\/api\/attachments\/[0-9a-f-]{36}\/file\/\?exp=\d+&sig=/, src);
+    }
+    assert.equal(await pageA.getByTestId('message-input').inputValue(), '', 'caption sent');
+    await pageB.screenshot({ path: path.join(OUT, 'chat-picture.png') });
 
     step('the API docs page renders from embedded assets');
     const docs = await openPage(browser, { width: 1100, height: 720 });

@@ -29,6 +29,7 @@
     refreshing: null,
     chatsTimer: null,
     errorTimer: null,
+    uploading: false,
   };
 
   // ---- HTTP with tokens ------------------------------------------------------------------
@@ -75,15 +76,18 @@
     return state.refreshing;
   }
 
+  /** A JSON request, or a multipart one when `body` is FormData (the browser sets its
+   *  boundary). */
   async function api(method, path, body, { auth = true, retry = true } = {}) {
     const headers = { Accept: 'application/json' };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const multipart = body instanceof FormData;
+    if (body !== undefined && !multipart) headers['Content-Type'] = 'application/json';
     const access = sessionStorage.getItem(ACCESS);
     if (auth && access) headers.Authorization = `Bearer ${access}`;
     const res = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || multipart ? body : JSON.stringify(body),
     });
     if (res.status === 401 && auth && retry) {
       if (await refreshAccess()) return api(method, path, body, { auth, retry: false });
@@ -130,6 +134,23 @@
     if (message.type === 1) return `${mine}📍 Location`;
     if (message.type === 2) return `${mine}📷 Photo`;
     return mine + message.message;
+  }
+
+  /** Where a picture the server gave may be loaded from: its own attachment URLs as paths on
+   *  this origin (the server's public URL may name another host or port than the one this page
+   *  came from), data: images, and same-origin paths; nothing else. */
+  function pictureSource(url) {
+    if (typeof url !== 'string' || !url) return '';
+    if (url.startsWith('data:image/')) return url;
+    let parsed;
+    try {
+      parsed = new URL(url, location.href);
+    } catch {
+      return '';
+    }
+    if (parsed.pathname.startsWith('/api/attachments/')) return parsed.pathname + parsed.search;
+    if (url.startsWith('/') && !url.startsWith('//')) return url;
+    return '';
   }
 
   function timeOf(iso) {
@@ -406,11 +427,17 @@
     if (message.type === 1) {
       bubble.textContent = `📍 ${message.message || 'Location'}${extra ? ` (${extra})` : ''}`;
     } else if (message.type === 2) {
-      const sameOrigin = extra.startsWith('/') && !extra.startsWith('//');
-      if (extra.startsWith('data:image/') || sameOrigin) {
+      const source = pictureSource(extra);
+      if (source) {
         const img = el('img');
         img.alt = 'Photo';
-        img.src = extra;
+        img.dataset.testid = 'message-image';
+        // A picture grows the list when it arrives: stay at the bottom if we were there.
+        img.addEventListener('load', () => {
+          const s = $('messages-scroll');
+          if (s.scrollHeight - s.scrollTop - s.clientHeight < img.clientHeight + 120) scrollToBottom();
+        });
+        img.src = source;
         bubble.append(img);
       }
       if (message.message) bubble.append(el('span', null, message.message));
@@ -488,6 +515,7 @@
     status.dataset.state = stateName;
     status.textContent = text;
     $('send-button').disabled = stateName !== 'open';
+    $('attach-button').disabled = stateName !== 'open' || state.uploading;
   }
 
   function disconnect() {
@@ -584,6 +612,45 @@
     input.focus();
   }
 
+  /** Uploads the chosen picture for this chat, then sends it as a photo message whose
+   *  `extraData` is the attachment's URL (the text typed, if any, goes with it). */
+  async function attach() {
+    const input = $('attach-input');
+    const file = input.files && input.files[0];
+    input.value = '';
+    const chatId = state.chatId;
+    if (!file || !chatId) return;
+    const form = new FormData();
+    form.append('file', file, file.name);
+    form.append('chat', chatId);
+    state.uploading = true;
+    $('attach-button').disabled = true;
+    try {
+      const attachment = await api('POST', '/api/attachments/', form);
+      const socket = state.socket;
+      if (state.chatId !== chatId || !socket || socket.readyState !== WebSocket.OPEN) {
+        showError('The connection dropped; the picture was not sent.');
+        return;
+      }
+      const caption = $('message-input');
+      socket.send(JSON.stringify({
+        message: caption.value,
+        refChat: chatId,
+        author: state.me.id,
+        type: 2,
+        extraData: attachment.url,
+      }));
+      caption.value = '';
+      autosize();
+    } catch (err) {
+      showError(err.message);
+    } finally {
+      state.uploading = false;
+      const open = state.socket && state.socket.readyState === WebSocket.OPEN;
+      $('attach-button').disabled = !open;
+    }
+  }
+
   function autosize() {
     const input = $('message-input');
     input.style.height = 'auto';
@@ -657,6 +724,10 @@
     });
     $('search-form').addEventListener('submit', search);
     $('send-form').addEventListener('submit', send);
+    $('attach-button').addEventListener('click', () => $('attach-input').click());
+    $('attach-input').addEventListener('change', () => {
+      attach().catch((err) => showError(err.message));
+    });
     $('load-older').addEventListener('click', () => {
       $('load-older').disabled = true;
       loadMessages({ older: true, initial: false })
