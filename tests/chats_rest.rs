@@ -123,10 +123,9 @@ fn id_of(value: &Value) -> String {
         .to_string()
 }
 
-/// A user as chats and search results show them: the series' four fields, then the avatar
-/// Causerie adds (none here).
+/// A user as chats and search results show them: exactly the series' four fields.
 fn brief(user: &TestUser, first_name: &str, last_name: &str) -> Value {
-    json!({ "id": user.id, "first_name": first_name, "last_name": last_name, "online": false, "avatar": null })
+    json!({ "id": user.id, "first_name": first_name, "last_name": last_name, "online": false })
 }
 
 async fn named(srv: &TestServer, email: &str, first_name: &str, last_name: &str) -> TestUser {
@@ -261,7 +260,7 @@ async fn bodies_keep_the_serializers_key_order() {
     assert_eq!(entry.keys(), chat_keys);
     assert_eq!(
         entry.get("fromUser").keys(),
-        ["id", "first_name", "last_name", "online", "avatar"]
+        ["id", "first_name", "last_name", "online"]
     );
     assert_eq!(entry.get("lastMessage").at(0).keys(), MESSAGE_KEYS);
     // The app's user record: the primary key, then the model's fields in order.
@@ -557,10 +556,7 @@ async fn search_users(backend: Backend) {
     assert_eq!(page["next"], Value::Null);
     assert_eq!(page["previous"], Value::Null);
     for item in page["results"].as_array().unwrap() {
-        assert_eq!(
-            keys(item),
-            key_set(&["id", "first_name", "last_name", "online", "avatar"])
-        );
+        assert_eq!(keys(item), key_set(&["id", "first_name", "last_name", "online"]));
     }
     let found_jeanne = page["results"]
         .as_array()
@@ -1490,7 +1486,7 @@ async fn group_chats(backend: Backend) {
         .clone();
     assert_eq!(
         alice_entry,
-        json!({ "id": alice.id, "first_name": "Alice", "last_name": "Martin", "online": false, "avatar": null, "isAdmin": true })
+        json!({ "id": alice.id, "first_name": "Alice", "last_name": "Martin", "online": false, "isAdmin": true })
     );
 
     // Members see it; others do not.

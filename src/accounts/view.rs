@@ -108,28 +108,23 @@ impl Profile {
     }
 }
 
-/// The short form of a user inside chats and search results (the series' serializer lists
-/// the first four fields, in this order; Causerie adds the avatar after them).
+/// The short form of a user inside chats and search results: exactly the series' four fields,
+/// in its order (the contract's shape; apps written for Django compare it).
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub(crate) struct UserBrief {
     pub id: UserId,
     pub first_name: String,
     pub last_name: String,
     pub online: bool,
-    /// As in the profile: a signed URL of the user's picture, or null.
-    #[schema(required = true)]
-    pub avatar: Option<String>,
 }
 
 impl UserBrief {
-    /// `avatar` as it is shown (the chat service signs uploads' URLs).
-    pub(crate) fn of(user: &UserRow, avatar: Option<String>) -> UserBrief {
+    pub(crate) fn of(user: &UserRow) -> UserBrief {
         UserBrief {
             id: user.id,
             first_name: user.first_name.clone(),
             last_name: user.last_name.clone(),
             online: user.online,
-            avatar,
         }
     }
 }

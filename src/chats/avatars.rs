@@ -94,9 +94,9 @@ impl Chats {
         Profile::of(user, self.avatar_of(user))
     }
 
-    /// A user as chats and search results show them.
+    /// A user as chats and search results show them: the contract's four fields, no avatar.
     pub(crate) fn brief(&self, user: &UserRow) -> UserBrief {
-        UserBrief::of(user, self.avatar_of(user))
+        UserBrief::of(user)
     }
 
     fn avatar_of(&self, user: &UserRow) -> Option<String> {
