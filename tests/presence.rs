@@ -22,6 +22,7 @@ backend_tests!(
     requests_keep_a_declared_user_online,
     closing_a_socket_keeps_a_declared_user_online,
     a_refused_declaration_changes_nothing,
+    users_stored_online_expire_after_a_restart,
 );
 
 /// Long enough that nothing expires during a test that does not wait for it.
@@ -255,6 +256,25 @@ async fn a_refused_declaration_changes_nothing(backend: Backend) {
     assert!(presences_of(&frames, &bob).is_empty(), "{frames:?}");
     assert!(!listed_online(&srv, &alice, &bob).await);
     assert!(!srv.user_row(&bob.id).await.expect("bob").online, "stored offline");
+    srv.finish().await;
+}
+
+/// The seed's stuck flag: a user stored online whom no running instance has heard of (here:
+/// declared on a server that then stops answering for them) is shown offline by the next
+/// server to start, one timeout later.
+async fn users_stored_online_expire_after_a_restart(backend: Backend) {
+    let srv = server(backend, NEVER_SECS).await;
+    let (alice, bob) = pair(&srv).await;
+    declare(&srv, &bob, json!({ "online": true })).await;
+    let restarted = srv.start_peer(|c| c.presence_timeout_secs = 2).await;
+    let mut watching = observer(&restarted, &alice).await;
+    assert!(!presence_of(&mut watching, &bob).await.online);
+    assert!(!listed_online(&restarted, &alice, &bob).await);
+    assert!(
+        !listed_online(&srv, &alice, &bob).await,
+        "stored, so every instance shows it"
+    );
+    restarted.finish().await;
     srv.finish().await;
 }
 

@@ -490,7 +490,7 @@ impl Accounts {
     }
 
     /// `change.online` is the app's presence declaration (docs/protocol.md, "Presence"):
-    /// stored first, so that a `lastConnexionDate` sent with it is the one kept.
+    /// stored first, so that the updated row answered shows it.
     pub(crate) async fn update_profile(&self, id: UserId, change: &ProfileChange) -> AccountResult<Option<UserRow>> {
         let declared = match change.online {
             Some(online) => Some(Declared {

@@ -10,7 +10,8 @@ use crate::ids::UserId;
 use crate::with_db;
 
 /// Records the app's declaration and shows it; the time when `online` changed, None when it
-/// already was `online`.
+/// already was `online`. `last_connexion_date` is the app's to send with it, as in Django (a
+/// PATCH changes only the fields it names).
 pub(crate) async fn declare(db: &Db, id: UserId, online: bool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let at = now();
     with_db!(db, pool => sqlx::query(
@@ -22,10 +23,9 @@ pub(crate) async fn declare(db: &Db, id: UserId, online: bool) -> Result<Option<
         .await
         .map(|r| r.rows_affected()))?;
     let changed = with_db!(db, pool => sqlx::query(
-        "UPDATE users SET online = $2, last_connexion_date = $3 WHERE id = $1 AND online <> $2")
+        "UPDATE users SET online = $2 WHERE id = $1 AND online <> $2")
         .bind(id)
         .bind(online)
-        .bind(at)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;

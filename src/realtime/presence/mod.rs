@@ -32,6 +32,9 @@ use crate::ids::UserId;
 const CLAIM_BATCH: usize = 500;
 /// Most claims in one sweep, so that stopping never waits on a long backlog.
 const CLAIMS_PER_SWEEP: usize = 20;
+/// How often users stored online are given a lease if they have none: after a Django import
+/// while running, or a Redis that came back empty, they would otherwise stay online for good.
+const ADOPT_EVERY: Duration = Duration::from_secs(600);
 
 /// Call after the user's socket joined the hub.
 pub(crate) async fn connected(rt: &Realtime, user: UserId) {
@@ -80,9 +83,12 @@ pub(crate) async fn run(rt: Realtime, timeout: Duration, stop: CancellationToken
     adopt_stored(&rt).await;
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut adoptions = tokio::time::interval_at(tokio::time::Instant::now() + ADOPT_EVERY, ADOPT_EVERY);
+    adoptions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
+            _ = adoptions.tick() => adopt_stored(&rt).await,
             declared = rt.accounts().activity().declarations() => {
                 for declaration in declared {
                     apply(&rt, declaration).await;
@@ -98,8 +104,8 @@ pub(crate) async fn run(rt: Realtime, timeout: Duration, stop: CancellationToken
     write_seen(&rt).await;
 }
 
-/// Users stored online without a lease (a restart, an import, the seed's stuck flags) get one
-/// seen now: one timeout to show up.
+/// Users stored online without a lease (a restart, an import, the seed's stuck flags, a Redis
+/// that lost its data) get one seen now: one timeout to show up.
 async fn adopt_stored(rt: &Realtime) {
     match rt.accounts().online_users().await {
         Ok(users) => rt.presence().adopt(&users, counter::now_ms()).await,
