@@ -34,6 +34,11 @@ pub(crate) async fn declare(db: &Db, id: UserId, online: bool) -> Result<Option<
 
 /// A socket opened: online from now on; the time of the change, None when already online.
 pub(crate) async fn socket_opened(db: &Db, id: UserId) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    // Most sockets open while their user is online already: a read costs SQLite's single
+    // writer (and the message writer waiting on it) nothing, an update would.
+    if shown(db, id).await?.is_some_and(|(online, _)| online) {
+        return Ok(None);
+    }
     let at = now();
     let changed = with_db!(db, pool => sqlx::query(
         "UPDATE users SET online = TRUE, last_connexion_date = $2 WHERE id = $1 AND online = FALSE")
