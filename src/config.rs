@@ -169,6 +169,9 @@ pub struct Config {
     /// Seconds a cached per-user auth record (activity, token epoch) may be served without
     /// storage; invalidation events make changes exact before that. 0 disables the cache.
     pub auth_cache_secs: u64,
+    /// Seconds a user who declared themselves online (PATCH `online: true`) stays online
+    /// without a socket or an authenticated request (docs/protocol.md, "Presence").
+    pub presence_timeout_secs: u64,
     /// Failed logins on one account (from anywhere) before each further attempt must wait.
     pub login_free_failures: u32,
     /// The longest wait between login attempts on one account (the backoff doubles up to it).
@@ -270,6 +273,7 @@ impl Default for Config {
             admin_session_idle_secs: 3600,
             admin_session_max_secs: 12 * 3600,
             auth_cache_secs: 60,
+            presence_timeout_secs: 120,
             login_free_failures: 5,
             login_backoff_max_secs: 300,
             user_messages_per_second: 40,
@@ -372,6 +376,9 @@ impl Config {
         }
         if self.ws_frames_per_second == 0 || self.ws_frames_burst == 0 {
             return invalid("ws_frames_per_second", "rate and burst must be positive");
+        }
+        if self.presence_timeout_secs == 0 {
+            return invalid("presence_timeout_secs", "must be at least 1");
         }
         if self.ws_send_queue < 8 {
             return invalid("ws_send_queue", "must be at least 8");

@@ -1,5 +1,6 @@
 //! Accounts: djoser-compatible users and SimpleJWT-compatible tokens.
 
+mod activity;
 mod cache;
 pub(crate) mod email;
 mod error;
@@ -12,6 +13,7 @@ pub(crate) mod routes;
 mod service;
 pub(crate) mod view;
 
+pub(crate) use activity::Declared;
 pub(crate) use cache::AuthCache;
 pub(crate) use error::AccountError;
 pub(crate) use events::{AccountClosed, AccountEvents, NoListeners};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::activity::{Activity, Declared};
 use super::cache::AuthCache;
 use super::email::Email;
 use super::error::{AccountError, AccountResult};
@@ -22,7 +23,7 @@ use crate::ids::UserId;
 use crate::mail::{self, Mailer};
 use crate::store::tokens::Listed;
 use crate::store::users::{self, AccountChange, NewUser, ProfileChange, UserFilter, UserRow};
-use crate::store::{is_unique_violation, tokens, Db};
+use crate::store::{is_unique_violation, presence, tokens, Db};
 
 pub(crate) const NAME_MAX: usize = 150;
 /// The shortest search term that finds anyone (`/api/searchUser/`).
@@ -58,6 +59,8 @@ struct Inner {
     events: Arc<dyn AccountEvents>,
     /// Failed logins per account (`guard.rs`).
     logins: LoginGuard,
+    /// Who was seen, and presence declarations, for `realtime::presence` (`activity.rs`).
+    activity: Activity,
 }
 
 /// The account service: one per server, cheap to clone.
@@ -104,6 +107,7 @@ impl Accounts {
                 std::time::Duration::from_secs(config.login_backoff_max_secs),
                 crate::counters::RedisCounters::open(config.redis_url.as_deref()),
             ),
+            activity: Activity::default(),
         }))
     }
 
@@ -246,6 +250,7 @@ impl Accounts {
         if claims.epoch() != user.token_epoch {
             return Err(AccountError::InvalidAccessToken);
         }
+        self.0.activity.seen(user_id);
         Ok((UserRow::clone(&user), claims.exp))
     }
 
@@ -484,9 +489,22 @@ impl Accounts {
         Ok(users::by_id(self.db(), id).await?.filter(|u| u.is_active))
     }
 
+    /// `change.online` is the app's presence declaration (docs/protocol.md, "Presence"):
+    /// stored first, so that the updated row answered shows it.
     pub(crate) async fn update_profile(&self, id: UserId, change: &ProfileChange) -> AccountResult<Option<UserRow>> {
+        let declared = match change.online {
+            Some(online) => Some(Declared {
+                user: id,
+                online,
+                changed: presence::declare(self.db(), id, online).await?,
+            }),
+            None => None,
+        };
         let updated = users::update_profile(self.db(), id, change).await?;
         self.changed(id);
+        if let Some(declared) = declared {
+            self.0.activity.declare(declared);
+        }
         Ok(updated)
     }
 
@@ -586,10 +604,51 @@ impl Accounts {
         Ok(changed)
     }
 
-    /// Stores presence as the finished app records it; returns the time of the change.
-    pub(crate) async fn set_presence(&self, id: UserId, online: bool) -> AccountResult<DateTime<Utc>> {
-        let at = users::set_presence(self.db(), id, online).await?;
-        self.changed(id);
+    // ---- presence records (the rules are `realtime::presence`'s) --------------------------
+
+    /// Who was seen and what was declared, for presence.
+    pub(crate) fn activity(&self) -> &Activity {
+        &self.0.activity
+    }
+
+    /// A socket of the user opened: the time they came online, None if they already were.
+    pub(crate) async fn socket_opened(&self, id: UserId) -> AccountResult<Option<DateTime<Utc>>> {
+        let at = presence::socket_opened(self.db(), id).await?;
+        self.changed_if(id, at)
+    }
+
+    /// The user's last socket (on every instance) closed: the time they went offline, None if
+    /// they stay online by declaration or were offline already.
+    pub(crate) async fn sockets_gone(&self, id: UserId) -> AccountResult<Option<DateTime<Utc>>> {
+        let at = presence::sockets_gone(self.db(), id).await?;
+        self.changed_if(id, at)
+    }
+
+    /// The user was not seen since `cutoff`: the time they went offline, None if nothing
+    /// changed (offline already, or declared online since `cutoff`).
+    pub(crate) async fn expire_presence(
+        &self,
+        id: UserId,
+        cutoff: DateTime<Utc>,
+    ) -> AccountResult<Option<DateTime<Utc>>> {
+        let at = presence::expire(self.db(), id, cutoff).await?;
+        self.changed_if(id, at)
+    }
+
+    /// `online` and `lastConnexionDate` as shown to others (None: no such user).
+    pub(crate) async fn shown_presence(&self, id: UserId) -> AccountResult<Option<(bool, Option<DateTime<Utc>>)>> {
+        Ok(presence::shown(self.db(), id).await?)
+    }
+
+    /// Every user shown online.
+    pub(crate) async fn online_users(&self) -> AccountResult<Vec<UserId>> {
+        Ok(presence::online_ids(self.db()).await?)
+    }
+
+    fn changed_if(&self, id: UserId, at: Option<DateTime<Utc>>) -> AccountResult<Option<DateTime<Utc>>> {
+        if at.is_some() {
+            self.changed(id);
+        }
         Ok(at)
     }
 }

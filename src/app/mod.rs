@@ -157,7 +157,7 @@ struct Stages {
     /// Push outbox workers: after the writer (its last commits may add jobs, which the next
     /// start or another instance sends), before the services (they read presence).
     push: Stage,
-    /// Redis relays, presence refresh, limiter sweeps: after the writer, so the last stored
+    /// Redis relays, presence (refresh, leases, sweep), limiter sweeps: after the writer, so the last stored
     /// messages still reach other instances.
     services: Stage,
 }
@@ -172,7 +172,7 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
         Some(url) => {
             let (fanout, relays) = Fanout::redis(hub, url, auth_cache.clone())?;
             stages.services.spawn(|stop| relays.run(stop));
-            let (presence, refresh) = PresenceCounter::redis(url)?;
+            let (presence, refresh) = PresenceCounter::redis(url, &secret)?;
             stages.services.spawn_until_stopped(refresh);
             (fanout, presence)
         }
@@ -230,6 +230,11 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
         presence,
         SocketSettings::from_config(config),
     );
+    let timeout = Duration::from_secs(config.presence_timeout_secs);
+    let presence_owner = realtime.clone();
+    stages
+        .services
+        .spawn(|stop| presence_owner.presence_task(timeout, stop));
     if config.ws_allow_anonymous_v1 {
         tracing::warn!(
             "ws_allow_anonymous_v1 is on: v1 sockets without a token are accepted, and anyone who \

@@ -162,6 +162,16 @@ impl Realtime {
         self.0.presence.is_online(user).await
     }
 
+    /// The presence task: declarations, leases and the sweep of users not seen within
+    /// `timeout` (`presence_timeout_secs`), until `stop`.
+    pub(crate) fn presence_task(
+        &self,
+        timeout: Duration,
+        stop: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        presence::run(self.clone(), timeout, stop)
+    }
+
     /// Sockets open on this instance.
     pub(crate) fn open_sockets(&self) -> usize {
         self.hub().connection_count()

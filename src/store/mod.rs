@@ -12,6 +12,7 @@ pub(crate) mod import;
 pub(crate) mod message_batch;
 pub(crate) mod messages;
 pub(crate) mod outbox;
+pub(crate) mod presence;
 pub(crate) mod push_log;
 pub(crate) mod tokens;
 pub(crate) mod users;

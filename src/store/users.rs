@@ -39,7 +39,8 @@ pub struct NewUser<'a> {
     pub is_superuser: bool,
 }
 
-/// Fields a user may change on their own record; `None` leaves a field as it is.
+/// Fields a user may change on their own record; `None` leaves a field as it is. `online` is
+/// the app's presence declaration, stored through `store::presence::declare`.
 #[derive(Default, Debug)]
 pub(crate) struct ProfileChange {
     pub first_name: Option<String>,
@@ -117,10 +118,9 @@ pub(crate) async fn update_profile(
         "UPDATE users SET \
            first_name = COALESCE($2, first_name), \
            last_name = COALESCE($3, last_name), \
-           online = COALESCE($4, online), \
-           last_connexion_date = CASE WHEN $5 THEN $6 ELSE last_connexion_date END, \
-           avatar = CASE WHEN $7 THEN $8 ELSE avatar END, \
-           updated_at = $9 \
+           last_connexion_date = CASE WHEN $4 THEN $5 ELSE last_connexion_date END, \
+           avatar = CASE WHEN $6 THEN $7 ELSE avatar END, \
+           updated_at = $8 \
          WHERE id = $1 RETURNING {COLUMNS}"
     );
     let connexion = change.last_connexion_date.flatten();
@@ -129,7 +129,6 @@ pub(crate) async fn update_profile(
         .bind(id)
         .bind(change.first_name.as_deref())
         .bind(change.last_name.as_deref())
-        .bind(change.online)
         .bind(change.last_connexion_date.is_some())
         .bind(connexion)
         .bind(change.avatar.is_some())
@@ -160,19 +159,6 @@ pub(crate) async fn record_login(db: &Db, id: UserId) -> Result<(), sqlx::Error>
         .await
         .map(|r| r.rows_affected()))?;
     Ok(())
-}
-
-/// Presence as the finished app records it: online flag and the time of the change.
-pub(crate) async fn set_presence(db: &Db, id: UserId, online: bool) -> Result<DateTime<Utc>, sqlx::Error> {
-    let at = now();
-    with_db!(db, pool => sqlx::query("UPDATE users SET online = $2, last_connexion_date = $3 WHERE id = $1")
-        .bind(id)
-        .bind(online)
-        .bind(at)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(at)
 }
 
 /// A new password that ends every session: the token epoch moves on with it.

@@ -145,7 +145,8 @@ pub struct TypingNotice {
     pub expires_in_ms: u64,
 }
 
-/// A user one shares a chat with came online (first socket) or went offline (last socket).
+/// A user one shares a chat with came online or went offline (sockets, the app's own
+/// declaration, or silence for `presence_timeout_secs`: docs/protocol.md, "Presence").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Presence {

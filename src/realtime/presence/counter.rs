@@ -1,52 +1,26 @@
-//! Presence: a user is online while they have at least one socket open. Changes are stored
-//! (`online`, `lastConnexionDate`) and sent to everyone who shares a chat with them.
+//! Where presence is kept: each user's open sockets (counted here and, with Redis, across
+//! instances) and the leases of users shown online, with when each was last seen.
+
+use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::event::Event;
-use super::Realtime;
 use crate::ids::UserId;
-
-/// Call after the user's socket joined the hub.
-pub(crate) async fn connected(rt: &Realtime, user: UserId) {
-    if rt.presence().connected(user).await {
-        announce(rt, user, true).await;
-    }
-}
-
-/// Call after the user's socket left the hub.
-pub(crate) async fn disconnected(rt: &Realtime, user: UserId) {
-    if rt.presence().disconnected(user).await {
-        announce(rt, user, false).await;
-    }
-}
-
-async fn announce(rt: &Realtime, user: UserId, online: bool) {
-    // Announcements for one user run one at a time, and each re-checks the local state first:
-    // a fast close-and-reopen cannot leave "offline" stored after "online".
-    let lock = rt.presence().announce_lock(user);
-    let _turn = lock.lock().await;
-    if rt.presence().has_local(user) != online {
-        return;
-    }
-    let at = match rt.accounts().set_presence(user, online).await {
-        Ok(at) => at,
-        Err(err) => return tracing::warn!(%err, %user, "could not store presence"),
-    };
-    let audience = match rt.chats().contacts(user).await {
-        Ok(contacts) => contacts,
-        Err(err) => return tracing::warn!(%err, %user, "could not load presence audience"),
-    };
-    rt.fanout().to_users(&audience, Event::Presence { user, online, at });
-}
 
 /// Counts each user's open sockets and reports the transitions between none and some. With
 /// Redis, "some" spans every instance: each instance keeps, per user, an entry in the sorted set
 /// `causerie:presence:{user}` whose score is an expiry time it refreshes while the user has a
 /// socket there, so an instance that dies stops counting within [`ENTRY_TTL`].
+///
+/// It also keeps the leases: every user shown online has one, scored with when they were last
+/// seen (unix milliseconds), in `causerie:presence:leases:{deployment}` with Redis, in this
+/// process without.
+/// The presence sweep claims the stale ones (`super::sweep`).
 pub(crate) struct PresenceCounter {
     local: parking_lot::Mutex<std::collections::HashMap<UserId, usize>>,
     redis: Option<RedisPresence>,
+    /// The leases, when there is no Redis.
+    leases: parking_lot::Mutex<HashMap<UserId, i64>>,
     /// One lock per user with an announcement in flight.
     announcing: parking_lot::Mutex<std::collections::HashMap<UserId, std::sync::Weak<tokio::sync::Mutex<()>>>>,
 }
@@ -54,6 +28,7 @@ pub(crate) struct PresenceCounter {
 struct RedisPresence {
     client: redis::Client,
     instance: String,
+    leases_key: String,
     connection: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
 }
 
@@ -71,7 +46,39 @@ fn sockets_key(user: UserId) -> String {
     format!("causerie:sockets:{user}")
 }
 
-fn now_ms() -> i64 {
+/// The leases of users shown online (members user ids, scores when each was last seen) of the
+/// deployment whose instances share `secret`: servers with other databases may share a Redis,
+/// and one's sweep must not take another's leases. Named after a digest, never the secret.
+fn leases_key(secret: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(b"causerie presence leases\0")
+        .chain_update(secret)
+        .finalize();
+    format!("causerie:presence:leases:{}", hex::encode(&digest[..8]))
+}
+/// Members per Redis command when many leases change at once.
+const LEASE_CHUNK: usize = 500;
+
+/// Takes the leases seen at or before `ARGV[1]`, at most `ARGV[2]` of them, in one step, so that
+/// each stale lease goes to exactly one instance's sweep.
+const CLAIM_STALE: &str = r"
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #stale > 0 then redis.call('ZREM', KEYS[1], unpack(stale)) end
+return stale";
+
+/// How a lease is written.
+#[derive(Clone, Copy)]
+enum LeaseWrite {
+    /// Created, or moved on to a later time.
+    Renew,
+    /// Moved on only if it exists (a request does not make anyone online).
+    Extend,
+    /// Created only if missing (leases for users found online at start).
+    Adopt,
+}
+
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -80,6 +87,7 @@ impl PresenceCounter {
         PresenceCounter {
             local: Default::default(),
             redis: None,
+            leases: Default::default(),
             announcing: Default::default(),
         }
     }
@@ -88,6 +96,7 @@ impl PresenceCounter {
     /// entries fresh (to be run by the server's task owner).
     pub(crate) fn redis(
         url: &str,
+        secret: &[u8],
     ) -> anyhow::Result<(
         std::sync::Arc<PresenceCounter>,
         impl std::future::Future<Output = ()> + Send + 'static,
@@ -96,9 +105,11 @@ impl PresenceCounter {
         let counter = std::sync::Arc::new(PresenceCounter {
             local: Default::default(),
             announcing: Default::default(),
+            leases: Default::default(),
             redis: Some(RedisPresence {
                 client,
                 instance: Uuid::new_v4().to_string(),
+                leases_key: leases_key(secret),
                 connection: tokio::sync::Mutex::new(None),
             }),
         });
@@ -191,7 +202,7 @@ impl PresenceCounter {
     }
 
     /// The lock that orders `user`'s announcements (dropped once nobody holds it).
-    fn announce_lock(&self, user: UserId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn announce_lock(&self, user: UserId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
         let mut map = self.announcing.lock();
         if let Some(lock) = map.get(&user).and_then(std::sync::Weak::upgrade) {
             return lock;
@@ -200,6 +211,113 @@ impl PresenceCounter {
         let lock = std::sync::Arc::new(tokio::sync::Mutex::new(()));
         map.insert(user, std::sync::Arc::downgrade(&lock));
         lock
+    }
+
+    /// Gives these users a lease, or moves theirs on to the time given.
+    pub(crate) async fn renew(&self, seen: &[(UserId, i64)]) {
+        self.write_leases(seen, LeaseWrite::Renew).await;
+    }
+
+    /// Moves the leases of those of these users that have one on to the time given.
+    pub(crate) async fn extend(&self, seen: &[(UserId, i64)]) {
+        self.write_leases(seen, LeaseWrite::Extend).await;
+    }
+
+    /// Gives these users a lease seen `at` unless they have one.
+    pub(crate) async fn adopt(&self, users: &[UserId], at: i64) {
+        let seen: Vec<(UserId, i64)> = users.iter().map(|u| (*u, at)).collect();
+        self.write_leases(&seen, LeaseWrite::Adopt).await;
+    }
+
+    pub(crate) async fn release(&self, user: UserId) {
+        match &self.redis {
+            None => {
+                self.leases.lock().remove(&user);
+            }
+            Some(redis) => {
+                let mut pipe = redis::pipe();
+                pipe.cmd("ZREM").arg(&redis.leases_key).arg(user.to_string()).ignore();
+                if let Err(err) = redis.run::<()>(&pipe).await {
+                    tracing::warn!(%err, %user, "could not release a presence lease");
+                }
+            }
+        }
+    }
+
+    /// Takes (removes) at most `limit` leases last seen at or before `cutoff`; each is taken by
+    /// one caller only, on every instance.
+    pub(crate) async fn claim_stale(&self, cutoff: i64, limit: usize) -> Vec<UserId> {
+        match &self.redis {
+            None => {
+                let mut leases = self.leases.lock();
+                let stale: Vec<UserId> = leases
+                    .iter()
+                    .filter(|(_, seen)| **seen <= cutoff)
+                    .map(|(user, _)| *user)
+                    .take(limit)
+                    .collect();
+                for user in &stale {
+                    leases.remove(user);
+                }
+                stale
+            }
+            Some(redis) => {
+                let mut pipe = redis::pipe();
+                pipe.cmd("EVAL")
+                    .arg(CLAIM_STALE)
+                    .arg(1)
+                    .arg(&redis.leases_key)
+                    .arg(cutoff)
+                    .arg(limit);
+                match redis.run::<(Vec<String>,)>(&pipe).await {
+                    Ok((stale,)) => stale.iter().filter_map(|id| id.parse().ok()).collect(),
+                    Err(err) => {
+                        tracing::warn!(%err, "could not claim stale presence leases");
+                        Vec::new()
+                    }
+                }
+            }
+        }
+    }
+
+    async fn write_leases(&self, seen: &[(UserId, i64)], how: LeaseWrite) {
+        let Some(redis) = &self.redis else {
+            let mut leases = self.leases.lock();
+            for &(user, at) in seen {
+                match how {
+                    LeaseWrite::Renew => {
+                        let lease = leases.entry(user).or_insert(at);
+                        *lease = (*lease).max(at);
+                    }
+                    LeaseWrite::Extend => {
+                        if let Some(lease) = leases.get_mut(&user) {
+                            *lease = (*lease).max(at);
+                        }
+                    }
+                    LeaseWrite::Adopt => {
+                        leases.entry(user).or_insert(at);
+                    }
+                }
+            }
+            return;
+        };
+        for chunk in seen.chunks(LEASE_CHUNK) {
+            let mut pipe = redis::pipe();
+            let cmd = pipe.cmd("ZADD").arg(&redis.leases_key);
+            match how {
+                LeaseWrite::Renew => cmd.arg("GT"),
+                LeaseWrite::Extend => cmd.arg("XX").arg("GT"),
+                LeaseWrite::Adopt => cmd.arg("NX"),
+            };
+            for &(user, at) in chunk {
+                cmd.arg(at).arg(user.to_string());
+            }
+            cmd.ignore();
+            if let Err(err) = redis.run::<()>(&pipe).await {
+                tracing::warn!(%err, "could not write presence leases");
+                return;
+            }
+        }
     }
 
     async fn refresh(&self) {

@@ -1,0 +1,99 @@
+//! The `users` table's presence columns: `online` and `last_connexion_date` as the finished app
+//! shows them, and the app's own declaration (`presence_declared`, `presence_declared_at`).
+//! Every change of `online` is a conditional update, so that of two instances (or two tasks)
+//! making the same change only one sees it made, and only that one announces it.
+
+use chrono::{DateTime, Utc};
+
+use super::{now, Db};
+use crate::ids::UserId;
+use crate::with_db;
+
+/// Records the app's declaration and shows it; the time when `online` changed, None when it
+/// already was `online`. `last_connexion_date` is the app's to send with it, as in Django (a
+/// PATCH changes only the fields it names).
+pub(crate) async fn declare(db: &Db, id: UserId, online: bool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let at = now();
+    with_db!(db, pool => sqlx::query(
+        "UPDATE users SET presence_declared = $2, presence_declared_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(online)
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    let changed = with_db!(db, pool => sqlx::query(
+        "UPDATE users SET online = $2 WHERE id = $1 AND online <> $2")
+        .bind(id)
+        .bind(online)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok((changed == 1).then_some(at))
+}
+
+/// A socket opened: online from now on; the time of the change, None when already online.
+pub(crate) async fn socket_opened(db: &Db, id: UserId) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    // Most sockets open while their user is online already: a read costs SQLite's single
+    // writer (and the message writer waiting on it) nothing, an update would.
+    if shown(db, id).await?.is_some_and(|(online, _)| online) {
+        return Ok(None);
+    }
+    let at = now();
+    let changed = with_db!(db, pool => sqlx::query(
+        "UPDATE users SET online = TRUE, last_connexion_date = $2 WHERE id = $1 AND online = FALSE")
+        .bind(id)
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok((changed == 1).then_some(at))
+}
+
+/// The user's last socket closed: offline unless they declared themselves online. The time of
+/// the change, None when nothing changed.
+pub(crate) async fn sockets_gone(db: &Db, id: UserId) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let at = now();
+    let changed = with_db!(db, pool => sqlx::query(
+        "UPDATE users SET online = FALSE, last_connexion_date = $2 \
+         WHERE id = $1 AND online = TRUE AND presence_declared = FALSE")
+        .bind(id)
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok((changed == 1).then_some(at))
+}
+
+/// Not seen since `cutoff`: offline, and the declaration forgotten, unless it was made after
+/// `cutoff` (while the sweep that decided this ran). The time of the change, None when nothing
+/// changed.
+pub(crate) async fn expire(db: &Db, id: UserId, cutoff: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    let at = now();
+    let changed = with_db!(db, pool => sqlx::query(
+        "UPDATE users SET online = FALSE, presence_declared = FALSE, last_connexion_date = $2 \
+         WHERE id = $1 AND online = TRUE AND (presence_declared_at IS NULL OR presence_declared_at < $3)")
+        .bind(id)
+        .bind(at)
+        .bind(cutoff)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok((changed == 1).then_some(at))
+}
+
+/// What the user's contacts are shown: `online` and `lastConnexionDate` (None: no such user).
+pub(crate) async fn shown(db: &Db, id: UserId) -> Result<Option<(bool, Option<DateTime<Utc>>)>, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_as::<_, (bool, Option<DateTime<Utc>>)>(
+        "SELECT online, last_connexion_date FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await)
+}
+
+/// Every user shown online.
+pub(crate) async fn online_ids(db: &Db) -> Result<Vec<UserId>, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar::<_, UserId>("SELECT id FROM users WHERE online = TRUE")
+        .fetch_all(pool)
+        .await)
+}
