@@ -9,7 +9,7 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use axum::extract::ws::Message;
+use tungstenite::Message;
 use futures_util::SinkExt;
 
 use super::{text, Frame, Session, Sink};
