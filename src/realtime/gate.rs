@@ -486,3 +486,254 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for FrameGate<IO> {
         self.io.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use futures_util::FutureExt;
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// Hands out its bytes in the chunks given, then the end of the stream.
+    struct Chunks(VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Chunks {
+        fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            // An empty read would be the end of the stream.
+            while self.0.front().is_some_and(Vec::is_empty) {
+                self.0.pop_front();
+            }
+            if let Some(chunk) = self.0.front_mut() {
+                let n = chunk.len().min(buf.remaining());
+                buf.put_slice(&chunk[..n]);
+                chunk.drain(..n);
+                if chunk.is_empty() {
+                    self.0.pop_front();
+                }
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    /// A client frame: `first` byte, the payload's length in the `form` given (7, 16 or 64
+    /// bits, even where a shorter one would do), masked unless `mask` is None.
+    fn frame(first: u8, payload: &[u8], form: u8, mask: Option<[u8; 4]>) -> Vec<u8> {
+        let masked = if mask.is_some() { 0x80 } else { 0 };
+        let mut out = vec![first];
+        match form {
+            7 => out.push(masked | payload.len() as u8),
+            16 => {
+                out.push(masked | 126);
+                out.extend((payload.len() as u16).to_be_bytes());
+            }
+            _ => {
+                out.push(masked | 127);
+                out.extend((payload.len() as u64).to_be_bytes());
+            }
+        }
+        match mask {
+            Some(mask) => {
+                out.extend(mask);
+                out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+            }
+            None => out.extend(payload),
+        }
+        out
+    }
+
+    fn limits(max_frame_bytes: usize, max_large_bytes: usize, budget: usize) -> Arc<GateLimits> {
+        Arc::new(GateLimits {
+            max_frame_bytes,
+            max_large_bytes,
+            budget: Arc::new(Semaphore::new(budget)),
+        })
+    }
+
+    /// Everything the gate hands on, read `read_size` bytes at a time.
+    async fn drain<IO: AsyncRead + Unpin>(gate: &mut FrameGate<IO>, read_size: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; read_size];
+        loop {
+            let n = gate.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn headers_in_every_length_form() {
+        for (form, len) in [(7u8, 0usize), (7, 125), (16, 126), (16, 300), (64, 5), (64, 70_000)] {
+            let payload = vec![b'a'; len];
+            let bytes = frame(0x81, &payload, form, Some(MASK));
+            let header = parse_header(&bytes).unwrap();
+            let size =
+                2 + match form {
+                    7 => 0,
+                    16 => 2,
+                    _ => 8,
+                } + 4;
+            assert_eq!(
+                header,
+                Header {
+                    size,
+                    len: len as u64,
+                    whole_text: true,
+                    mask: MASK
+                },
+                "{form}-bit length {len}"
+            );
+            assert_eq!(header_size(&bytes[..2]), Some(size));
+            // Not whole until its last byte.
+            for cut in 0..size {
+                assert_eq!(
+                    parse_header(&bytes[..cut]),
+                    None,
+                    "{form}-bit length {len}, cut at {cut}"
+                );
+            }
+        }
+        let unmasked = parse_header(&frame(0x81, b"hi", 7, None)).unwrap();
+        assert_eq!((unmasked.size, unmasked.len, unmasked.whole_text), (2, 2, false));
+        // Not a final text frame: a fragment, a continuation, binary, reserved bits, a ping.
+        for first in [0x01, 0x80, 0x82, 0xc1, 0x89] {
+            assert!(!parse_header(&frame(first, b"hi", 7, Some(MASK))).unwrap().whole_text);
+        }
+        assert_eq!(header_size(&[0x81]), None);
+    }
+
+    /// Small frames (and everything else not taken) pass byte for byte; a large text frame is
+    /// replaced by the placeholder, and resolving it gives the payload back; one over the
+    /// photo limit by a placeholder that resolves to `TooLarge`. At every split of the input
+    /// into two reads, and for read buffers of several sizes.
+    #[tokio::test]
+    async fn large_frames_are_taken_out_at_any_split() {
+        let small = frame(0x81, b"{\"message\":\"hi\"}", 7, Some(MASK));
+        let large_payload: Vec<u8> = (0..200u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let large = frame(0x81, &large_payload, 16, Some([1, 2, 3, 4]));
+        let large64 = frame(0x81, &large_payload[..150], 64, Some(MASK));
+        let huge = frame(0x81, &[b'z'; 400], 16, Some(MASK));
+        let binary = frame(0x82, &[7; 100], 7, Some(MASK));
+        let unmasked = frame(0x81, &[b'u'; 100], 7, None);
+        let fragment = frame(0x01, &[b'f'; 100], 7, Some(MASK));
+        let ping = frame(0x89, b"p", 7, Some(MASK));
+        let input = [
+            &small[..],
+            &large,
+            &ping,
+            &large64,
+            &small,
+            &huge,
+            &binary,
+            &unmasked,
+            &fragment,
+            &small,
+        ]
+        .concat();
+        for split in 0..=input.len() {
+            for read_size in [1, 7, 64, 4096] {
+                let chunks = VecDeque::from([input[..split].to_vec(), input[split..].to_vec()]);
+                let mut gate = FrameGate::new(Chunks(chunks), Some(limits(100, 300, 1000)));
+                let placeholder = gate.frames.placeholder();
+                let expected = [
+                    &small[..],
+                    &placeholder,
+                    &ping,
+                    &placeholder,
+                    &small,
+                    &placeholder,
+                    &binary,
+                    &unmasked,
+                    &fragment,
+                    &small,
+                ]
+                .concat();
+                let out = drain(&mut gate, read_size).await;
+                assert!(out == expected, "split at {split}, reads of {read_size}");
+                let token = Utf8Bytes::try_from(Bytes::copy_from_slice(&placeholder[6..])).unwrap();
+                let budget = gate.limits.clone().unwrap().budget.clone();
+                assert_eq!(
+                    budget.available_permits(),
+                    1000 - 350,
+                    "the two frames kept hold their bytes"
+                );
+                let frames = gate.frames();
+                let mut resolved = Vec::new();
+                for _ in 0..3 {
+                    resolved.push(match frames.resolve(token.clone()) {
+                        Resolved::Text { text, large: true } => Some(text.as_bytes().to_vec()),
+                        Resolved::TooLarge => None,
+                        _ => panic!("not a placeholder"),
+                    });
+                }
+                assert_eq!(
+                    resolved,
+                    [Some(large_payload.clone()), Some(large_payload[..150].to_vec()), None],
+                    "split at {split}"
+                );
+                assert_eq!(budget.available_permits(), 1000, "given back once dropped");
+            }
+        }
+    }
+
+    /// Text that merely looks like a placeholder is itself, and so is the token once nothing
+    /// is queued; the gate takes nothing out of a socket without limits.
+    #[tokio::test]
+    async fn only_the_gate_makes_placeholders() {
+        let frames = LargeFrames::new();
+        let other = LargeFrames::new();
+        let forged = Utf8Bytes::try_from(Bytes::copy_from_slice(&other.token)).unwrap();
+        assert!(matches!(frames.resolve(forged), Resolved::Text { large: false, .. }));
+        let own = Utf8Bytes::try_from(Bytes::copy_from_slice(&frames.token)).unwrap();
+        assert!(matches!(frames.resolve(own), Resolved::Text { large: false, .. }));
+
+        let large = frame(0x81, &[b'a'; 300], 16, Some(MASK));
+        let mut gate = FrameGate::new(Chunks(VecDeque::from([large.clone()])), None);
+        assert_eq!(drain(&mut gate, 64).await, large);
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_is_reported() {
+        let large = frame(0x81, &[0xff; 300], 16, Some(MASK));
+        let mut gate = FrameGate::new(Chunks(VecDeque::from([large])), Some(limits(100, 1000, 1000)));
+        let out = drain(&mut gate, 64).await;
+        let token = Utf8Bytes::try_from(Bytes::copy_from_slice(&out[6..])).unwrap();
+        assert!(matches!(gate.frames().resolve(token), Resolved::InvalidUtf8));
+    }
+
+    /// A frame that does not fit what is left of the budget waits, reading nothing, until the
+    /// frame holding it is dropped.
+    #[tokio::test]
+    async fn frames_wait_for_the_budget() {
+        let shared = limits(100, 1000, 500);
+        let first = frame(0x81, &[b'a'; 300], 16, Some(MASK));
+        let second = frame(0x81, &[b'b'; 300], 16, Some(MASK));
+        let mut one = FrameGate::new(Chunks(VecDeque::from([first])), Some(shared.clone()));
+        let mut two = FrameGate::new(Chunks(VecDeque::from([second])), Some(shared.clone()));
+        let placeholder = one.frames.placeholder();
+        assert_eq!(drain(&mut one, 64).await, placeholder);
+        let token = Utf8Bytes::try_from(Bytes::copy_from_slice(&placeholder[6..])).unwrap();
+        let Resolved::Text {
+            text: held,
+            large: true,
+        } = one.frames().resolve(token)
+        else {
+            panic!("the first frame")
+        };
+        assert_eq!(shared.budget.available_permits(), 200);
+
+        let mut buf = [0u8; 64];
+        assert!(two.read(&mut buf).now_or_never().is_none(), "the second frame waits");
+        assert!(two.read(&mut buf).now_or_never().is_none(), "and still waits");
+        // Given back, and handed straight to the waiting frame.
+        drop(held);
+        let expected = two.frames.placeholder();
+        assert_eq!(drain(&mut two, 64).await, expected);
+        assert_eq!(shared.budget.available_permits(), 200);
+    }
+}

@@ -236,12 +236,7 @@ fn v1_format(rt: &Realtime, query: &HashMap<String, String>) -> Result<Format, R
 
 /// A tokenless v1 socket (`ws_allow_anonymous_v1`): accepted on an existing chat; its frames
 /// are checked one by one (each `author` must be a member).
-async fn anonymous_v1(
-    rt: Realtime,
-    chat_id: &str,
-    query: &HashMap<String, String>,
-    upgrade: Upgrade,
-) -> Response {
+async fn anonymous_v1(rt: Realtime, chat_id: &str, query: &HashMap<String, String>, upgrade: Upgrade) -> Response {
     let chat = match existing_chat(&rt, chat_id).await {
         Ok(chat) => chat,
         Err(refusal) => return refusal,

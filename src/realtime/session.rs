@@ -117,7 +117,8 @@ pub(crate) enum Inbound {
 /// Counts a close for a broken rule by its code.
 fn count_protocol_close(close: &Option<Message>) {
     if let Some(Message::Close(Some(frame))) = close {
-        metrics::counter!("causerie_ws_protocol_closes_total", "code" => u16::from(frame.code).to_string()).increment(1);
+        metrics::counter!("causerie_ws_protocol_closes_total", "code" => u16::from(frame.code).to_string())
+            .increment(1);
     }
 }
 

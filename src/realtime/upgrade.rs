@@ -55,7 +55,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Upgrade, Response> {
         let key = if parts.version <= Version::HTTP_11 {
             if parts.method != Method::GET {
-                return Err(rejection(StatusCode::METHOD_NOT_ALLOWED, "Request method must be `GET`"));
+                return Err(rejection(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "Request method must be `GET`",
+                ));
             }
             if !header_lists(&parts.headers, header::CONNECTION, "upgrade") {
                 return Err(rejection(

@@ -39,7 +39,8 @@ use crate::wire::v2::{
 use crate::wire::{self, ErrorBody, MessageView};
 
 type Sink = SplitSink<SocketStream, Message>;
-type SocketStream = tokio_tungstenite::WebSocketStream<super::gate::FrameGate<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>;
+type SocketStream =
+    tokio_tungstenite::WebSocketStream<super::gate::FrameGate<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>;
 /// The frames a session writes: message objects by reference.
 type Frame<'a> = ServerFrame<&'a MessageView>;
 
