@@ -114,8 +114,16 @@ pub struct Config {
     /// Trust `X-Forwarded-For` for the client address (only behind a proxy you run).
     pub trust_forwarded_for: bool,
 
-    /// Largest accepted WebSocket frame in bytes; larger closes the socket with 1009.
+    /// Largest accepted WebSocket frame in bytes; larger closes the socket with 1009 (v1
+    /// text frames up to `ws_max_photo_bytes` excepted).
     pub ws_max_frame_bytes: usize,
+    /// Largest v1 text frame (one unfragmented frame) accepted when it is a photo frame (type
+    /// 2 with a `data:` URL); a larger one is answered with an error frame, unread, and the
+    /// socket stays open.
+    pub ws_max_photo_bytes: usize,
+    /// Bytes all sockets together may hold in frames larger than `ws_max_frame_bytes` at
+    /// once; a socket whose frame does not fit waits (reading nothing) until others are done.
+    pub ws_large_frame_budget_bytes: usize,
     /// Sustained inbound frames per second allowed on one socket.
     pub ws_frames_per_second: u32,
     /// Burst of inbound frames allowed on one socket above the sustained rate.
@@ -254,6 +262,8 @@ impl Default for Config {
             rate_password_reset_per_hour: 10,
             trust_forwarded_for: false,
             ws_max_frame_bytes: 64 * 1024,
+            ws_max_photo_bytes: 10 * 1024 * 1024,
+            ws_large_frame_budget_bytes: 256 * 1024 * 1024,
             ws_frames_per_second: 20,
             ws_frames_burst: 40,
             ws_send_queue: 1024,
@@ -373,6 +383,16 @@ impl Config {
         }
         if self.ws_max_frame_bytes < 256 {
             return invalid("ws_max_frame_bytes", "must be at least 256");
+        }
+        if self.ws_max_photo_bytes > u32::MAX as usize {
+            return invalid("ws_max_photo_bytes", "must be at most 4294967295");
+        }
+        if self.ws_large_frame_budget_bytes > tokio::sync::Semaphore::MAX_PERMITS {
+            return invalid("ws_large_frame_budget_bytes", "is too large");
+        }
+        if self.ws_large_frame_budget_bytes < self.ws_max_photo_bytes {
+            // A frame larger than the whole budget would wait for ever.
+            return invalid("ws_large_frame_budget_bytes", "must be at least ws_max_photo_bytes");
         }
         if self.ws_frames_per_second == 0 || self.ws_frames_burst == 0 {
             return invalid("ws_frames_per_second", "rate and burst must be positive");

@@ -79,6 +79,8 @@ media_tests!(
     messages_name_attachments,
     app_photo_frames_become_urls,
     rest_photos_become_urls,
+    photo_frames_over_the_limit_are_refused,
+    large_frames_share_the_budget,
     deleting_and_sweeping,
     stored_photos_are_converted,
     avatars,
@@ -705,11 +707,22 @@ async fn app_socket(srv: &TestServer, chat: &str, who: &TestUser) -> WsClient {
     ws::connect(&url, None).await
 }
 
-/// The finished app's photo: a v1 frame of type 2 with a 5 MB `data:` URL is stored as an
-/// attachment and delivered as its signed URL, and the socket stays open.
+/// A photo frame as the finished app sends it: `extraData` is a base64 `data:` URL.
+fn photo_frame(photo: &[u8], chat: &str, author: &TestUser) -> Value {
+    use base64::Engine;
+    let data_url = format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(photo)
+    );
+    json!({ "message": "", "refChat": chat, "author": author.id, "type": 2, "extraData": data_url })
+}
+
+/// The finished app's photo: a v1 frame of type 2 with a 5 MB `data:` URL (far over the
+/// default 64 KiB `ws_max_frame_bytes`) is stored as an attachment and delivered as its
+/// signed URL, and the socket stays open.
 async fn app_photo_frames_become_urls(backend: Backend, storage: Storage) {
     use base64::Engine;
-    let srv = server(backend, storage, |c| c.ws_max_frame_bytes = 8 * 1024 * 1024).await;
+    let srv = server(backend, storage, |_| {}).await;
     let (alice, bob, _carol, chat) = trio(&srv).await;
     let mut alice_ws = app_socket(&srv, &chat, &alice).await;
     let mut bob_ws = app_socket(&srv, &chat, &bob).await;
@@ -755,6 +768,79 @@ async fn app_photo_frames_become_urls(backend: Backend, storage: Storage) {
     let error = alice_ws.recv_json().await;
     assert_eq!(error["error"]["code"], "attachment_type_refused", "{error}");
     assert_eq!(history(&srv, &bob, &chat).await.len(), 2);
+    srv.finish().await;
+}
+
+/// A frame over `ws_max_photo_bytes` is answered with an error frame, nothing is stored, and
+/// the socket goes on: a photo under the limit (but over `ws_max_frame_bytes`) and a text
+/// after it are delivered.
+async fn photo_frames_over_the_limit_are_refused(backend: Backend, storage: Storage) {
+    let srv = server(backend, storage, |c| c.ws_max_photo_bytes = 300_000).await;
+    let (alice, bob, _carol, chat) = trio(&srv).await;
+    let mut alice_ws = app_socket(&srv, &chat, &alice).await;
+    let mut bob_ws = app_socket(&srv, &chat, &bob).await;
+    let too_big = photo_frame(&noise_png(320, 320), &chat, &alice);
+    assert!(too_big.to_string().len() > 300_000);
+    alice_ws.send_frame(&too_big).await;
+    let error = alice_ws.recv_json().await;
+    assert_eq!(error["error"]["code"], "frame_too_large", "{error}");
+
+    let fits = photo_frame(&noise_png(150, 150), &chat, &alice);
+    assert!(fits.to_string().len() > 64 * 1024, "over ws_max_frame_bytes");
+    alice_ws.send_frame(&fits).await;
+    alice_ws
+        .send_frame(&json!({ "message": "and a word", "refChat": chat, "author": alice.id }))
+        .await;
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        let photo = ws.recv_json().await;
+        assert!(
+            photo["message"]["extraData"]
+                .as_str()
+                .unwrap()
+                .contains("/api/attachments/"),
+            "{photo}"
+        );
+        assert_eq!(ws.recv_json().await["message"]["message"], "and a word");
+    }
+    assert_eq!(
+        history(&srv, &bob, &chat).await.len(),
+        2,
+        "the refused frame stored nothing"
+    );
+    bob_ws.expect_silence().await;
+    srv.finish().await;
+}
+
+/// Large frames on several sockets at once, with a budget smaller than two of them: they wait
+/// for one another, and every one is stored and delivered.
+async fn large_frames_share_the_budget(backend: Backend, storage: Storage) {
+    let srv = server(backend, storage, |c| {
+        c.ws_max_photo_bytes = 600_000;
+        c.ws_large_frame_budget_bytes = 600_000;
+    })
+    .await;
+    let (alice, bob, _carol, chat) = trio(&srv).await;
+    let mut alice_ws = app_socket(&srv, &chat, &alice).await;
+    let mut bob_ws = app_socket(&srv, &chat, &bob).await;
+    let from_alice = photo_frame(&noise_png(300, 300), &chat, &alice);
+    let from_bob = photo_frame(&noise_png(300, 301), &chat, &bob);
+    assert!(from_alice.to_string().len() > 300_000, "two do not fit the budget");
+    alice_ws.send_frame(&from_alice).await;
+    bob_ws.send_frame(&from_bob).await;
+    alice_ws.send_frame(&from_alice).await;
+    for ws in [&mut alice_ws, &mut bob_ws] {
+        for _ in 0..3 {
+            let frame = ws.recv_json().await;
+            assert!(
+                frame["message"]["extraData"]
+                    .as_str()
+                    .unwrap()
+                    .contains("/api/attachments/"),
+                "{frame}"
+            );
+        }
+    }
+    assert_eq!(history(&srv, &bob, &chat).await.len(), 3);
     srv.finish().await;
 }
 

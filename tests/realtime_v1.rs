@@ -649,7 +649,11 @@ async fn bad_frames_are_refused_and_not_stored(backend: Backend) {
     srv.finish().await;
 }
 
+/// A text frame over `ws_max_frame_bytes` that is not a photo is refused with an error frame
+/// and the socket stays open (the gate read it aside, within `ws_max_photo_bytes`); a binary or
+/// fragmented one still closes with 1009.
 async fn oversized_frame_closes_1009(backend: Backend) {
+    use tokio_tungstenite::tungstenite::Message;
     let srv = TestServer::start_with(backend, |c| c.ws_max_frame_bytes = 1024).await;
     let (alice, bob, chat) = pair(&srv).await;
     let mut a = open(&srv, &chat, &alice, None).await;
@@ -659,9 +663,16 @@ async fn oversized_frame_closes_1009(backend: Backend) {
     assert_eq!(a.recv::<MessageView>().await.message, "y".repeat(900));
     b.recv_json().await;
     a.send_frame(&text("x".repeat(4000))).await;
+    let refused = a.recv_json().await;
+    assert_eq!(refused["error"]["code"], "frame_too_large", "{refused}");
+    a.send_frame(&text("after")).await;
+    assert_eq!(a.recv::<MessageView>().await.message, "after");
+    assert_eq!(b.recv::<MessageView>().await.message, "after");
+    assert_eq!(stored_count(&srv, &bob, &chat).await, 2);
+    a.socket.send(Message::Binary(vec![b'x'; 4000].into())).await.unwrap();
     assert_eq!(a.expect_close().await, Some(1009));
-    // Nothing was stored; the other socket is unaffected.
-    assert_eq!(stored_count(&srv, &bob, &chat).await, 1);
+    // Nothing more was stored; the other socket is unaffected.
+    assert_eq!(stored_count(&srv, &bob, &chat).await, 2);
     b.expect_silence().await;
     b.send_frame(&text("still here")).await;
     assert_eq!(b.recv::<MessageView>().await.message, "still here");

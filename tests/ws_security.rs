@@ -21,6 +21,7 @@ backend_tests!(
     client_close_is_answered_v1,
     client_close_is_answered_v2,
     protocol_errors_close_with_rfc_codes,
+    large_frames_on_raw_sockets,
     server_default_v1_format,
     anonymous_v1_sockets,
     handshake_token_grace,
@@ -197,6 +198,57 @@ async fn protocol_errors_close_with_rfc_codes(backend: Backend) {
     assert_eq!(b.recv::<MessageView>().await.message, "still fine");
     assert!(metrics(&srv).await.contains("causerie_ws_protocol_closes_total"));
     b.close().await;
+    srv.finish().await;
+}
+
+/// A client frame with a 16-bit length (126 to 65535 payload bytes), masked.
+fn masked_long(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x5a, 0x01, 0xc3, 0x7e];
+    let mut frame = vec![first_byte, 0x80 | 126];
+    frame.extend((payload.len() as u16).to_be_bytes());
+    frame.extend(mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Frames over `ws_max_frame_bytes` byte by byte: a v1 text frame is read aside (even when its
+/// header comes a byte at a time) and refused with an error frame unless it is a photo; one
+/// that is not UTF-8 still closes 1007; a fragmented one, or any on a v2 socket, closes 1009.
+async fn large_frames_on_raw_sockets(backend: Backend) {
+    let srv = TestServer::start_with(backend, |c| c.ws_max_frame_bytes = 1024).await;
+    let (alice, bob, chat) = pair(&srv).await;
+    let path = format!("/ws/chat/{chat}/?token={}", alice.access);
+    let long_text = serde_json::to_vec(&json!({ "message": "x".repeat(3000) })).unwrap();
+
+    let mut tcp = raw_socket(&srv, &path).await;
+    let frame = masked_long(0x81, &long_text);
+    for byte in &frame[..8] {
+        tcp.write_all(std::slice::from_ref(byte)).await.unwrap();
+        tcp.flush().await.unwrap();
+    }
+    tcp.write_all(&frame[8..]).await.unwrap();
+    tcp.write_all(&masked(0x88, &1000u16.to_be_bytes())).await.unwrap();
+    let reply = read_until_eof(&mut tcp).await;
+    let reply_text = String::from_utf8_lossy(&reply);
+    assert!(reply_text.contains("frame_too_large"), "{reply:02x?}");
+    assert!(
+        reply.ends_with(&[0x88, 0x02, 0x03, 0xe8]),
+        "then the close is answered: {reply:02x?}"
+    );
+
+    let mut tcp = raw_socket(&srv, &path).await;
+    tcp.write_all(&masked_long(0x81, &[0xff; 2000])).await.unwrap();
+    assert_eq!(close_code(&read_until_eof(&mut tcp).await), 1007);
+
+    let mut tcp = raw_socket(&srv, &path).await;
+    tcp.write_all(&masked_long(0x01, &long_text)).await.unwrap();
+    assert_eq!(close_code(&read_until_eof(&mut tcp).await), 1009);
+
+    let mut tcp = raw_socket(&srv, &format!("/ws/?token={}", alice.access)).await;
+    tcp.write_all(&masked_long(0x81, &long_text)).await.unwrap();
+    assert_eq!(close_code(&read_until_eof(&mut tcp).await), 1009);
+
+    assert_eq!(stored_count(&srv, &bob, &chat).await, 0);
     srv.finish().await;
 }
 

@@ -3,9 +3,9 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tungstenite::Utf8Bytes;
 
 use crate::chats::events::ChatEvent;
 use crate::chats::view::{micros, MessageView};

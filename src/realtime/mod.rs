@@ -5,11 +5,13 @@
 mod errors;
 mod event;
 pub(crate) mod fanout;
+mod gate;
 mod hub;
 mod photos;
 mod presence;
 pub(crate) mod routes;
 mod session;
+mod upgrade;
 mod v2;
 
 use std::future::Future;
@@ -31,6 +33,10 @@ pub(crate) use presence::PresenceCounter;
 /// The socket settings sessions run with.
 pub(crate) struct SocketSettings {
     pub max_frame_bytes: usize,
+    /// Largest v1 text frame read when it is a photo frame (`ws_max_photo_bytes`).
+    pub max_photo_bytes: usize,
+    /// Bytes all sockets may hold in frames over `max_frame_bytes` at once.
+    pub large_frame_budget_bytes: usize,
     pub frames_per_second: u32,
     pub frames_burst: u32,
     pub send_queue: usize,
@@ -53,6 +59,8 @@ impl SocketSettings {
     pub(crate) fn from_config(config: &Config) -> SocketSettings {
         SocketSettings {
             max_frame_bytes: config.ws_max_frame_bytes,
+            max_photo_bytes: config.ws_max_photo_bytes,
+            large_frame_budget_bytes: config.ws_large_frame_budget_bytes,
             frames_per_second: config.ws_frames_per_second,
             frames_burst: config.ws_frames_burst,
             send_queue: config.ws_send_queue,
@@ -79,6 +87,8 @@ struct Inner {
     fanout: Fanout,
     presence: Arc<PresenceCounter>,
     settings: SocketSettings,
+    /// The frame gate's limits and the server-wide budget for large frames.
+    gate: Arc<gate::GateLimits>,
     /// Every session task, so that shutdown can wait for the last close handshake.
     sockets: TaskTracker,
     /// Cancelled when the server starts shutting down: sessions answer their pending sends,
@@ -98,12 +108,18 @@ impl Realtime {
         presence: Arc<PresenceCounter>,
         settings: SocketSettings,
     ) -> Realtime {
+        let gate = Arc::new(gate::GateLimits {
+            max_frame_bytes: settings.max_frame_bytes,
+            max_large_bytes: settings.max_photo_bytes,
+            budget: Arc::new(tokio::sync::Semaphore::new(settings.large_frame_budget_bytes)),
+        });
         Realtime(Arc::new(Inner {
             chats,
             accounts,
             fanout,
             presence,
             settings,
+            gate,
             sockets: TaskTracker::new(),
             closing: CancellationToken::new(),
         }))
@@ -131,6 +147,11 @@ impl Realtime {
 
     pub(crate) fn settings(&self) -> &SocketSettings {
         &self.0.settings
+    }
+
+    /// What the gates of v1 sockets apply (they may carry photos).
+    pub(crate) fn gate_limits(&self) -> Arc<gate::GateLimits> {
+        self.0.gate.clone()
     }
 
     /// Resolves once the server starts shutting down.

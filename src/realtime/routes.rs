@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +17,7 @@ use axum::{Json, Router};
 
 use super::event::Format;
 use super::session::{self, Sender};
+use super::upgrade::Upgrade;
 use super::{v2, Realtime};
 use crate::accounts::AccountError;
 use crate::chats::ChatError;
@@ -25,6 +25,7 @@ use crate::error::ApiError;
 use crate::ids::{ChatId, UserId};
 use crate::wire::v2::SUBPROTOCOL as V2_PROTOCOL;
 use crate::wire::HandshakeRefusal;
+use tungstenite::protocol::WebSocketConfig;
 
 /// The subprotocol a v1 client names beside a token carried in `Sec-WebSocket-Protocol` (a
 /// browser requires the server to echo one of the protocols it offered; the token is never
@@ -55,15 +56,15 @@ const READ_BUFFER: usize = 2048;
 /// costs one syscall instead of one per frame. Allocated only once a socket writes.
 const WRITE_COALESCE: usize = 16 * 1024;
 
-/// Applies the buffer sizes that keep an idle socket to a few KiB.
-fn tune(upgrade: WebSocketUpgrade, rt: &Realtime) -> WebSocketUpgrade {
+/// The buffer sizes that keep an idle socket to a few KiB.
+fn config(rt: &Realtime) -> WebSocketConfig {
     let limit = rt.settings().max_frame_bytes;
-    upgrade
+    WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_COALESCE)
         .max_write_buffer_size(limit.max(64 * 1024))
-        .max_message_size(limit)
-        .max_frame_size(limit)
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit))
 }
 
 /// A browser's handshake from an origin that may not open sockets (cross-site WebSocket
@@ -84,7 +85,7 @@ fn check_origin(rt: &Realtime, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 /// The token of a handshake: `?token=`, else the `causerie.token.` subprotocol entry.
-fn offered_token(query: &HashMap<String, String>, upgrade: &WebSocketUpgrade) -> Option<String> {
+fn offered_token(query: &HashMap<String, String>, upgrade: &Upgrade) -> Option<String> {
     if let Some(token) = query.get("token").filter(|t| !t.is_empty()) {
         return Some(token.clone());
     }
@@ -98,7 +99,7 @@ fn offered_token(query: &HashMap<String, String>, upgrade: &WebSocketUpgrade) ->
 }
 
 /// True when the client carries its token in `Sec-WebSocket-Protocol`.
-fn token_in_protocols(upgrade: &WebSocketUpgrade) -> bool {
+fn token_in_protocols(upgrade: &Upgrade) -> bool {
     upgrade
         .requested_protocols()
         .any(|p| p.as_bytes().starts_with(TOKEN_PROTOCOL_PREFIX.as_bytes()))
@@ -158,12 +159,12 @@ async fn chat_socket(
     Path(chat_id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     if let Err(refusal) = check_origin(&rt, &headers) {
         return refusal;
     }
-    let upgrade = upgrade.protocols([V2_PROTOCOL, V1_PROTOCOL]);
+    let upgrade = upgrade.protocols(&[V2_PROTOCOL, V1_PROTOCOL]);
     let v2 = upgrade.selected_protocol().is_some_and(|p| p == V2_PROTOCOL);
     if upgrade.selected_protocol().is_none() && token_in_protocols(&upgrade) {
         return no_protocol_beside_token();
@@ -198,7 +199,7 @@ async fn chat_socket(
         };
         metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v2").increment(1);
         let tracked = rt.clone();
-        return tune(upgrade, &rt).on_upgrade(move |socket| {
+        return upgrade.accept(config(&rt), None, move |socket| {
             tracked
                 .clone()
                 .track(v2::run(socket, tracked, user, expires_at, Some((chat, after))))
@@ -211,7 +212,7 @@ async fn chat_socket(
     metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v1").increment(1);
     let joined = session::join_v1(&rt, user, chat);
     let tracked = rt.clone();
-    tune(upgrade, &rt).on_upgrade(move |socket| {
+    upgrade.accept(config(&rt), Some(rt.gate_limits()), move |socket| {
         tracked.clone().track(session::run_v1(
             socket,
             tracked,
@@ -235,12 +236,7 @@ fn v1_format(rt: &Realtime, query: &HashMap<String, String>) -> Result<Format, R
 
 /// A tokenless v1 socket (`ws_allow_anonymous_v1`): accepted on an existing chat; its frames
 /// are checked one by one (each `author` must be a member).
-async fn anonymous_v1(
-    rt: Realtime,
-    chat_id: &str,
-    query: &HashMap<String, String>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
+async fn anonymous_v1(rt: Realtime, chat_id: &str, query: &HashMap<String, String>, upgrade: Upgrade) -> Response {
     let chat = match existing_chat(&rt, chat_id).await {
         Ok(chat) => chat,
         Err(refusal) => return refusal,
@@ -253,7 +249,7 @@ async fn anonymous_v1(
     metrics::counter!("causerie_ws_anonymous_sockets_total").increment(1);
     let joined = session::join_v1(&rt, session::ANONYMOUS, chat);
     let tracked = rt.clone();
-    tune(upgrade, &rt).on_upgrade(move |socket| {
+    upgrade.accept(config(&rt), Some(rt.gate_limits()), move |socket| {
         tracked.clone().track(session::run_v1(
             socket,
             tracked,
@@ -271,12 +267,12 @@ async fn user_socket(
     State(rt): State<Realtime>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    upgrade: Upgrade,
 ) -> Response {
     if let Err(refusal) = check_origin(&rt, &headers) {
         return refusal;
     }
-    let upgrade = upgrade.protocols([V2_PROTOCOL]);
+    let upgrade = upgrade.protocols(&[V2_PROTOCOL]);
     if upgrade.selected_protocol().is_none() && token_in_protocols(&upgrade) {
         return no_protocol_beside_token();
     }
@@ -284,8 +280,9 @@ async fn user_socket(
     metrics::counter!("causerie_ws_handshakes_total", "protocol" => "v2").increment(1);
     let tracked = rt.clone();
     let Some(token) = token else {
-        return tune(upgrade, &rt)
-            .on_upgrade(move |socket| tracked.clone().track(v2::run_authenticating(socket, tracked)));
+        return upgrade.accept(config(&rt), None, move |socket| {
+            tracked.clone().track(v2::run_authenticating(socket, tracked))
+        });
     };
     let (user, expires_at) = match authenticate(&rt, &token).await {
         Ok(found) => found,
@@ -294,7 +291,9 @@ async fn user_socket(
     if let Err(refusal) = check_socket_cap(&rt, user).await {
         return refusal;
     }
-    tune(upgrade, &rt).on_upgrade(move |socket| tracked.clone().track(v2::run(socket, tracked, user, expires_at, None)))
+    upgrade.accept(config(&rt), None, move |socket| {
+        tracked.clone().track(v2::run(socket, tracked, user, expires_at, None))
+    })
 }
 
 /// A storage failure during a handshake (503 when the database is away).

@@ -7,14 +7,17 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::sync::mpsc;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message, Utf8Bytes};
 
 use super::event::{AccountClosed, Delivery, Format};
+use super::gate::{LargeFrames, Resolved};
 use super::hub::{Connection, KickReason};
+use super::upgrade::Socket;
 use super::Realtime;
 use crate::chats::{ChatError, PendingStore};
 use crate::ids::{ChatId, UserId};
@@ -64,7 +67,7 @@ impl Drop for OpenGauge {
 
 pub(crate) fn close_message(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
-        code,
+        code: code.into(),
         reason: Utf8Bytes::from_static(reason),
     }))
 }
@@ -72,23 +75,19 @@ pub(crate) fn close_message(code: u16, reason: &'static str) -> Message {
 /// The close frame that answers a failed read, by RFC 6455 §7.4.1: a frame over the size
 /// limit 1009, a text frame that is not UTF-8 1007, any other breach of the framing rules
 /// 1002. None when the peer is simply gone (nothing can be sent).
-pub(crate) fn error_close(err: &axum::Error) -> Option<Message> {
-    use std::error::Error;
+pub(crate) fn error_close(err: &tungstenite::Error) -> Option<Message> {
     use tungstenite::error::ProtocolError;
-    let mut source: Option<&(dyn Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if let Some(err) = e.downcast_ref::<tungstenite::Error>() {
-            return match err {
-                tungstenite::Error::Capacity(_) => Some(close_message(close::TOO_BIG, "frame too large")),
-                tungstenite::Error::Utf8(_) => Some(close_message(close::INVALID_DATA, "invalid UTF-8")),
-                tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
-                tungstenite::Error::Protocol(_) => Some(close_message(close::PROTOCOL_ERROR, "protocol error")),
-                _ => None,
-            };
-        }
-        source = e.source();
+    match err {
+        tungstenite::Error::Capacity(_) => Some(close_message(close::TOO_BIG, "frame too large")),
+        tungstenite::Error::Utf8(_) => Some(invalid_utf8()),
+        tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
+        tungstenite::Error::Protocol(_) => Some(close_message(close::PROTOCOL_ERROR, "protocol error")),
+        _ => None,
     }
-    None
+}
+
+fn invalid_utf8() -> Message {
+    close_message(close::INVALID_DATA, "invalid UTF-8")
 }
 
 /// Answers the peer's close frame (RFC 6455 §5.5.1). The reply is queued by the WebSocket
@@ -102,8 +101,8 @@ where
 
 /// What one read from a socket means for its session loop.
 pub(crate) enum Inbound {
-    /// A text frame to handle.
-    Text(Utf8Bytes),
+    /// A text frame to handle; `large`: over `ws_max_frame_bytes`, so it must be a photo.
+    Text { text: Utf8Bytes, large: bool },
     /// A frame refused before handling (binary, over the rate): answer with this error. (The
     /// text is static: this value lives in every session's future.)
     Refused { code: &'static str, detail: &'static str },
@@ -115,9 +114,19 @@ pub(crate) enum Inbound {
     Closed(Option<Message>),
 }
 
-/// Classifies a read: the size limit (close 1009), the per-socket frame rate, control frames.
+/// Counts a close for a broken rule by its code.
+fn count_protocol_close(close: &Option<Message>) {
+    if let Some(Message::Close(Some(frame))) = close {
+        metrics::counter!("causerie_ws_protocol_closes_total", "code" => u16::from(frame.code).to_string())
+            .increment(1);
+    }
+}
+
+/// Classifies a read: the size limits (close 1009, or an error frame for a text frame the gate
+/// took out), the per-socket frame rate, control frames.
 pub(crate) fn read_inbound(
-    read: Option<Result<Message, axum::Error>>,
+    read: Option<Result<Message, tungstenite::Error>>,
+    frames: &LargeFrames,
     limiter: &DefaultDirectRateLimiter,
     last_heard: &mut Instant,
 ) -> Inbound {
@@ -125,9 +134,7 @@ pub(crate) fn read_inbound(
         None => return Inbound::Closed(None),
         Some(Err(err)) => {
             let close = error_close(&err);
-            if let Some(Message::Close(Some(frame))) = &close {
-                metrics::counter!("causerie_ws_protocol_closes_total", "code" => frame.code.to_string()).increment(1);
-            }
+            count_protocol_close(&close);
             return Inbound::Closed(close);
         }
         Some(Ok(frame)) => frame,
@@ -135,16 +142,28 @@ pub(crate) fn read_inbound(
     *last_heard = Instant::now();
     match frame {
         Message::Close(_) => Inbound::PeerClosed,
-        Message::Ping(_) | Message::Pong(_) => Inbound::Nothing,
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Inbound::Nothing,
         Message::Binary(_) => Inbound::Refused {
             code: "invalid_frame",
             detail: "Binary frames are not supported; send JSON text.",
         },
-        Message::Text(_) if limiter.check().is_err() => Inbound::Refused {
-            code: "rate_limited",
-            detail: "Too many frames; slow down.",
+        // Resolved before the rate is checked: a placeholder's frame must be taken either way.
+        Message::Text(text) => match frames.resolve(text) {
+            _ if limiter.check().is_err() => Inbound::Refused {
+                code: "rate_limited",
+                detail: "Too many frames; slow down.",
+            },
+            Resolved::Text { text, large } => Inbound::Text { text, large },
+            Resolved::TooLarge => Inbound::Refused {
+                code: "frame_too_large",
+                detail: "The frame is larger than this server accepts (ws_max_photo_bytes); it was not read.",
+            },
+            Resolved::InvalidUtf8 => {
+                let close = Some(invalid_utf8());
+                count_protocol_close(&close);
+                Inbound::Closed(close)
+            }
         },
-        Message::Text(text) => Inbound::Text(text),
     }
 }
 
@@ -258,7 +277,7 @@ pub(crate) fn join_v1(rt: &Realtime, user: UserId, chat: ChatId) -> (Connection,
 
 /// Runs a seed (v1) socket in `chat`, joined by [`join_v1`], until either side closes.
 pub(crate) async fn run_v1(
-    socket: WebSocket,
+    socket: Socket,
     rt: Realtime,
     chat: ChatId,
     format: Format,
@@ -281,7 +300,8 @@ pub(crate) async fn run_v1(
         keepalive.expires_at = Some(expires_at.saturating_add(rt.settings().v1_expiry_grace_secs as i64));
     }
     let closing = rt.closing().clone();
-    let (mut sink, mut stream) = socket.split();
+    let Socket { ws, frames } = socket;
+    let (mut sink, mut stream) = ws.split();
 
     // Messages queued for storage; the socket goes on reading and delivering meanwhile.
     let mut pending: FuturesOrdered<PendingStore> = FuturesOrdered::new();
@@ -291,7 +311,7 @@ pub(crate) async fn run_v1(
             Some(stored) = pending.next(), if !pending.is_empty() => if let Err(err) = stored {
                 if sink.send(refusal_v1(err.into())).await.is_err() { break None }
             },
-            inbound = stream.next() => match read_inbound(inbound, &limiter, &mut keepalive.last_heard) {
+            inbound = stream.next() => match read_inbound(inbound, &frames, &limiter, &mut keepalive.last_heard) {
                 Inbound::Closed(close) => break close,
                 Inbound::PeerClosed => {
                     answer_close(&mut sink).await;
@@ -299,10 +319,13 @@ pub(crate) async fn run_v1(
                 }
                 Inbound::Nothing => continue,
                 Inbound::Refused { code, detail } => if sink.send(v1_error(ErrorBody::new(code, detail))).await.is_err() { break None },
-                Inbound::Text(text) => {
+                Inbound::Text { text, large } => {
                     // The refusal is made into its frame before the write is awaited, so the
-                    // error is not kept in this (every socket's) future.
-                    let refusal = match Box::pin(handle_v1_frame(&rt, &connection, chat, &text, anonymous)).await {
+                    // error is not kept in this (every socket's) future. A large frame's text
+                    // (and its share of the budget) goes once it is handled.
+                    let handled = Box::pin(handle_v1_frame(&rt, &connection, chat, &text, anonymous, large)).await;
+                    drop(text);
+                    let refusal = match handled {
                         Ok(committed) => {
                             pending.push_back(committed);
                             continue;
@@ -337,6 +360,7 @@ pub(crate) async fn run_v1(
                 chat,
                 &mut sink,
                 &mut stream,
+                &frames,
                 pending,
                 close,
                 anonymous,
@@ -376,7 +400,7 @@ const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(3);
 /// frames in flight, and a reset may cost the peer the close frame it has not read yet.
 pub(crate) async fn close_handshake<S>(
     sink: &mut S,
-    stream: &mut (impl futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin),
+    stream: &mut (impl futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin),
     close: Message,
 ) where
     S: futures_util::Sink<Message> + Unpin,
@@ -410,7 +434,8 @@ async fn v1_goodbye<S>(
     connection: &Connection,
     chat: ChatId,
     sink: &mut S,
-    stream: &mut (impl futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin),
+    stream: &mut (impl futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin),
+    frames: &LargeFrames,
     mut pending: FuturesOrdered<PendingStore>,
     close: Message,
     anonymous: bool,
@@ -436,8 +461,10 @@ async fn v1_goodbye<S>(
         while let Some(Ok(frame)) = stream.next().await {
             match frame {
                 Message::Text(text) => {
-                    if let Ok(store) = handle_v1_frame(rt, connection, chat, &text, anonymous).await {
-                        pending.push_back(store);
+                    if let Resolved::Text { text, large } = frames.resolve(text) {
+                        if let Ok(store) = handle_v1_frame(rt, connection, chat, &text, anonymous, large).await {
+                            pending.push_back(store);
+                        }
                     }
                 }
                 Message::Close(_) => break,
@@ -462,21 +489,29 @@ fn refusal_v1(error: ErrorBody) -> Message {
 
 /// Checks a v1 frame and queues its message for storage (the echo to the room follows the
 /// commit). A socket whose user was removed from the chat has left its room and is refused.
-/// A tokenless socket's frame is written by its `author`, who must be an active member.
+/// A tokenless socket's frame is written by its `author`, who must be an active member. A
+/// `large` frame (over `ws_max_frame_bytes`) must be a photo frame.
 async fn handle_v1_frame(
     rt: &Realtime,
     connection: &Connection,
     chat: ChatId,
     text: &str,
     anonymous: bool,
+    large: bool,
 ) -> Result<PendingStore, ErrorBody> {
     let mut frame = parse::parse_object(text)?;
+    let photo = super::photos::take_data_url(&mut frame);
+    if large && photo.is_none() {
+        return Err(ErrorBody::new(
+            "frame_too_large",
+            "Only a photo frame (type 2 with a data: URL) may be larger than ws_max_frame_bytes.",
+        ));
+    }
     let user = if anonymous {
         anonymous_author(rt, chat, &frame).await?
     } else {
         connection.user()
     };
-    let photo = super::photos::take_data_url(&mut frame);
     let max_extra = rt.chats().max_extra_bytes();
     let draft = v1::MessageFrame::from_frame(&frame, chat, user, max_extra)?.into_draft();
     draft.check(max_extra).map_err(ChatError::from)?;
@@ -523,8 +558,8 @@ mod tests {
     use tungstenite::error::{CapacityError, ProtocolError};
 
     fn code(err: tungstenite::Error) -> Option<u16> {
-        match error_close(&axum::Error::new(err)) {
-            Some(Message::Close(Some(frame))) => Some(frame.code),
+        match error_close(&err) {
+            Some(Message::Close(Some(frame))) => Some(frame.code.into()),
             _ => None,
         }
     }

@@ -191,9 +191,7 @@ impl Session {
                 self.streams.sent(chat, seq);
             }
             if let Some(frame) = delivery.frame(Format::V2) {
-                sink.feed(axum::extract::ws::Message::Text(frame))
-                    .await
-                    .map_err(|_| ())?;
+                sink.feed(tungstenite::Message::Text(frame)).await.map_err(|_| ())?;
                 written += 1;
             }
             if written < FLUSH_BATCH {

@@ -17,17 +17,18 @@ mod streams;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{Message, WebSocket};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
+use tungstenite::Message;
 
 use self::sends::{SendEvent, Sends};
 use self::streams::ChatStreams;
 use super::hub::Connection;
 use super::presence;
 use super::session::{self, Inbound, OpenGauge};
+use super::upgrade::Socket;
 use super::Realtime;
 use crate::accounts::AccountError;
 use crate::chats::Chats;
@@ -37,7 +38,9 @@ use crate::wire::v2::{
 };
 use crate::wire::{self, ErrorBody, MessageView};
 
-type Sink = SplitSink<WebSocket, Message>;
+type Sink = SplitSink<SocketStream, Message>;
+type SocketStream =
+    tokio_tungstenite::WebSocketStream<super::gate::FrameGate<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>;
 /// The frames a session writes: message objects by reference.
 type Frame<'a> = ServerFrame<&'a MessageView>;
 
@@ -59,7 +62,7 @@ const AUTH_WAIT: Duration = Duration::from_secs(10);
 /// `auth` frame brings a fresh one. `initial` is the chat of a `/ws/chat/{id}/` URL, followed
 /// from `after` (or from now).
 pub(crate) async fn run(
-    socket: WebSocket,
+    socket: Socket,
     rt: Realtime,
     user: UserId,
     expires_at: i64,
@@ -75,7 +78,8 @@ pub(crate) async fn run(
     let mut keepalive = session::Keepalive::new(&rt);
     keepalive.expires_at = Some(expires_at);
     let closing = rt.closing().clone();
-    let (mut sink, mut stream) = socket.split();
+    let Socket { ws, frames } = socket;
+    let (mut sink, mut stream) = ws.split();
     let mut session = Session {
         rt: rt.clone(),
         user,
@@ -105,7 +109,7 @@ pub(crate) async fn run(
             // A socket with too many sends waiting for their commit, or one waiting for room
             // to queue its last send, reads nothing more until that clears: back-pressure
             // through TCP, while deliveries and acks keep flowing.
-            inbound = stream.next(), if session.sends.can_take_more() => match session::read_inbound(inbound, &limiter, &mut keepalive.last_heard) {
+            inbound = stream.next(), if session.sends.can_take_more() => match session::read_inbound(inbound, &frames, &limiter, &mut keepalive.last_heard) {
                 Inbound::Closed(close) => break close,
                 Inbound::PeerClosed => {
                     session::answer_close(&mut sink).await;
@@ -116,7 +120,8 @@ pub(crate) async fn run(
                     let refusal = text(&Frame::Error(ErrorReply::new(ErrorBody::new(code, detail), None)));
                     if sink.send(refusal).await.is_err() { break None }
                 }
-                Inbound::Text(text) => {
+                // v2 sockets have no gate limits: nothing is large.
+                Inbound::Text { text, .. } => {
                     if Box::pin(session.handle(&mut sink, &text)).await.is_err() { break None }
                     if let Some(at) = session.renewed.take() {
                         keepalive.expires_at = Some(at);
@@ -159,8 +164,8 @@ pub(crate) async fn run(
 /// Runs a `/ws/` socket opened without a token (so that none travels in a URL): its first
 /// frame must be `auth` with an access token, within [`AUTH_WAIT`]; otherwise an error frame
 /// and close 4401.
-pub(crate) async fn run_authenticating(mut socket: WebSocket, rt: Realtime) {
-    let outcome = match tokio::time::timeout(AUTH_WAIT, Box::pin(first_auth(&mut socket, &rt))).await {
+pub(crate) async fn run_authenticating(mut socket: Socket, rt: Realtime) {
+    let outcome = match tokio::time::timeout(AUTH_WAIT, Box::pin(first_auth(&mut socket.ws, &rt))).await {
         Ok(outcome) => outcome,
         Err(_) => Err(Some((
             ErrorBody::new("auth_required", "Send an auth frame first."),
@@ -177,7 +182,7 @@ pub(crate) async fn run_authenticating(mut socket: WebSocket, rt: Realtime) {
                 ErrorBody::new("too_many_sockets", "You have too many sockets open."),
                 reference,
             )));
-            let (mut sink, mut stream) = socket.split();
+            let (mut sink, mut stream) = socket.ws.split();
             if sink.send(refusal).await.is_ok() {
                 let close = session::close_message(session::close::POLICY, "too many sockets");
                 session::close_handshake(&mut sink, &mut stream, close).await;
@@ -186,6 +191,7 @@ pub(crate) async fn run_authenticating(mut socket: WebSocket, rt: Realtime) {
         Ok((user, expires_at, reference)) => {
             metrics::counter!("causerie_ws_auth_frames_total", "outcome" => "accepted").increment(1);
             if socket
+                .ws
                 .send(text(&Frame::Authenticated(authenticated(user, expires_at, reference))))
                 .await
                 .is_ok()
@@ -196,7 +202,7 @@ pub(crate) async fn run_authenticating(mut socket: WebSocket, rt: Realtime) {
         Err(Some((error, reference))) => {
             metrics::counter!("causerie_ws_auth_frames_total", "outcome" => "refused").increment(1);
             let refusal = text(&Frame::Error(ErrorReply::new(error, reference)));
-            let (mut sink, mut stream) = socket.split();
+            let (mut sink, mut stream) = socket.ws.split();
             if sink.send(refusal).await.is_ok() {
                 let close = session::close_message(session::close::UNAUTHORIZED, "authentication failed");
                 session::close_handshake(&mut sink, &mut stream, close).await;
@@ -209,11 +215,11 @@ pub(crate) async fn run_authenticating(mut socket: WebSocket, rt: Realtime) {
 /// Reads the first frame of a tokenless `/ws/` socket as `auth` and checks its token as a
 /// handshake would (`ws_token_grace_secs` applies). `Err(None)`: the peer left.
 async fn first_auth(
-    socket: &mut WebSocket,
+    socket: &mut SocketStream,
     rt: &Realtime,
 ) -> Result<(UserId, i64, Option<Value>), Option<(ErrorBody, Option<Value>)>> {
     loop {
-        let frame = match socket.recv().await {
+        let frame = match socket.next().await {
             None | Some(Err(_)) => return Err(None),
             Some(Ok(frame)) => frame,
         };
@@ -229,7 +235,7 @@ async fn first_auth(
                     None,
                 )))
             }
-            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
         let ClientFrame { command, reference } = ClientFrame::parse(&text, rt.chats().max_extra_bytes())
             .map_err(|Refused { error, reference }| Some((error, reference)))?;
@@ -285,13 +291,13 @@ fn text<M: Serialize>(frame: &ServerFrame<M>) -> Message {
 }
 
 /// Writes one frame; `Err` carries nothing useful but means the socket is gone.
-async fn write<M: Serialize>(sink: &mut Sink, frame: &ServerFrame<M>) -> Result<(), axum::Error> {
+async fn write<M: Serialize>(sink: &mut Sink, frame: &ServerFrame<M>) -> Result<(), tungstenite::Error> {
     let message = text(frame);
     sink.send(message).await
 }
 
 /// Answers a refused text frame with its error, counted by code.
-async fn refuse(sink: &mut Sink, error: ErrorBody, reference: Option<Value>) -> Result<(), axum::Error> {
+async fn refuse(sink: &mut Sink, error: ErrorBody, reference: Option<Value>) -> Result<(), tungstenite::Error> {
     metrics::counter!("causerie_ws_frames_refused_total", "code" => error.code.clone()).increment(1);
     write(sink, &Frame::Error(ErrorReply::new(error, reference))).await
 }

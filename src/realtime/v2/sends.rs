@@ -9,8 +9,8 @@ use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use axum::extract::ws::Message;
 use futures_util::SinkExt;
+use tungstenite::Message;
 
 use super::{text, Frame, Session, Sink};
 use crate::chats::view::MessageView;
