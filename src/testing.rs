@@ -21,12 +21,13 @@ pub mod store {
 
     pub mod chats {
         pub use crate::store::chats::{
-            all, by_id, delete, find_or_create_pair, live_counts, member, members, pair, ChatRow, MemberRow,
+            all, by_id, delete, find_or_create_pair, live_counts, member, members, pair, remove_member, ChatRow,
+            MemberRow,
         };
     }
 
     pub mod messages {
-        pub use crate::store::message_batch::insert_batch;
+        pub use crate::store::message_batch::{insert_batch, NotAMember, Outcomes};
         pub use crate::store::messages::{count, since, MessageRow, NewMessage, Stored};
     }
 }

@@ -1,5 +1,6 @@
 //! Several Causerie processes sharing one PostgreSQL database and one Redis: delivery, order and
-//! presence across instances; Redis dying mid-conversation; an instance dying; SIGTERM.
+//! presence across instances; Redis dying mid-conversation (and a removal from a group made
+//! meanwhile); an instance dying; SIGTERM.
 //!
 //! Runs when both CAUSERIE_TEST_POSTGRES_URL and CAUSERIE_TEST_REDIS_URL are set (CI sets them).
 //! The Redis fault test starts and kills a `redis-server` of its own on a free port, never the
@@ -98,6 +99,17 @@ impl Instance {
             .expect("request");
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn delete(&self, path: &str, token: &str) -> u16 {
+        let res = self
+            .client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
+        res.status().as_u16()
     }
 
     async fn ready(&self) -> bool {
@@ -463,6 +475,88 @@ async fn redis_outage_loses_nothing_and_repeats_nothing() {
     assert_eq!(frame_of!(done, ServerFrame::Subscribed).last_seq, 7);
     let mut db = db;
     drop(b);
+    db.drop_now().await;
+}
+
+/// Carol is removed from a group on A while Redis is down, so B never hears the event. Once
+/// Redis is back, B re-reads the memberships of its sockets before they catch up: Carol's v2
+/// socket on B gets the `member_removed` it missed and none of the messages stored meanwhile or
+/// later, her v1 socket on B hears nothing more, and what either posts is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_made_during_a_redis_outage_reaches_the_other_instance() {
+    let (pg, _) = require_cluster!();
+    let db = PgDatabase::create(&pg).await;
+    let secret = random_secret();
+    let port = free_port();
+    let mut redis = OwnRedis::start(port);
+    let a = Instance::start(&db.url, &redis.url(), &secret);
+    let b = Instance::start(&db.url, &redis.url(), &secret);
+    a.wait_ready(true).await;
+    b.wait_ready(true).await;
+    let alice = user(&a, "alice@example.com", "Alice").await;
+    let bob = user(&a, "bob@example.com", "Bob").await;
+    let carol = user(&b, "carol@example.com", "Carol").await;
+    let (status, group) = a
+        .post(
+            "/api/groups/",
+            Some(&alice.access),
+            &json!({ "title": "outage", "members": [bob.id, carol.id] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    let group: ChatId = group["id"].as_str().unwrap().parse().unwrap();
+    let mut alice_ws = Peer::connect(&a.ws(&format!("/ws/?token={}", alice.access))).await;
+    let mut carol_ws = Peer::connect(&b.ws(&format!("/ws/?token={}", carol.access))).await;
+    alice_ws.subscribe(group, None).await;
+    carol_ws.subscribe(group, None).await;
+    let mut carol_v1 = ws::connect(&b.ws(&format!("/ws/chat/{group}/?token={}", carol.access)), None).await;
+    alice_ws.send(group, "before", "before the outage").await;
+    assert_eq!(carol_ws.messages(group, 1).await[0].0, 1);
+    assert_eq!(carol_v1.recv::<MessageView>().await.message, "before the outage");
+
+    redis.kill();
+    a.wait_ready(false).await;
+    b.wait_ready(false).await;
+    let status = a
+        .delete(&format!("/api/groups/{group}/members/{}/", carol.id), &alice.access)
+        .await;
+    assert_eq!(status, 204);
+    alice_ws.send(group, "during", "said after Carol left").await;
+
+    let _redis_again = OwnRedis::start(port);
+    a.wait_ready(true).await;
+    b.wait_ready(true).await;
+    let removed = carol_ws
+        .take(|f| matches!(f, ServerFrame::MemberRemoved(m) if m.chat == group && m.user == carol.id))
+        .await;
+    assert_eq!(frame_of!(removed, ServerFrame::MemberRemoved).user, carol.id);
+    alice_ws.send(group, "after", "after the outage").await;
+    carol_ws.no_more_messages(group).await;
+    carol_v1.expect_silence().await;
+
+    // Posting is refused by the storing transaction, whatever the socket believes.
+    carol_ws
+        .ws
+        .send_frame(&v2::Command::Send(SendMessage {
+            chat: group,
+            client_id: "late".into(),
+            message: "let me back".into(),
+            message_type: None,
+            extra_data: None,
+            attachments: Vec::new(),
+        }))
+        .await;
+    let refused = carol_ws.take(|f| f.kind() == FrameType::Error).await;
+    assert_eq!(frame_of!(refused, ServerFrame::Error).code, "not_found");
+    carol_v1.send_frame(&v1::MessageFrame::text("v1 let me back")).await;
+    let refused: Value = carol_v1.recv_json().await;
+    assert_eq!(refused["error"]["code"], "not_found", "{refused}");
+    let (code, history) = a.get(&format!("/api/message/?refChat={group}"), &alice.access).await;
+    assert_eq!(code, 200);
+    assert_eq!(history["count"], json!(3), "{history}");
+    drop(carol_v1);
+    let mut db = db;
+    drop((a, b));
     db.drop_now().await;
 }
 

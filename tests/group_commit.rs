@@ -1,19 +1,21 @@
 //! The group-commit write path (`store::messages::insert_batch`) on each database: one batch
-//! spanning several chats, retries of earlier clientIds, repeats inside the batch, a chat that
-//! vanished, and two batches racing on the same chats.
+//! spanning several chats, retries of earlier clientIds, repeats inside the batch, authors who
+//! are not (or no longer) members, a chat that vanished, and two batches racing on the same
+//! chats.
 
 #[macro_use]
 mod common;
 
 use causerie::ids::{ChatId, UserId};
-use causerie::testing::store::messages::{self, NewMessage};
+use causerie::testing::store::messages::{self, NewMessage, NotAMember, Outcomes, Stored};
 use causerie::testing::store::{chats, Db};
 use common::{Backend, TestServer};
 
 backend_tests!(
     a_batch_over_several_chats_numbers_each_chat_without_gaps,
     retries_and_repeats_are_stored_once,
-    a_vanished_chat_fails_its_batch_and_stores_nothing,
+    a_non_member_is_refused_alone,
+    a_vanished_chat_refuses_its_messages_alone,
     concurrent_batches_on_shared_chats_keep_every_sequence_whole
 );
 
@@ -26,6 +28,14 @@ fn message(chat: ChatId, author: UserId, client_id: Option<&str>, body: &str) ->
         kind: 0,
         extra_data: None,
     }
+}
+
+/// Every outcome, which must be stored.
+fn all_stored(outcomes: Outcomes) -> Vec<Stored> {
+    outcomes
+        .into_iter()
+        .map(|o| o.expect("every author is a member"))
+        .collect()
 }
 
 /// `n` users and the two-person chats between user 0 and each other user.
@@ -59,7 +69,7 @@ async fn a_batch_over_several_chats_numbers_each_chat_without_gaps(backend: Back
         let client = (i % 2 == 0).then_some(client.as_str());
         batch.push(message(chat, users[0], client, &format!("m{i}")));
     }
-    let stored = messages::insert_batch(server.db(), &batch).await.unwrap();
+    let stored = all_stored(messages::insert_batch(server.db(), &batch).await.unwrap());
     assert_eq!(stored.len(), 30);
     assert!(stored.iter().all(|s| s.created));
     for (i, s) in stored.iter().enumerate() {
@@ -73,9 +83,11 @@ async fn a_batch_over_several_chats_numbers_each_chat_without_gaps(backend: Back
         assert_eq!(chats::by_id(server.db(), *chat).await.unwrap().unwrap().last_seq, 10);
     }
     // A second batch goes on from there.
-    let more = messages::insert_batch(server.db(), &[message(chat_ids[1], users[2], None, "next")])
-        .await
-        .unwrap();
+    let more = all_stored(
+        messages::insert_batch(server.db(), &[message(chat_ids[1], users[2], None, "next")])
+            .await
+            .unwrap(),
+    );
     assert_eq!(more[0].row.seq, 11);
     server.finish().await;
 }
@@ -84,9 +96,11 @@ async fn retries_and_repeats_are_stored_once(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (users, chat_ids) = users_and_chats(&server, 3).await;
     let (alice, bob) = (users[0], users[1]);
-    let first = messages::insert_batch(server.db(), &[message(chat_ids[0], alice, Some("same"), "first")])
-        .await
-        .unwrap();
+    let first = all_stored(
+        messages::insert_batch(server.db(), &[message(chat_ids[0], alice, Some("same"), "first")])
+            .await
+            .unwrap(),
+    );
     let batch = vec![
         // A retry of a stored message: answered with it, body and all.
         message(chat_ids[0], alice, Some("same"), "retried"),
@@ -97,7 +111,7 @@ async fn retries_and_repeats_are_stored_once(backend: Backend) {
         message(chat_ids[1], alice, Some("twice"), "once"),
         message(chat_ids[1], alice, Some("twice"), "twice"),
     ];
-    let stored = messages::insert_batch(server.db(), &batch).await.unwrap();
+    let stored = all_stored(messages::insert_batch(server.db(), &batch).await.unwrap());
     let created: Vec<bool> = stored.iter().map(|s| s.created).collect();
     assert_eq!(created, vec![false, true, true, true, false]);
     assert_eq!(stored[0].row.id, first[0].row.id);
@@ -111,22 +125,61 @@ async fn retries_and_repeats_are_stored_once(backend: Backend) {
     server.finish().await;
 }
 
-async fn a_vanished_chat_fails_its_batch_and_stores_nothing(backend: Backend) {
+async fn a_non_member_is_refused_alone(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let (users, chat_ids) = users_and_chats(&server, 3).await;
+    // chat_ids[0] is between users 0 and 1: user 2 is no member of it.
+    let batch = vec![
+        message(chat_ids[0], users[0], Some("a"), "member"),
+        message(chat_ids[0], users[2], Some("b"), "intruder"),
+        message(chat_ids[0], users[1], None, "member too"),
+    ];
+    let outcomes = messages::insert_batch(server.db(), &batch).await.unwrap();
+    assert_eq!(outcomes[1].as_ref().err(), Some(&NotAMember));
+    let seqs: Vec<i64> = [&outcomes[0], &outcomes[2]]
+        .iter()
+        .map(|o| o.as_ref().unwrap().row.seq)
+        .collect();
+    assert_eq!(seqs, vec![1, 2], "the refused message took no number");
+    assert_eq!(seqs_in(server.db(), chat_ids[0]).await, vec![1, 2]);
+    assert_eq!(messages::count(server.db()).await.unwrap(), 2);
+    // Removed since: refused from then on, with the same clientId or another.
+    assert!(chats::remove_member(server.db(), chat_ids[0], users[1]).await.unwrap());
+    let outcomes = messages::insert_batch(
+        server.db(),
+        &[
+            message(chat_ids[0], users[1], Some("c"), "after removal"),
+            message(chat_ids[0], users[0], Some("a"), "retry"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcomes[0].as_ref().err(), Some(&NotAMember));
+    assert!(
+        !outcomes[1].as_ref().unwrap().created,
+        "a member's retry is answered as before"
+    );
+    assert_eq!(messages::count(server.db()).await.unwrap(), 2);
+    assert_eq!(
+        chats::by_id(server.db(), chat_ids[0]).await.unwrap().unwrap().last_seq,
+        2
+    );
+    server.finish().await;
+}
+
+async fn a_vanished_chat_refuses_its_messages_alone(backend: Backend) {
     let server = TestServer::start(backend).await;
     let (users, chat_ids) = users_and_chats(&server, 3).await;
     chats::delete(server.db(), chat_ids[1]).await.unwrap();
     let batch = vec![
-        message(chat_ids[0], users[0], Some("a"), "kept?"),
+        message(chat_ids[0], users[0], Some("a"), "kept"),
         message(chat_ids[1], users[0], Some("b"), "gone"),
     ];
-    let err = messages::insert_batch(server.db(), &batch).await.unwrap_err();
-    assert!(matches!(err, sqlx::Error::RowNotFound), "{err:?}");
-    // The transaction rolled back: the live chat neither got the message nor used up a number.
-    assert_eq!(messages::count(server.db()).await.unwrap(), 0);
-    assert_eq!(
-        chats::by_id(server.db(), chat_ids[0]).await.unwrap().unwrap().last_seq,
-        0
-    );
+    // A deleted chat has no members left: its message is refused, its neighbour stored.
+    let outcomes = messages::insert_batch(server.db(), &batch).await.unwrap();
+    assert_eq!(outcomes[0].as_ref().unwrap().row.seq, 1);
+    assert_eq!(outcomes[1].as_ref().err(), Some(&NotAMember));
+    assert_eq!(messages::count(server.db()).await.unwrap(), 1);
     server.finish().await;
 }
 

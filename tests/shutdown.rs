@@ -1,7 +1,8 @@
-//! SIGTERM while messages are queued for storage, on the real binary: every send the server
-//! answered with an ack is stored, every send it refused is not, and nothing a v1 client sent
-//! before the server's close frame reached it is lost. The process exits cleanly within its
-//! grace period.
+//! SIGTERM while messages are queued for storage, on the real binary (SQLite and PostgreSQL):
+//! every send the server answered with an ack is stored, every send it refused is not, every
+//! stored send was answered (none read and then dropped unanswered, issue 15 item 16), and
+//! nothing a v1 client sent before the server's close frame reached it is lost, also frames
+//! fired while the server is shutting down. The process exits cleanly within its grace period.
 
 #[macro_use]
 mod common;
@@ -217,6 +218,20 @@ async fn sigterm_answers_every_queued_send_and_loses_none(backend: Backend) {
             .await
             .expect("v1 send");
     }
+    // And goes on firing through the shutdown, until its socket refuses to send (the server's
+    // close has been read and answered): every frame written before that must be stored.
+    let v1_firing = tokio::spawn(async move {
+        let mut more = 0usize;
+        while more < 100_000 {
+            let frame = json!({ "message": format!("v1 late {more}"), "type": 0, "extraData": "" });
+            if v1_writer.send(Message::Text(frame.to_string().into())).await.is_err() {
+                break;
+            }
+            more += 1;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        more
+    });
 
     // Alice pipelines v2 sends without waiting for acks, for as long as her socket takes them.
     let (mut v2_writer, v2_reader) = open(&ws(&alice), true).await.split();
@@ -244,6 +259,7 @@ async fn sigterm_answers_every_queued_send_and_loses_none(backend: Backend) {
 
     let answers = answers.await.expect("reader");
     let (_writer, sent) = sender.await.expect("sender");
+    let v1_late = v1_firing.await.expect("v1 sender");
     assert_eq!(answers.close_code, Some(1012), "v2: told to reconnect elsewhere");
     assert_eq!(
         v1_closed.await.expect("v1 reader"),
@@ -267,11 +283,23 @@ async fn sigterm_answers_every_queued_send_and_loses_none(backend: Backend) {
     for client_id in &answers.refused {
         assert!(!by_client.contains_key(client_id), "refused {client_id} was stored");
     }
+    // The session answers every send it read before closing: a stored send without its ack
+    // would be one read and then left unanswered.
+    let unacked: Vec<&String> = by_client.keys().filter(|id| !answers.acked.contains_key(*id)).collect();
+    assert!(unacked.is_empty(), "stored but never acknowledged: {unacked:?}");
     let v1_stored = rows.iter().filter(|row| row.client_id.is_none()).count();
-    assert_eq!(v1_stored, V1_FRAMES, "every v1 frame sent before the close is stored");
+    assert!(
+        v1_late > 0,
+        "the v1 client was still firing when the server began to close"
+    );
+    assert_eq!(
+        v1_stored,
+        V1_FRAMES + v1_late,
+        "every v1 frame sent before the close is stored, those fired during the shutdown too"
+    );
     let unanswered = sent - answers.acked.len() - answers.refused.len();
     eprintln!(
-        "{backend:?}: {sent} v2 sends, {} acked, {} refused, {unanswered} unread when the socket closed",
+        "{backend:?}: {sent} v2 sends, {} acked, {} refused, {unanswered} unread when the socket closed; {v1_late} v1 frames fired during the shutdown",
         answers.acked.len(),
         answers.refused.len()
     );

@@ -31,6 +31,7 @@ backend_tests!(
     browser_origin_policy,
     sockets_per_user_cap,
     replay_is_paged,
+    unheard_removal_is_enforced_when_storing,
 );
 
 // ---- helpers ---------------------------------------------------------------------------------
@@ -702,5 +703,89 @@ async fn replay_is_paged(backend: Backend) {
     assert!(frame_of!(frames.last().unwrap(), ServerFrame::Subscribed).more);
     again.close().await;
     socket.close().await;
+    srv.finish().await;
+}
+
+// ---- membership in the storing transaction (issue 15 item 15) -------------------------------
+
+/// A member removed where this instance's sockets never heard of it (another instance removed
+/// them while the relay was down: here the row is deleted in the database, past every hub):
+/// their open v1 and v2 sockets still sit in the room, yet what they post is refused by the
+/// storing transaction itself, with the not-a-member error, and nothing is stored or acked.
+async fn unheard_removal_is_enforced_when_storing(backend: Backend) {
+    use causerie::testing::store::chats;
+    let srv = TestServer::start(backend).await;
+    let alice = user(&srv, "alice").await;
+    let bob = user(&srv, "bob").await;
+    let carol = user(&srv, "carol").await;
+    let reply = srv
+        .post_json_auth(
+            "/api/groups/",
+            &alice.access,
+            &json!({ "title": "Team", "members": [bob.id, carol.id] }),
+        )
+        .await;
+    reply.expect_status(201);
+    let group = reply.body["id"].as_str().unwrap().to_string();
+    let group_id: causerie::ids::ChatId = group.parse().unwrap();
+    let mut v1_socket = ws::connect(&chat_url(&srv, &group, &carol.access), None).await;
+    let mut v2_socket = ws::connect(
+        &srv.ws_url(&format!("/ws/?token={}", carol.access)),
+        Some(v2::SUBPROTOCOL),
+    )
+    .await;
+    v2_socket
+        .send_frame(&Command::Subscribe(v2::Subscribe {
+            chat: group_id,
+            after_seq: None,
+        }))
+        .await;
+    v2_socket.recv_until(|f| f.kind() == FrameType::Subscribed).await;
+    v1_socket.send_frame(&v1::MessageFrame::text("still in")).await;
+    assert_eq!(v1_socket.recv::<MessageView>().await.message, "still in");
+
+    assert!(chats::remove_member(srv.db(), group_id, carol.user_id()).await.unwrap());
+
+    v1_socket.send_frame(&v1::MessageFrame::text("v1 after removal")).await;
+    let refused = v1_socket.recv_json().await;
+    assert_eq!(refused["error"]["code"], "not_found", "{refused}");
+    v2_socket
+        .send_frame(&Command::Send(v2::SendMessage {
+            chat: group_id,
+            client_id: "late".into(),
+            message: "v2 after removal".into(),
+            message_type: None,
+            extra_data: None,
+            attachments: Vec::new(),
+        }))
+        .await;
+    let frames = v2_socket.frames_until(|f| f.kind() == FrameType::Error).await;
+    assert!(
+        !frames.iter().any(|f| f.kind() == FrameType::Ack),
+        "no ack for a refused send: {frames:?}"
+    );
+    let error = frame_of!(frames.last().unwrap(), ServerFrame::Error);
+    assert_eq!(error.code, "not_found", "{error:?}");
+    assert_eq!(error.client_id.as_deref(), Some("late"));
+    assert_eq!(error.chat, Some(group_id));
+    assert_eq!(
+        stored_count(&srv, &alice, &group).await,
+        1,
+        "only the message from before"
+    );
+    let text = metrics(&srv).await;
+    // At least: the other backend's run of this test counts in the same process.
+    assert!(
+        metric(&text, "causerie_messages_refused_not_member_total") >= 2.0,
+        "{text}"
+    );
+    // The others go on as before.
+    let mut a = ws::connect(&chat_url(&srv, &group, &alice.access), None).await;
+    a.send_frame(&v1::MessageFrame::text("carry on")).await;
+    assert_eq!(a.recv::<MessageView>().await.message, "carry on");
+    assert_eq!(stored_count(&srv, &alice, &group).await, 2);
+    a.close().await;
+    v1_socket.close().await;
+    v2_socket.close().await;
     srv.finish().await;
 }

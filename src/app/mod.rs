@@ -168,15 +168,14 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
     let secret = load_secret(config)?;
     let auth_cache = Accounts::cache_for(config);
     let hub = Hub::new();
-    let (fanout, presence) = match &config.redis_url {
+    let (fanout, presence, relays) = match &config.redis_url {
         Some(url) => {
             let (fanout, relays) = Fanout::redis(hub, url, auth_cache.clone())?;
-            stages.services.spawn(|stop| relays.run(stop));
             let (presence, refresh) = PresenceCounter::redis(url, &secret)?;
             stages.services.spawn_until_stopped(refresh);
-            (fanout, presence)
+            (fanout, presence, Some(relays))
         }
-        None => (Fanout::in_process(hub), Arc::new(PresenceCounter::in_process())),
+        None => (Fanout::in_process(hub), Arc::new(PresenceCounter::in_process()), None),
     };
     let media = Media::from_config(db.clone(), &secret, config)?;
     let accounts = Accounts::new(
@@ -213,6 +212,11 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
         config.max_body_bytes,
         rate,
     );
+    if let Some(relays) = relays {
+        // The relays re-read memberships through the chat service after an outage.
+        let chats = chats.clone();
+        stages.services.spawn(|stop| relays.run(stop, chats));
+    }
     // Uploads no message carried within a day, and those of deleted chats, are removed.
     let swept_media = media.clone();
     stages.services.spawn(|stop| async move {

@@ -153,6 +153,9 @@ impl Fixtures {
                 .collect();
             crate::store::message_batch::insert_batch(&self.db, &batch)
                 .await
+                .context("storing last messages")?
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
                 .context("storing last messages")?;
         }
         eprintln!(
@@ -197,6 +200,9 @@ impl Fixtures {
                 .collect();
             crate::store::message_batch::insert_batch(&self.db, &batch)
                 .await
+                .context("prefilling messages")?
+                .into_iter()
+                .collect::<Result<Vec<_>, _>>()
                 .context("prefilling messages")?;
             done += n;
         }

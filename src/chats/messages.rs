@@ -323,7 +323,8 @@ fn pending_store(committed: Committed) -> PendingStore {
 
 fn write_error(err: WriteError) -> ChatError {
     match err {
-        WriteError::ChatGone => ChatError::NotFound,
+        // Both look like "no such chat, or not a member" (as a handshake's check would say).
+        WriteError::ChatGone | WriteError::NotAMember => ChatError::NotFound,
         WriteError::Unavailable | WriteError::Stopped => ChatError::Unavailable,
         WriteError::Failed(reason) => ChatError::WriteFailed(reason),
     }

@@ -101,6 +101,15 @@ impl Chats {
         Ok(chats::by_id(self.db(), chat).await?.is_some())
     }
 
+    /// Which of these (chat, user) pairs are memberships now (one statement, or a few on
+    /// SQLite): the fan-out re-reads its sockets' memberships with it after a relay outage.
+    pub(crate) async fn memberships_among(
+        &self,
+        pairs: &[(ChatId, UserId)],
+    ) -> ChatResult<std::collections::HashSet<(ChatId, UserId)>> {
+        Ok(chats::members_among(self.db(), pairs).await?)
+    }
+
     pub(crate) async fn is_member(&self, chat: ChatId, user: UserId) -> ChatResult<bool> {
         Ok(chats::member(self.db(), chat, user).await?.is_some())
     }

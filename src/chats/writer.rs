@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{ChatEvent, EventSink};
 use super::view::MessageView;
-use crate::store::message_batch::insert_batch_with_push;
+use crate::store::message_batch::{insert_batch_with_push, NotAMember};
 use crate::store::messages::{NewMessage, Stored};
 use crate::store::{is_unavailable, Db};
 
@@ -24,6 +24,10 @@ pub(crate) enum WriteError {
     Unavailable,
     #[error("chat no longer exists")]
     ChatGone,
+    /// The author is no longer a member of the chat (checked in the storing transaction):
+    /// nothing stored.
+    #[error("the author is not a member of the chat")]
+    NotAMember,
     #[error("storing failed: {0}")]
     Failed(String),
     #[error("server shutting down")]
@@ -155,7 +159,7 @@ impl WriterTask {
         let (messages, replies): (Vec<NewMessage>, Vec<Reply>) = batch.drain(..).unzip();
         let window = self.push.as_ref().map(|(window, _)| *window);
         let results = match insert_batch_with_push(&self.db, &messages, window).await {
-            Ok(stored) => stored.into_iter().map(Ok).collect(),
+            Ok(outcomes) => outcomes.into_iter().map(|o| o.map_err(not_a_member)).collect(),
             // One bad message (its chat deleted meanwhile) must not fail its neighbours.
             Err(err) if messages.len() > 1 && !is_unavailable(&err) => one_by_one(&self.db, &messages, window).await,
             Err(err) => messages.iter().map(|_| Err(classify(&err))).collect::<Vec<_>>(),
@@ -195,9 +199,17 @@ async fn one_by_one(
     let mut results = Vec::with_capacity(messages.len());
     for message in messages {
         let result = insert_batch_with_push(db, std::slice::from_ref(message), push).await;
-        results.push(result.map(|mut s| s.remove(0)).map_err(|e| classify(&e)));
+        results.push(match result {
+            Ok(mut outcomes) => outcomes.remove(0).map_err(not_a_member),
+            Err(err) => Err(classify(&err)),
+        });
     }
     results
+}
+
+fn not_a_member(_: NotAMember) -> WriteError {
+    metrics::counter!("causerie_messages_refused_not_member_total").increment(1);
+    WriteError::NotAMember
 }
 
 fn classify(err: &sqlx::Error) -> WriteError {

@@ -8,6 +8,14 @@
 //! away nothing stored is lost; instances reconnect by themselves and then tell their v2
 //! sockets to catch up from storage (`Resync`).
 //!
+//! A lost event can also be a membership change (`member_removed`). So before any socket
+//! catches up after an outage (this instance's subscriber reconnected, or another instance
+//! announces a `Resync` for events it could not publish), and every
+//! [`MEMBERSHIP_RECHECK_EVERY`] in case Redis lost one without either, the instance re-reads
+//! the memberships of its sockets' users in the chats they follow, and hands a socket whose
+//! user is no longer a member the `member_removed` it missed (which takes it out of the room).
+//! Posting never depended on this: the storing transaction checks membership itself.
+//!
 //! Each instance also keeps a heartbeat entry in the sorted set `causerie:instances` (score:
 //! when it expires), so that the admin dashboard can count the live instances.
 
@@ -27,6 +35,7 @@ use super::event::{AccountClosed, Delivery, Event};
 use super::hub::{Hub, KickReason};
 use crate::accounts::{AccountEvents, AuthCache};
 use crate::chats::events::{ChatEvent, EventSink};
+use crate::chats::Chats;
 use crate::ids::{ChatId, UserId};
 
 const USERS_CHANNEL: &str = "causerie:users";
@@ -36,6 +45,8 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 const HEARTBEAT_TTL: Duration = Duration::from_secs(30);
 const PUBLISH_QUEUE: usize = 65_536;
 const PUBLISH_BATCH: usize = 512;
+/// How often the memberships of local sockets are re-read while nothing else prompted it.
+pub(crate) const MEMBERSHIP_RECHECK_EVERY: Duration = Duration::from_secs(60);
 
 fn chat_channel(chat: ChatId) -> String {
     format!("causerie:chat:{chat}")
@@ -85,7 +96,8 @@ pub(crate) struct RelayTasks {
 impl RelayTasks {
     /// Publishes and subscribes until `stop`; what is queued for publishing then is sent once
     /// more before returning, so the last stored messages still reach other instances.
-    pub(crate) async fn run(self, stop: CancellationToken) {
+    /// `chats` is asked for memberships after an outage (see the module's documentation).
+    pub(crate) async fn run(self, stop: CancellationToken, chats: Chats) {
         let RelayTasks {
             client,
             relay,
@@ -96,9 +108,10 @@ impl RelayTasks {
         tokio::join!(
             publish_loop(client.clone(), relay.clone(), queue, stop.clone()),
             heartbeat_loop(client.clone(), relay.instance, stop.clone()),
+            recheck_loop(chats.clone(), hub.clone(), stop.clone()),
             async {
                 tokio::select! {
-                    _ = subscribe_loop(client, relay.clone(), hub, commands) => {}
+                    _ = subscribe_loop(client, relay.clone(), hub, commands, chats) => {}
                     _ = stop.cancelled() => {}
                 }
             }
@@ -405,6 +418,11 @@ async fn publish_loop(
         match sent {
             Ok(Ok(())) => {
                 batch.clear();
+                // Events dropped while connected (the queue was full): announce them now
+                // rather than at the next reconnect, which may never come.
+                if !relay.dropped.lock().is_empty() {
+                    announce_dropped(&relay);
+                }
             }
             Ok(Err(_)) | Err(_) if stopping => return,
             Ok(Err(_)) | Err(_) => {
@@ -438,11 +456,52 @@ fn announce_dropped(relay: &RedisRelay) {
     }
 }
 
+/// Re-reads whether the users of the local sockets following `rooms` are still members, and
+/// gives each socket whose user no longer is the `member_removed` it missed, which also takes
+/// it out of the room (so nothing more is delivered to it, and no catch-up reaches it).
+/// Bounded in time: a database that does not answer leaves the rooms as they are (posting is
+/// still refused by the storing transaction), and the next recheck tries again.
+async fn recheck_members(chats: &Chats, hub: &Hub, rooms: &[ChatId]) {
+    let followers = hub.followers(rooms);
+    if followers.is_empty() {
+        return;
+    }
+    let still = match tokio::time::timeout(Duration::from_secs(5), chats.memberships_among(&followers)).await {
+        Ok(Ok(still)) => still,
+        Ok(Err(err)) => return tracing::warn!(error = %err, "cannot re-read memberships; keeping the rooms"),
+        Err(_) => return tracing::warn!("re-reading memberships timed out; keeping the rooms"),
+    };
+    for (chat, user) in followers.into_iter().filter(|pair| !still.contains(pair)) {
+        metrics::counter!("causerie_membership_evictions_total").increment(1);
+        tracing::info!(%chat, %user, "a removal this instance did not hear of: the socket leaves the room");
+        let removed = Event::Chat {
+            event: ChatEvent::MemberRemoved { chat, user },
+        };
+        deliver_locally(hub, Arc::new(Delivery::new(removed)), &[user]);
+    }
+}
+
+/// Every [`MEMBERSHIP_RECHECK_EVERY`], [`recheck_members`] over every local room: Redis may
+/// lose a publish without either side reconnecting (one it refuses under memory pressure).
+async fn recheck_loop(chats: Chats, hub: Arc<Hub>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval_at(
+        tokio::time::Instant::now() + MEMBERSHIP_RECHECK_EVERY,
+        MEMBERSHIP_RECHECK_EVERY,
+    );
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => recheck_members(&chats, &hub, &hub.active_chats()).await,
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
 async fn subscribe_loop(
     client: redis::Client,
     relay: Arc<RedisRelay>,
     hub: Arc<Hub>,
     mut commands: mpsc::UnboundedReceiver<(ChatId, bool)>,
+    chats: Chats,
 ) {
     let mut backoff = Duration::from_millis(100);
     let mut connected_before = false;
@@ -475,7 +534,9 @@ async fn subscribe_loop(
         relay.auth.set_synced(true);
         backoff = Duration::from_millis(100);
         if connected_before {
-            // Events published while we were away never reached us: catch up from storage.
+            // Events published while we were away never reached us: removals first (a socket
+            // whose user was removed meanwhile must not catch up), then catch up from storage.
+            recheck_members(&chats, &hub, &hub.active_chats()).await;
             for chat in hub.active_chats() {
                 deliver_locally(&hub, Arc::new(Delivery::new(Event::Resync { chat })), &[]);
             }
@@ -489,6 +550,10 @@ async fn subscribe_loop(
                         Ok(envelope) if envelope.origin != relay.instance => {
                             if let Event::Disconnect { user, .. } | Event::AccountChanged { user } = envelope.event {
                                 relay.auth.forget(user);
+                            }
+                            if let Event::Resync { chat } = envelope.event {
+                                // The announcing instance lost events of this chat, perhaps a removal.
+                                recheck_members(&chats, &hub, &[chat]).await;
                             }
                             deliver_locally(&hub, Arc::new(Delivery::new(envelope.event)), &envelope.users);
                         }

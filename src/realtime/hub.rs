@@ -55,6 +55,7 @@ impl Kick {
 #[derive(Clone)]
 struct Listener {
     conn: u64,
+    user: UserId,
     tx: mpsc::Sender<Arc<Delivery>>,
     kick: Arc<Kick>,
     /// The chats this socket has joined (shared with its `Connection`).
@@ -87,6 +88,22 @@ impl Hub {
         *self.watcher.write() = Some(watcher);
     }
 
+    /// The distinct (chat, user) pairs of the local sockets following these chats; tokenless
+    /// v1 sockets (the nil user, who is no member) are left out.
+    pub(crate) fn followers(&self, chats: &[ChatId]) -> Vec<(ChatId, UserId)> {
+        let rooms = self.rooms.read();
+        let mut users = Vec::new();
+        for chat in chats {
+            let Some(listeners) = rooms.chats.get(chat) else {
+                continue;
+            };
+            users.extend(listeners.iter().filter(|l| !l.user.0.is_nil()).map(|l| (*chat, l.user)));
+        }
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
     /// Chats with at least one local socket.
     pub(crate) fn active_chats(&self) -> Vec<ChatId> {
         self.rooms.read().chats.keys().copied().collect()
@@ -98,6 +115,7 @@ impl Hub {
         let (tx, rx) = mpsc::channel(queue);
         let listener = Listener {
             conn: self.next_conn.fetch_add(1, Ordering::Relaxed),
+            user,
             tx,
             kick: Arc::new(Kick::new()),
             chats: Arc::default(),

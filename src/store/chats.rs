@@ -1,5 +1,7 @@
 //! The `chats` and `chat_members` tables.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 
 use super::messages::{ChatCounts, MessageRow};
@@ -160,10 +162,91 @@ pub(crate) async fn add_member(db: &Db, chat: ChatId, user: UserId, admin: bool)
     Ok(done == 1)
 }
 
-pub(crate) async fn remove_member(db: &Db, chat: ChatId, user: UserId) -> Result<bool, sqlx::Error> {
-    let done = with_db!(db, pool => sqlx::query("DELETE FROM chat_members WHERE chat_id = $1 AND user_id = $2")
-        .bind(chat).bind(user).execute(pool).await.map(|r| r.rows_affected()))?;
+/// Removes a member. On PostgreSQL the chat's row is locked first, as the message batch locks
+/// it before checking its authors' membership (`store::message_batch`): a removal then either
+/// commits before a batch's check reads it or waits for that batch's commit, so no message is
+/// stored from someone already removed. SQLite's single writer orders the two by itself.
+pub async fn remove_member(db: &Db, chat: ChatId, user: UserId) -> Result<bool, sqlx::Error> {
+    const DELETE: &str = "DELETE FROM chat_members WHERE chat_id = $1 AND user_id = $2";
+    let done = match db {
+        Db::Postgres(pool) => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT id FROM chats WHERE id = $1 FOR UPDATE")
+                .bind(chat)
+                .execute(&mut *tx)
+                .await?;
+            let done = sqlx::query(DELETE).bind(chat).bind(user).execute(&mut *tx).await?;
+            tx.commit().await?;
+            done.rows_affected()
+        }
+        Db::Sqlite(pool) => sqlx::query(DELETE)
+            .bind(chat)
+            .bind(user)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    };
     Ok(done == 1)
+}
+
+/// Which of these (chat, user) pairs are memberships now, in one statement per backend (a few
+/// on SQLite for many pairs): the message batch checks its authors with it in the storing
+/// transaction, and the fan-out its sockets' users after a relay outage.
+pub(crate) async fn members_among(
+    db: &Db,
+    pairs: &[(ChatId, UserId)],
+) -> Result<HashSet<(ChatId, UserId)>, sqlx::Error> {
+    match db {
+        Db::Postgres(pool) => members_among_pg(&mut *pool.acquire().await?, pairs).await,
+        Db::Sqlite(pool) => members_among_sqlite(&mut *pool.acquire().await?, pairs).await,
+    }
+}
+
+pub(crate) async fn members_among_pg(
+    conn: &mut sqlx::PgConnection,
+    pairs: &[(ChatId, UserId)],
+) -> Result<HashSet<(ChatId, UserId)>, sqlx::Error> {
+    if pairs.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let (chats, users): (Vec<ChatId>, Vec<UserId>) = pairs.iter().copied().unzip();
+    let found: Vec<(ChatId, UserId)> = sqlx::query_as(
+        "SELECT m.chat_id, m.user_id FROM unnest($1::uuid[], $2::uuid[]) AS k(chat_id, user_id) \
+         JOIN chat_members m ON m.chat_id = k.chat_id AND m.user_id = k.user_id",
+    )
+    .bind(&chats)
+    .bind(&users)
+    .fetch_all(conn)
+    .await?;
+    Ok(found.into_iter().collect())
+}
+
+/// Pairs per SQLite statement; unused slots are bound to NULL, which matches nothing, so one
+/// statement text serves every batch.
+const PAIRS: usize = 64;
+
+pub(crate) async fn members_among_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    pairs: &[(ChatId, UserId)],
+) -> Result<HashSet<(ChatId, UserId)>, sqlx::Error> {
+    let mut found = HashSet::new();
+    if pairs.is_empty() {
+        return Ok(found);
+    }
+    // Anonymous `?`, as in the batch's other SQLite statements (named lookups are quadratic).
+    let sql = format!(
+        "SELECT chat_id, user_id FROM chat_members WHERE (chat_id, user_id) IN (VALUES {})",
+        vec!["(?, ?)"; PAIRS].join(", ")
+    );
+    for chunk in pairs.chunks(PAIRS) {
+        let mut query = sqlx::query_as::<_, (ChatId, UserId)>(&sql);
+        for slot in 0..PAIRS {
+            let pair = chunk.get(slot);
+            query = query.bind(pair.map(|p| p.0)).bind(pair.map(|p| p.1));
+        }
+        found.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(found)
 }
 
 pub async fn member(db: &Db, chat: ChatId, user: UserId) -> Result<Option<MemberRow>, sqlx::Error> {

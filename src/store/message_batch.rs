@@ -5,22 +5,39 @@
 //! earlier `clientId`, which sequence numbers each new one takes); only the statements differ.
 //! PostgreSQL takes the whole batch as arrays in one statement per step; SQLite has no arrays,
 //! so it gets multi-row statements cut into a few fixed sizes.
+//!
+//! Membership is checked here, in the storing transaction, with one set-based statement for
+//! the batch's (chat, author) pairs: a socket's view of its rooms can be stale (another
+//! instance removed the author while the relay was down), the database cannot. A message whose
+//! author is no longer a member is refused on its own ([`NotAMember`]); it takes no sequence
+//! number and its neighbours are stored.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::ids::{ChatId, MessageId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Sqlite, Transaction};
 
+use super::chats::{members_among_pg, members_among_sqlite};
 use super::messages::{MessageRow, NewMessage, Stored, COLUMNS};
 use super::{now, Db};
 
+/// A message of the batch whose author is not (or no longer) a member of its chat: nothing
+/// of it was stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the author is not a member of the chat")]
+pub struct NotAMember;
+
+/// Each message's outcome, in input order.
+pub type Outcomes = Vec<Result<Stored, NotAMember>>;
+
 /// Stores a batch in one transaction. Results come back in input order.
 ///
-/// A message whose (chat, author, clientId) is already stored, or appears earlier in the same
-/// batch, is not stored again: its result is the message it repeats, with `created` false.
-/// Each chat's new messages take the next sequence numbers in input order, with no gaps.
-pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Vec<Stored>, sqlx::Error> {
+/// A message whose author is not a member of its chat is refused ([`NotAMember`]). A message
+/// whose (chat, author, clientId) is already stored, or appears earlier in the same batch, is
+/// not stored again: its result is the message it repeats, with `created` false. Each chat's
+/// new messages take the next sequence numbers in input order, with no gaps.
+pub async fn insert_batch(db: &Db, batch: &[NewMessage]) -> Result<Outcomes, sqlx::Error> {
     insert_batch_with_push(db, batch, None).await
 }
 
@@ -32,14 +49,19 @@ pub(crate) async fn insert_batch_with_push(
     db: &Db,
     batch: &[NewMessage],
     push: Option<std::time::Duration>,
-) -> Result<Vec<Stored>, sqlx::Error> {
+) -> Result<Outcomes, sqlx::Error> {
     let at = now();
+    let authors = authors_of(batch);
     let due = push.map(|window| at + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero()));
     match db {
         Db::Postgres(pool) => {
             let mut tx = pool.begin().await?;
             let earlier = postgres::lookup(&mut tx, batch).await?;
-            let plan = Plan::new(batch, &earlier);
+            // The chats' rows first, then the check: a removal locks the chat's row too
+            // (`store::chats::remove_member`), so it cannot commit between the check and ours.
+            postgres::lock_chats(&mut tx, &authors).await?;
+            let members = members_among_pg(&mut tx, &authors).await?;
+            let plan = Plan::new(batch, &earlier, &members);
             let first_seqs = postgres::reserve(&mut tx, &plan.counts_per_chat(), at).await?;
             let rows = plan.rows(&first_seqs, at);
             postgres::insert(&mut tx, &rows, at).await?;
@@ -56,7 +78,8 @@ pub(crate) async fn insert_batch_with_push(
             let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
             let client_ids: Vec<&str> = batch.iter().filter_map(|m| m.client_id.as_deref()).collect();
             let earlier = sqlite::lookup(&mut tx, &client_ids).await?;
-            let plan = Plan::new(batch, &earlier);
+            let members = members_among_sqlite(&mut tx, &authors).await?;
+            let plan = Plan::new(batch, &earlier, &members);
             let first_seqs = sqlite::reserve(&mut tx, &plan.counts_per_chat(), at).await?;
             let rows = plan.rows(&first_seqs, at);
             sqlite::insert(&mut tx, &rows, at).await?;
@@ -69,8 +92,18 @@ pub(crate) async fn insert_batch_with_push(
     }
 }
 
+/// The batch's distinct (chat, author) pairs, chats in id order.
+fn authors_of(batch: &[NewMessage]) -> Vec<(ChatId, UserId)> {
+    let mut pairs: Vec<(ChatId, UserId)> = batch.iter().map(|m| (m.chat_id, m.author)).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    pairs
+}
+
 /// Where one input message's result comes from.
 enum Slot {
+    /// Its author is not a member of its chat.
+    Refused,
     /// A message stored before this batch (index into the looked-up rows).
     Earlier(usize),
     /// A message new in this batch (index into the new rows); `first` is false for a repeat
@@ -85,7 +118,7 @@ struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    fn new(batch: &'a [NewMessage], earlier: &[MessageRow]) -> Plan<'a> {
+    fn new(batch: &'a [NewMessage], earlier: &[MessageRow], members: &HashSet<(ChatId, UserId)>) -> Plan<'a> {
         type Key<'k> = (ChatId, UserId, &'k str);
         let earlier_at: HashMap<Key, usize> = earlier
             .iter()
@@ -96,6 +129,10 @@ impl<'a> Plan<'a> {
         let mut slots = Vec::with_capacity(batch.len());
         let mut fresh = Vec::with_capacity(batch.len());
         for new in batch {
+            if !members.contains(&(new.chat_id, new.author)) {
+                slots.push(Slot::Refused);
+                continue;
+            }
             let Some(client) = new.client_id.as_deref() else {
                 slots.push(Slot::New {
                     index: fresh.len(),
@@ -162,18 +199,19 @@ impl<'a> Plan<'a> {
             .collect()
     }
 
-    fn results(self, earlier: Vec<MessageRow>, rows: Vec<MessageRow>) -> Vec<Stored> {
+    fn results(self, earlier: Vec<MessageRow>, rows: Vec<MessageRow>) -> Outcomes {
         self.slots
             .into_iter()
             .map(|slot| match slot {
-                Slot::Earlier(at) => Stored {
+                Slot::Refused => Err(NotAMember),
+                Slot::Earlier(at) => Ok(Stored {
                     row: earlier[at].clone(),
                     created: false,
-                },
-                Slot::New { index, first } => Stored {
+                }),
+                Slot::New { index, first } => Ok(Stored {
                     row: rows[index].clone(),
                     created: first,
-                },
+                }),
             })
             .collect()
     }
@@ -228,9 +266,27 @@ mod postgres {
             .await
     }
 
-    /// Moves each chat's `last_seq` on by its count. The rows are locked in id order first:
-    /// an `UPDATE … FROM` locks in whatever order its plan visits them, and two instances
-    /// writing to overlapping chats in different orders would deadlock.
+    /// Locks the batch's chat rows in id order (`authors` is sorted by chat), before the
+    /// membership check and [`reserve`]: an `UPDATE … FROM` locks in whatever order its plan
+    /// visits them, and two instances writing to overlapping chats in different orders would
+    /// deadlock.
+    pub async fn lock_chats(
+        tx: &mut Transaction<'_, Postgres>,
+        authors: &[(ChatId, UserId)],
+    ) -> Result<(), sqlx::Error> {
+        let mut chats: Vec<ChatId> = authors.iter().map(|(chat, _)| *chat).collect();
+        chats.dedup();
+        if chats.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT id FROM chats WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&chats)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves each chat's `last_seq` on by its count (rows locked by [`lock_chats`]).
     pub async fn reserve(
         tx: &mut Transaction<'_, Postgres>,
         counts: &[(ChatId, i64)],
@@ -239,12 +295,6 @@ mod postgres {
         let (chats, amounts): (Vec<ChatId>, Vec<i64>) = counts.iter().copied().unzip();
         if chats.is_empty() {
             return Ok(HashMap::new());
-        }
-        if chats.len() > 1 {
-            sqlx::query("SELECT id FROM chats WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-                .bind(&chats)
-                .execute(&mut **tx)
-                .await?;
         }
         let reserved: Vec<(ChatId, i64)> = sqlx::query_as(
             "UPDATE chats SET last_seq = chats.last_seq + d.n, updated_at = $3 \
@@ -493,13 +543,13 @@ mod tests {
             message(a, alice, Some("x")),
             message(a, alice, None),
         ];
-        let plan = Plan::new(&batch, &[]);
+        let plan = Plan::new(&batch, &[], &members_of(&batch));
         let mut counts = vec![(a, 2), (b, 1)];
         counts.sort_unstable();
         assert_eq!(plan.counts_per_chat(), counts);
         let rows = plan.rows(&HashMap::from([(a, 10), (b, 3)]), now());
         assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![10, 3, 11]);
-        let results = plan.results(Vec::new(), rows);
+        let results: Vec<Stored> = plan.results(Vec::new(), rows).into_iter().map(Result::unwrap).collect();
         assert_eq!(
             results.iter().map(|s| s.created).collect::<Vec<_>>(),
             vec![true, true, false, true]
@@ -512,17 +562,46 @@ mod tests {
         let chat = ChatId::new();
         let alice = UserId::new();
         let bob = UserId::new();
-        let earlier = Plan::new(&[message(chat, alice, Some("x"))], &[]).rows(&HashMap::from([(chat, 1)]), now());
+        let first = [message(chat, alice, Some("x"))];
+        let earlier = Plan::new(&first, &[], &members_of(&first)).rows(&HashMap::from([(chat, 1)]), now());
         // Bob's "x" is his own clientId, not a repeat of Alice's.
         let batch = vec![message(chat, alice, Some("x")), message(chat, bob, Some("x"))];
-        let plan = Plan::new(&batch, &earlier);
+        let plan = Plan::new(&batch, &earlier, &members_of(&batch));
         assert_eq!(plan.counts_per_chat(), vec![(chat, 1)]);
         let rows = plan.rows(&HashMap::from([(chat, 2)]), now());
-        let results = plan.results(earlier.clone(), rows);
+        let results: Vec<Stored> = plan
+            .results(earlier.clone(), rows)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
         assert!(!results[0].created);
         assert_eq!(results[0].row.id, earlier[0].id);
         assert!(results[1].created);
         assert_eq!(results[1].row.seq, 2);
+    }
+
+    fn members_of(batch: &[NewMessage]) -> HashSet<(ChatId, UserId)> {
+        authors_of(batch).into_iter().collect()
+    }
+
+    #[test]
+    fn a_non_member_is_refused_alone_and_takes_no_number() {
+        let chat = ChatId::new();
+        let (alice, mallory) = (UserId::new(), UserId::new());
+        let batch = vec![
+            message(chat, alice, Some("a")),
+            message(chat, mallory, Some("m")),
+            message(chat, alice, None),
+        ];
+        let members = HashSet::from([(chat, alice)]);
+        let plan = Plan::new(&batch, &[], &members);
+        assert_eq!(plan.counts_per_chat(), vec![(chat, 2)]);
+        let rows = plan.rows(&HashMap::from([(chat, 5)]), now());
+        assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![5, 6]);
+        let results = plan.results(Vec::new(), rows);
+        assert_eq!(results[1].as_ref().err(), Some(&NotAMember));
+        assert_eq!(results[0].as_ref().unwrap().row.seq, 5);
+        assert_eq!(results[2].as_ref().unwrap().row.seq, 6);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use super::streams::Live;
 use super::{reply, write, Frame, Session, Sink};
+use crate::chats::events::ChatEvent;
 use crate::ids::ChatId;
 use crate::realtime::event::{Delivery, Event, Format};
 use crate::realtime::session::FLUSH_BATCH;
@@ -173,6 +174,16 @@ impl Session {
                 }
                 next = rx.try_recv().ok();
                 continue;
+            }
+            if let Event::Chat {
+                event: ChatEvent::MemberRemoved { chat, user },
+            } = delivery.event
+            {
+                // The hub has taken this socket out of the room; the stream ends too, so no
+                // catch-up from storage reaches a chat its user has left.
+                if user == self.user {
+                    self.streams.unfollow(chat);
+                }
             }
             if let Some(message) = delivery.event.new_message() {
                 self.ack_before_echo(sink, message).await?;
