@@ -50,6 +50,10 @@ impl Process {
                 .env("CAUSERIE_RATE_LOGIN_PER_MINUTE", "10000")
                 .env("CAUSERIE_WS_FRAMES_PER_SECOND", "100000")
                 .env("CAUSERIE_WS_FRAMES_BURST", "100000")
+                // The v2 client pipelines thousands of sends and reads the answers in a debug
+                // build on a busy machine: it must not be dropped as a slow reader (1013), a rule
+                // tested elsewhere, before the signal it is here to see.
+                .env("CAUSERIE_WS_SEND_QUEUE", "100000")
                 .env("CAUSERIE_USER_MESSAGES_PER_SECOND", "0")
                 .env("CAUSERIE_SHUTDOWN_GRACE_SECS", "10")
                 .env("CAUSERIE_LOG_LEVEL", "warn");
