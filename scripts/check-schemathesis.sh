@@ -5,13 +5,14 @@
 # schema), and on a schema-valid request refused, except where scripts/schemathesis.toml allows
 # a 400 for a reason docs/security.md gives ("What the API fuzzing accepts").
 #
-#   scripts/check-schemathesis.sh [SECONDS-PER-RUN]     (default 45)
+#   scripts/check-schemathesis.sh [SECONDS-PER-RUN] [EXAMPLES-PER-OPERATION]   (default 60, 25)
 #
 # BIN picks the server (default target/debug/causerie, which `cargo test` builds), ST the
 # schemathesis command (default: a virtualenv of its own under target/, made on first use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds=${1:-45}
+seconds=${1:-60}
+examples=${2:-25}
 bin=$(realpath "${BIN:-target/debug/causerie}")
 venv="$PWD/target/schemathesis-venv"
 if [ -z "${ST:-}" ]; then
@@ -54,7 +55,12 @@ run() {
   # --generation-allow-x00 false: strings with NUL are refused by design (docs/security.md).
   # The WebSocket handshakes are left out: OpenAPI cannot describe an upgrade, and the
   # WebSocket suites and the frame fuzzers cover them.
-  "$ST" --config-file scripts/schemathesis.toml run "$base/api/schema/" --checks "$checks" --max-time "$seconds" --workers 2 \
+    # Without the coverage phase: schemathesis 4.32.5 (the latest release) fails inside it on this
+  # document (a KeyError, or "AST constructor recursion depth mismatch", in its own code, not an
+  # answer of ours), and alone it used up the whole time budget on five operations.
+  # --max-examples bounds the work per operation, --max-time the whole run.
+  "$ST" --config-file scripts/schemathesis.toml run "$base/api/schema/" --checks "$checks" \
+    --phases examples,fuzzing,stateful --max-examples "$examples" --max-time "$seconds" --workers 2 \
     --generation-allow-x00 false --exclude-path-regex '^/ws/' \
     --no-color --output-truncate true --seed 20261202 "$@"
 }
@@ -62,9 +68,7 @@ status=0
 echo "schemathesis: with a token ($seconds s)"
 run -H "Authorization: Bearer $token" || status=1
 echo "schemathesis: without a token ($seconds s)"
-# Without the coverage phase: schemathesis 4.32.5 fails inside that phase on this document
-# without a token (a KeyError in its own code, not an answer of ours); the with-token run keeps it.
-run --phases examples,fuzzing,stateful || status=1
+run || status=1
 if grep -q "panicked" "$dir/server.log"; then
   echo "schemathesis: the server panicked:" >&2
   grep -A3 panicked "$dir/server.log" >&2

@@ -225,6 +225,58 @@ pub mod fuzz {
         }
     }
 
+    /// The largest file the multipart target accepts: small, so that the fuzzer reaches the
+    /// refusals for too large a file or stream, which the default 25 MB would put out of reach.
+    const MULTIPART_MAX_FILE: u64 = 4 * 1024;
+    /// The largest image the multipart target decodes, for the same reason (and fast runs).
+    const MULTIPART_MAX_PIXELS: u64 = 64 * 64;
+
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime");
+    }
+
+    /// An upload to `POST /api/attachments/` as the server reads it: the multipart form
+    /// (`attachment_routes::read_form`), then the file's bytes as the media service prepares
+    /// them (sniffed type, name cleaned, images decoded, thumbnailed and re-encoded).
+    ///
+    /// `input` is: one byte for the size of the chunks the body arrives in (so that boundaries
+    /// fall across chunks), the Content-Type header up to the first `\n`, then the body.
+    pub fn multipart(input: &[u8]) {
+        let Some((&chunk, rest)) = input.split_first() else {
+            return;
+        };
+        let chunk = usize::from(chunk).max(1);
+        let (content_type, body) = match rest.iter().position(|&b| b == b'\n') {
+            Some(at) => (&rest[..at], &rest[at + 1..]),
+            None => (rest, &[][..]),
+        };
+        let content_type = String::from_utf8_lossy(content_type);
+        let chunks: Vec<Result<Vec<u8>, std::convert::Infallible>> =
+            body.chunks(chunk).map(|c| Ok(c.to_vec())).collect();
+        let stream = axum::body::Body::from_stream(futures_util::stream::iter(chunks));
+        let declared = Some(body.len() as u64);
+        let read = RUNTIME.with(|rt| {
+            rt.block_on(crate::chats::attachment_routes::read_form(
+                &content_type,
+                declared,
+                stream,
+                MULTIPART_MAX_FILE,
+            ))
+        });
+        let Ok(parts) = read else { return };
+        if let Some(chat) = parts.chat {
+            let _ = chat.trim().parse::<ChatId>();
+        }
+        let Some((name, bytes)) = parts.file else { return };
+        let Some(content_type) = crate::media::process::sniff(&bytes) else {
+            return;
+        };
+        let _ = crate::media::clean_name(&name, content_type);
+        let _ = crate::media::process::process(bytes, content_type, MULTIPART_MAX_PIXELS);
+    }
+
     /// A REST body of the media type `content_type`, read as every body type the API takes.
     pub fn rest_body(content_type: &str, bytes: &[u8]) {
         let Ok(body) = Body::parse(Some(content_type), bytes) else {

@@ -137,28 +137,40 @@ async fn upload(
     Ok((StatusCode::CREATED, Json(media.view(&row))))
 }
 
-struct UploadParts {
-    file: Option<(String, Vec<u8>)>,
-    chat: Option<String>,
+/// What an upload form carries: the file (its name and bytes) and the `chat` field's text.
+pub(crate) struct UploadParts {
+    pub(crate) file: Option<(String, Vec<u8>)>,
+    pub(crate) chat: Option<String>,
 }
 
 /// Reads the multipart body, refusing (413) as soon as more than `media_max_bytes` of file
 /// arrive, or when the declared length already says so.
 async fn read_upload(media: &Media, req: Request) -> Result<UploadParts, ApiError> {
-    let max = media.max_bytes();
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let boundary = multer::parse_boundary(&content_type)
-        .map_err(|_| ApiError::UnsupportedMediaType(content_type.split(';').next().unwrap_or("").trim().to_string()))?;
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    read_form(&content_type, declared, req.into_body(), media.max_bytes()).await
+}
+
+/// The multipart reading of an upload, apart from the request so that the fuzz target
+/// (`testing::fuzz::multipart`) runs exactly what the server runs: `content_type` and
+/// `declared` (Content-Length) as the client sent them, `max` the largest file accepted.
+pub(crate) async fn read_form(
+    content_type: &str,
+    declared: Option<u64>,
+    body: Body,
+    max: u64,
+) -> Result<UploadParts, ApiError> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|_| ApiError::UnsupportedMediaType(content_type.split(';').next().unwrap_or("").trim().to_string()))?;
     if declared.is_some_and(|length| length > max.saturating_add(MULTIPART_SLACK)) {
         return Err(ApiError::PayloadTooLarge);
     }
@@ -166,7 +178,7 @@ async fn read_upload(media: &Media, req: Request) -> Result<UploadParts, ApiErro
         .whole_stream(max.saturating_add(MULTIPART_SLACK))
         .per_field(max);
     let mut multipart = multer::Multipart::with_constraints(
-        req.into_body().into_data_stream(),
+        body.into_data_stream(),
         boundary,
         multer::Constraints::new().size_limit(limits),
     );

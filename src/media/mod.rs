@@ -5,7 +5,7 @@
 
 pub(crate) mod avatars;
 pub(crate) mod error;
-mod process;
+pub(crate) mod process;
 pub(crate) mod refs;
 pub(crate) mod signing;
 mod storage;
@@ -354,7 +354,7 @@ fn stored_bytes(row: &AttachmentRow) -> i64 {
 /// A file name safe to keep and to send back in `Content-Disposition`: the last path part of
 /// what the client said, without control characters, at most 200 characters; a plain name
 /// with the type's extension when nothing is left.
-fn clean_name(name: &str, content_type: &str) -> String {
+pub(crate) fn clean_name(name: &str, content_type: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
     let cleaned: String = base
         .chars()
