@@ -112,6 +112,12 @@ impl Accounts {
         AuthCache::new(std::time::Duration::from_secs(config.auth_cache_secs))
     }
 
+    /// Change stamps moved on by every change to a user (and, through the chat service, to a
+    /// chat): what cached read paths check.
+    pub(crate) fn freshness(&self) -> &crate::freshness::Freshness {
+        self.0.cache.freshness()
+    }
+
     pub(crate) fn tokens(&self) -> &TokenIssuer {
         &self.0.tokens
     }
@@ -494,6 +500,9 @@ impl Accounts {
     pub(crate) async fn delete_user(&self, id: UserId) -> AccountResult<()> {
         users::delete(self.db(), id).await?;
         self.closed(id, AccountClosed::Deleted);
+        // The deletion reaches rows that do not name the user's stamp (their messages'
+        // authors in chats they had left): every cached view is void.
+        self.freshness().touch_all();
         Ok(())
     }
 

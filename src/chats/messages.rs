@@ -157,6 +157,7 @@ impl Chats {
             message = messages::edit_body(self.db(), id, &text)
                 .await?
                 .ok_or(ChatError::NotFound)?;
+            self.touch_chat(message.chat_id);
             self.publish(
                 ChatEvent::MessageEdited {
                     message: MessageView::full(&message),
@@ -168,6 +169,7 @@ impl Chats {
             message = messages::set_read(self.db(), id, read)
                 .await?
                 .ok_or(ChatError::NotFound)?;
+            self.touch_chat(message.chat_id);
             if read {
                 self.publish(
                     ChatEvent::Read {
@@ -201,6 +203,7 @@ impl Chats {
             .unwrap_or_default();
         let gone = messages::delete(self.db(), id).await?;
         if let Some(gone) = &gone {
+            self.touch_chat(gone.chat_id);
             self.remove_attachments(&carried).await;
             self.publish(
                 ChatEvent::MessageDeleted {
@@ -222,6 +225,7 @@ impl Chats {
             by_chat.entry(row.chat_id).or_default().push(row.id);
         }
         for (chat, ids) in by_chat {
+            self.touch_chat(chat);
             self.publish(
                 ChatEvent::Read {
                     chat,
@@ -242,6 +246,7 @@ impl Chats {
             return Err(ChatError::InvalidSeq { seq });
         }
         let mark = messages::mark_read_upto(self.db(), chat, reader, seq, !row.is_group).await?;
+        self.touch_chat(chat);
         self.publish(
             ChatEvent::Read {
                 chat,

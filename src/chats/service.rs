@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::error::{ChatError, ChatResult};
 use super::events::{ChatEvent, EventSink};
+use super::list_cache::ListCache;
 use super::rate::MessageRate;
 use super::writer::MessageWriter;
 use crate::accounts::Accounts;
@@ -24,6 +25,8 @@ struct Inner {
     max_extra_bytes: usize,
     /// Messages per user per second, whichever way they come in (`rate.rs`).
     rate: MessageRate,
+    /// Chat list pages kept per user (`list_cache.rs`).
+    list_cache: ListCache,
 }
 
 /// The chat service: one per server, cheap to clone.
@@ -39,6 +42,7 @@ impl Chats {
         media: Media,
         max_extra_bytes: usize,
         rate: MessageRate,
+        list_cache: ListCache,
     ) -> Chats {
         Chats(Arc::new(Inner {
             db,
@@ -48,6 +52,7 @@ impl Chats {
             media,
             max_extra_bytes,
             rate,
+            list_cache,
         }))
     }
 
@@ -58,6 +63,22 @@ impl Chats {
     /// Housekeeping run now and then (the message rate's per-user counts).
     pub(crate) fn sweep(&self) {
         self.0.rate.sweep();
+        self.0.list_cache.sweep();
+    }
+
+    pub(super) fn list_cache(&self) -> &ListCache {
+        &self.0.list_cache
+    }
+
+    /// The chat changed (its messages, members, read marks or settings): call after the change
+    /// is stored, before it is answered or published, so no cached view outlives it.
+    pub(super) fn touch_chat(&self, chat: ChatId) {
+        self.accounts().freshness().touch(chat.as_uuid());
+    }
+
+    /// The user's own list changed (a chat joined, left or created).
+    pub(super) fn touch_user(&self, user: UserId) {
+        self.accounts().freshness().touch(user.as_uuid());
     }
 
     pub(super) fn db(&self) -> &Db {
@@ -128,7 +149,11 @@ impl Chats {
                 format!("Invalid pk \"{other}\" - object does not exist."),
             ));
         }
-        Ok(chats::find_or_create_pair(self.db(), caller, other).await?)
+        let (chat, created) = chats::find_or_create_pair(self.db(), caller, other).await?;
+        // Also when found: the creator of a concurrent race may not have moved the stamps yet.
+        self.touch_user(caller);
+        self.touch_user(other);
+        Ok((chat, created))
     }
 
     /// Deletes a chat: any member of a two-person chat, only an admin of a group.
@@ -139,6 +164,8 @@ impl Chats {
             return Err(ChatError::Forbidden);
         }
         chats::delete(self.db(), chat).await?;
+        // Lists that held the chat depend on its stamp; the members' own lists need not move.
+        self.touch_chat(chat);
         self.publish(ChatEvent::ChatUpdated { chat }, &[]);
         Ok(())
     }
