@@ -387,7 +387,9 @@ async fn keep_polling(srv: &TestServer, users: &[TestUser], stop: &AtomicBool, r
             break;
         }
         for user in users {
-            chat_list(srv, user).await;
+            for (chat, _) in chat_list(srv, user).await {
+                page(srv, user, &chat, "page_size=5&page=1").await;
+            }
         }
     }
 }
@@ -401,6 +403,8 @@ async fn chat_list_is_exact_after_every_acknowledged_write_under_concurrent_writ
         pairs.push(chat_id(&srv.open_chat(me, other).await));
     }
     let stop = AtomicBool::new(false);
+    // Warm from the start: every list and every history page 1 read once.
+    keep_polling(&srv, &users, &stop, 1).await;
     // Each writer owns one chat, so after its own acknowledged write it knows exactly what my
     // list must say about that chat, while the others write to my other chats.
     let writers = others.iter().zip(&pairs).enumerate().map(|(n, (other, chat))| {
@@ -415,6 +419,9 @@ async fn chat_list_is_exact_after_every_acknowledged_write_under_concurrent_writ
                     .to_string();
                 live.push(id.clone());
                 unread.push(id.clone());
+                let first = page(srv, me, chat, "page_size=5&page=1").await;
+                assert_eq!(ids(&first).first(), Some(&id), "history page 1 right after the ack");
+                assert_eq!(first["count"], json!(live.len()), "history count right after the ack");
                 let seen = entry(srv, me, chat).await.expect("listed");
                 assert_eq!(last_id(&seen), Some(id.clone()), "last message right after the ack");
                 assert_eq!(seen["unreadCount"], json!(unread.len()), "unread right after the ack");
@@ -426,6 +433,13 @@ async fn chat_list_is_exact_after_every_acknowledged_write_under_concurrent_writ
                     let gone = live.pop().unwrap();
                     unread.retain(|u| *u != gone);
                     delete(srv, other, &gone).await;
+                    let first = page(srv, me, chat, "page_size=5&page=1").await;
+                    assert_eq!(
+                        ids(&first).first(),
+                        live.last(),
+                        "a deleted message leaves history page 1"
+                    );
+                    assert_eq!(first["count"], json!(live.len()));
                     let seen = entry(srv, me, chat).await.expect("listed");
                     assert_eq!(
                         last_id(&seen),
@@ -454,6 +468,8 @@ async fn chat_list_is_exact_after_every_acknowledged_write_under_concurrent_writ
                         json!(true),
                         "and the last message says so"
                     );
+                    let first = page(srv, me, chat, "page_size=5&page=1").await;
+                    assert_eq!(first["results"][0]["isRead"], json!(true), "history says so too");
                 }
             }
         }

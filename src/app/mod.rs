@@ -30,7 +30,7 @@ use crate::accounts::{Accounts, NoListeners};
 use crate::admin::Admin;
 use crate::chats::events::EventSink;
 use crate::chats::writer::MessageWriter;
-use crate::chats::{Chats, ListCache, MessageRate, ShownEvents};
+use crate::chats::{Chats, MessageRate, ShownEvents};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{BodyLimit, LinkBase};
@@ -134,7 +134,8 @@ impl Offline {
             media,
             config.max_body_bytes,
             MessageRate::unlimited(),
-            ListCache::off(),
+            // A command answers once: nothing to keep between requests.
+            Duration::ZERO,
         );
         let push = Push::new(db.clone(), Providers::from_config(config)?);
         Ok(Offline { accounts, chats, push })
@@ -220,8 +221,8 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
         rate,
         // Another instance's writes are heard only later, through Redis: no cache there.
         match config.redis_url {
-            Some(_) => ListCache::off(),
-            None => ListCache::new(Duration::from_secs(config.chat_list_cache_secs)),
+            Some(_) => Duration::ZERO,
+            None => Duration::from_secs(config.chat_list_cache_secs),
         },
     );
     // Uploads no message carried within a day, and those of deleted chats, are removed.

@@ -24,6 +24,7 @@ use crate::accounts::view::UserBrief;
 use crate::freshness::{Freshness, Stamp};
 use crate::ids::{ChatId, UserId};
 use crate::store::chats::{ChatMemberRow, ListedChat};
+use crate::store::messages::MessageRow;
 
 /// More users than this and the cache starts over.
 const MAX_USERS: usize = 100_000;
@@ -83,7 +84,7 @@ struct PerUser {
     pages: Vec<(PageKey, Kept<Arc<Loaded>>)>,
 }
 
-/// Cheap to clone; [`ListCache::off`] keeps nothing.
+/// Cheap to clone; made with a zero time to live, it keeps nothing.
 #[derive(Clone)]
 pub(crate) struct ListCache(Option<Arc<Inner>>);
 
@@ -96,16 +97,12 @@ impl ListCache {
     /// `ttl` zero: off.
     pub(crate) fn new(ttl: Duration) -> ListCache {
         if ttl.is_zero() {
-            return ListCache::off();
+            return ListCache(None);
         }
         ListCache(Some(Arc::new(Inner {
             ttl,
             users: RwLock::new(HashMap::new()),
         })))
-    }
-
-    pub(crate) fn off() -> ListCache {
-        ListCache(None)
     }
 
     pub(super) fn enabled(&self) -> bool {
@@ -176,6 +173,84 @@ impl ListCache {
             }
             user.chats.is_some() || !user.pages.is_empty()
         });
+    }
+}
+
+/// Most history pages kept (each some twenty messages).
+const MAX_HISTORY_PAGES: usize = 4_096;
+
+/// Which history page: unfiltered pages only (the app's "page N of a chat").
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(super) struct HistoryKey {
+    pub viewer: UserId,
+    pub chat: ChatId,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A history page and the chat's live message count.
+pub(crate) struct HistoryRows {
+    pub total: i64,
+    pub messages: Vec<MessageRow>,
+}
+
+/// History pages kept under the same rule as the chat list: a page depends on the viewer (the
+/// membership it was read with) and on its chat (any message stored, edited, deleted or read
+/// there moves the chat's stamp). Off exactly when the list cache is.
+#[derive(Clone)]
+pub(crate) struct HistoryCache(Option<Arc<HistoryInner>>);
+
+struct HistoryInner {
+    ttl: Duration,
+    pages: RwLock<HashMap<HistoryKey, Kept<Arc<HistoryRows>>>>,
+}
+
+impl HistoryCache {
+    pub(crate) fn new(ttl: Duration) -> HistoryCache {
+        if ttl.is_zero() {
+            return HistoryCache(None);
+        }
+        HistoryCache(Some(Arc::new(HistoryInner {
+            ttl,
+            pages: RwLock::new(HashMap::new()),
+        })))
+    }
+
+    /// The stamps a page read now would be kept with (None: the cache is off).
+    pub(super) fn begin(&self, key: HistoryKey, freshness: &Freshness) -> Option<Deps> {
+        self.0.as_ref()?;
+        let mut deps = Deps::begin(freshness, key.viewer);
+        deps.add(freshness, [key.chat.as_uuid()]);
+        Some(deps)
+    }
+
+    pub(super) fn page(&self, key: HistoryKey, freshness: &Freshness) -> Option<Arc<HistoryRows>> {
+        let inner = self.0.as_ref()?;
+        let pages = inner.pages.read();
+        let kept = pages.get(&key)?;
+        (kept.at.elapsed() < inner.ttl && kept.deps.current(freshness)).then(|| kept.value.clone())
+    }
+
+    pub(super) fn keep(&self, key: HistoryKey, deps: Deps, rows: Arc<HistoryRows>) {
+        let Some(inner) = &self.0 else { return };
+        let mut pages = inner.pages.write();
+        if pages.len() >= MAX_HISTORY_PAGES && !pages.contains_key(&key) {
+            pages.clear();
+        }
+        pages.insert(
+            key,
+            Kept {
+                deps,
+                at: Instant::now(),
+                value: rows,
+            },
+        );
+    }
+
+    pub(crate) fn sweep(&self) {
+        let Some(inner) = &self.0 else { return };
+        let ttl = inner.ttl;
+        inner.pages.write().retain(|_, kept| kept.at.elapsed() < ttl);
     }
 }
 

@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use super::draft::Draft;
 use super::error::{ChatError, ChatResult};
 use super::events::ChatEvent;
+use super::list_cache::{HistoryKey, HistoryRows};
 use super::service::Chats;
 use super::view::MessageView;
 use super::writer::{Committed, WriteError, WriterPermit};
@@ -277,12 +279,32 @@ impl Chats {
         filter: &HistoryFilter,
         limit: i64,
         offset: i64,
-    ) -> ChatResult<HistoryPage> {
+    ) -> ChatResult<Arc<HistoryRows>> {
+        let key = HistoryKey {
+            viewer,
+            chat,
+            limit,
+            offset,
+        };
+        let freshness = self.accounts().freshness();
+        let cache = self.history_cache();
+        let deps = if filter.is_plain() {
+            if let Some(kept) = cache.page(key, freshness) {
+                return Ok(kept);
+            }
+            cache.begin(key, freshness)
+        } else {
+            None
+        };
         let counts = chats::member_counts(self.db(), chat, viewer)
             .await?
             .ok_or(ChatError::NotFound)?;
         let (total, messages) = messages::history(self.db(), chat, counts, filter, limit, offset).await?;
-        Ok(HistoryPage { total, messages })
+        let rows = Arc::new(HistoryRows { total, messages });
+        if let Some(deps) = deps {
+            cache.keep(key, deps, rows.clone());
+        }
+        Ok(rows)
     }
 
     /// A page of the live messages of every chat `viewer` is in, newest first.

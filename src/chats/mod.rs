@@ -21,7 +21,6 @@ pub(crate) mod writer;
 pub(crate) use attachments::{PhotoConversion, ShownEvents};
 pub(crate) use draft::{Draft, CLIENT_ID_MAX};
 pub(crate) use error::{ChatError, ChatResult};
-pub(crate) use list_cache::ListCache;
 pub(crate) use messages::{MessageChange, PendingStore, Submitted};
 pub(crate) use moderation::StaffMember;
 pub(crate) use rate::MessageRate;

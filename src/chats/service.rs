@@ -3,10 +3,11 @@
 //! are the only code that touches the `chats`, `chat_members` and `messages` tables.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::error::{ChatError, ChatResult};
 use super::events::{ChatEvent, EventSink};
-use super::list_cache::ListCache;
+use super::list_cache::{HistoryCache, ListCache};
 use super::rate::MessageRate;
 use super::writer::MessageWriter;
 use crate::accounts::Accounts;
@@ -25,8 +26,9 @@ struct Inner {
     max_extra_bytes: usize,
     /// Messages per user per second, whichever way they come in (`rate.rs`).
     rate: MessageRate,
-    /// Chat list pages kept per user (`list_cache.rs`).
+    /// Chat list pages kept per user, and history pages (`list_cache.rs`).
     list_cache: ListCache,
+    history_cache: HistoryCache,
 }
 
 /// The chat service: one per server, cheap to clone.
@@ -42,7 +44,8 @@ impl Chats {
         media: Media,
         max_extra_bytes: usize,
         rate: MessageRate,
-        list_cache: ListCache,
+        // How long a cached chat list or history page may live; zero: nothing is cached.
+        read_cache_ttl: Duration,
     ) -> Chats {
         Chats(Arc::new(Inner {
             db,
@@ -52,7 +55,8 @@ impl Chats {
             media,
             max_extra_bytes,
             rate,
-            list_cache,
+            list_cache: ListCache::new(read_cache_ttl),
+            history_cache: HistoryCache::new(read_cache_ttl),
         }))
     }
 
@@ -64,6 +68,11 @@ impl Chats {
     pub(crate) fn sweep(&self) {
         self.0.rate.sweep();
         self.0.list_cache.sweep();
+        self.0.history_cache.sweep();
+    }
+
+    pub(super) fn history_cache(&self) -> &HistoryCache {
+        &self.0.history_cache
     }
 
     pub(super) fn list_cache(&self) -> &ListCache {
