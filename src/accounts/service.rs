@@ -226,8 +226,8 @@ impl Accounts {
 
     /// The active user behind an access token (every authenticated request and handshake).
     /// A token issued before its user's last revocation (an older token epoch) is refused.
-    pub(crate) async fn authenticate_access(&self, token: &str) -> AccountResult<UserRow> {
-        Ok(self.authenticate_access_within(token, 0).await?.0)
+    pub(crate) async fn authenticate_access(&self, token: &str) -> AccountResult<Arc<UserRow>> {
+        Ok(self.verify_access(token, 0).await?.0)
     }
 
     /// As [`Accounts::authenticate_access`], with the token's expiry (unix seconds), also
@@ -239,6 +239,13 @@ impl Accounts {
         token: &str,
         grace_secs: u64,
     ) -> AccountResult<(UserRow, i64)> {
+        let (user, exp) = self.verify_access(token, grace_secs).await?;
+        Ok((UserRow::clone(&user), exp))
+    }
+
+    /// The checks of [`Accounts::authenticate_access_within`], answering with the cached row
+    /// itself (an authenticated request need not copy it).
+    async fn verify_access(&self, token: &str, grace_secs: u64) -> AccountResult<(Arc<UserRow>, i64)> {
         let claims = self
             .0
             .tokens
@@ -252,7 +259,7 @@ impl Accounts {
         if claims.epoch() != user.token_epoch {
             return Err(AccountError::InvalidAccessToken);
         }
-        Ok((UserRow::clone(&user), claims.exp))
+        Ok((user, claims.exp))
     }
 
     /// A refresh token that is valid, unexpired, not blacklisted, of the user's current token
