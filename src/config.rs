@@ -180,6 +180,10 @@ pub struct Config {
     /// Seconds a user who declared themselves online (PATCH `online: true`) stays online
     /// without a socket or an authenticated request (docs/protocol.md, "Presence").
     pub presence_timeout_secs: u64,
+    /// Seconds a user's cached chat list page may be served; every change it shows voids it
+    /// at once (single instance; off whenever `redis_url` is set). Bounds what a CLI command
+    /// writing around the server may leave stale. 0 disables the cache.
+    pub chat_list_cache_secs: u64,
     /// Failed logins on one account (from anywhere) before each further attempt must wait.
     pub login_free_failures: u32,
     /// The longest wait between login attempts on one account (the backoff doubles up to it).
@@ -284,6 +288,7 @@ impl Default for Config {
             admin_session_max_secs: 12 * 3600,
             auth_cache_secs: 60,
             presence_timeout_secs: 120,
+            chat_list_cache_secs: 60,
             login_free_failures: 5,
             login_backoff_max_secs: 300,
             user_messages_per_second: 40,

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 mod counters;
 mod error;
+mod freshness;
 mod http;
 pub mod ids;
 mod import;

@@ -1,17 +1,22 @@
 //! The read paths the app polls, kept exact under concurrent writes (issue 16): a history
 //! page's `count` comes from the chat's numbering (`last_seq - deleted_count`) and its page
 //! from a range of sequence numbers, and the chat list reads each chat's unread count and last
-//! message in the one statement of its page. Nothing is cached, so nothing can be stale: these
-//! tests check the numbers against the messages themselves while writers, deleters and readers
-//! run at once, and on a second instance.
+//! message in the one statement of its page. The chat list is also kept per user between polls
+//! (`chats/list_cache.rs`): these tests check the numbers against the messages themselves while
+//! writers, deleters and readers run at once, check that no answer given after a write was
+//! acknowledged misses it (messages, read marks, deletes, membership, titles, profiles,
+//! presence) while pollers keep the cache warm, and check a second instance over Redis.
 
 #[macro_use]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use causerie::ids::ChatId;
 use causerie::testing::store::chats;
+use common::ws;
 use common::{Backend, TestServer, TestUser};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -19,7 +24,10 @@ use serde_json::{json, Value};
 backend_tests!(
     history_count_matches_the_messages_while_writers_and_deleters_run,
     history_pages_are_the_full_listing_cut_in_pieces,
-    chat_list_follows_concurrent_messages_reads_deletes_and_membership
+    chat_list_follows_concurrent_messages_reads_deletes_and_membership,
+    chat_list_is_exact_after_every_acknowledged_write_under_concurrent_writers,
+    chat_list_follows_membership_titles_profiles_presence_and_deletes_at_once,
+    chat_list_on_another_instance_over_redis_is_exact_at_once
 );
 
 async fn post(srv: &TestServer, author: &TestUser, chat: &str, text: &str) -> Value {
@@ -355,4 +363,310 @@ async fn chat_list_follows_concurrent_messages_reads_deletes_and_membership(back
     }
     peer.finish().await;
     srv.finish().await;
+}
+
+/// One entry of `viewer`'s chat list.
+async fn entry(srv: &TestServer, viewer: &TestUser, chat: &str) -> Option<Value> {
+    chat_list(srv, viewer).await.remove(chat)
+}
+
+fn last_id(entry: &Value) -> Option<String> {
+    entry["lastMessage"]
+        .as_array()
+        .unwrap()
+        .first()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+}
+
+/// Polls every user's list until told to stop (at most `rounds` times each), so the list cache
+/// is warm whenever a writer checks: a check that finds the right answer found it despite a
+/// cached page, not for want of one.
+async fn keep_polling(srv: &TestServer, users: &[TestUser], stop: &AtomicBool, rounds: usize) {
+    for _ in 0..rounds {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        for user in users {
+            for (chat, _) in chat_list(srv, user).await {
+                page(srv, user, &chat, "page_size=5&page=1").await;
+            }
+        }
+    }
+}
+
+async fn chat_list_is_exact_after_every_acknowledged_write_under_concurrent_writers(backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let users = srv.quick_users(4).await;
+    let (me, others) = (&users[0], &users[1..]);
+    let mut pairs = Vec::new();
+    for other in others {
+        pairs.push(chat_id(&srv.open_chat(me, other).await));
+    }
+    let stop = AtomicBool::new(false);
+    // Warm from the start: every list and every history page 1 read once.
+    keep_polling(&srv, &users, &stop, 1).await;
+    // Each writer owns one chat, so after its own acknowledged write it knows exactly what my
+    // list must say about that chat, while the others write to my other chats.
+    let writers = others.iter().zip(&pairs).enumerate().map(|(n, (other, chat))| {
+        let srv = &srv;
+        async move {
+            let mut live: Vec<String> = Vec::new();
+            let mut unread: Vec<String> = Vec::new();
+            for i in 0..16 {
+                let id = post(srv, other, chat, &format!("{n}: {i}")).await["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                live.push(id.clone());
+                unread.push(id.clone());
+                let first = page(srv, me, chat, "page_size=5&page=1").await;
+                assert_eq!(ids(&first).first(), Some(&id), "history page 1 right after the ack");
+                assert_eq!(first["count"], json!(live.len()), "history count right after the ack");
+                let seen = entry(srv, me, chat).await.expect("listed");
+                assert_eq!(last_id(&seen), Some(id.clone()), "last message right after the ack");
+                assert_eq!(seen["unreadCount"], json!(unread.len()), "unread right after the ack");
+                // The writer's own list moves too (its last message, nothing unread for it).
+                let theirs = entry(srv, other, chat).await.expect("listed");
+                assert_eq!(last_id(&theirs), Some(id.clone()));
+                assert_eq!(theirs["unreadCount"], json!(0));
+                if i % 5 == 4 {
+                    let gone = live.pop().unwrap();
+                    unread.retain(|u| *u != gone);
+                    delete(srv, other, &gone).await;
+                    let first = page(srv, me, chat, "page_size=5&page=1").await;
+                    assert_eq!(
+                        ids(&first).first(),
+                        live.last(),
+                        "a deleted message leaves history page 1"
+                    );
+                    assert_eq!(first["count"], json!(live.len()));
+                    let seen = entry(srv, me, chat).await.expect("listed");
+                    assert_eq!(
+                        last_id(&seen),
+                        live.last().cloned(),
+                        "the one before a deleted last message"
+                    );
+                    assert_eq!(
+                        seen["unreadCount"],
+                        json!(unread.len()),
+                        "a deleted message is not unread"
+                    );
+                }
+                if i % 4 == 3 {
+                    srv.post_json_auth(
+                        "/api/updateMessagesStatus/",
+                        &me.access,
+                        &json!({ "messageIds": unread }),
+                    )
+                    .await
+                    .expect(200, json!({ "status": "OK" }));
+                    unread.clear();
+                    let seen = entry(srv, me, chat).await.expect("listed");
+                    assert_eq!(seen["unreadCount"], json!(0), "read marks count at once");
+                    assert_eq!(
+                        seen["lastMessage"][0]["isRead"],
+                        json!(true),
+                        "and the last message says so"
+                    );
+                    let first = page(srv, me, chat, "page_size=5&page=1").await;
+                    assert_eq!(first["results"][0]["isRead"], json!(true), "history says so too");
+                }
+            }
+        }
+    });
+    let pollers = async {
+        join_all((0..2).map(|_| keep_polling(&srv, &users, &stop, 500))).await;
+    };
+    let writing = async {
+        join_all(writers).await;
+        stop.store(true, Ordering::Relaxed);
+    };
+    tokio::join!(writing, pollers);
+    check_entries(&srv, me, &pairs, &BTreeMap::new()).await;
+    srv.finish().await;
+}
+
+async fn chat_list_follows_membership_titles_profiles_presence_and_deletes_at_once(backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let users = srv.quick_users(3).await;
+    let (a, b, c) = (&users[0], &users[1], &users[2]);
+    let group = srv
+        .post_json_auth(
+            "/api/groups/",
+            &a.access,
+            &json!({ "title": "before", "members": [b.id] }),
+        )
+        .await;
+    group.expect_status(201);
+    let group = chat_id(&group.body);
+    // Every list read once, so each has a cached page from here on.
+    for user in &users {
+        chat_list(&srv, user).await;
+    }
+    assert!(entry(&srv, c, &group).await.is_none());
+
+    srv.patch_json_auth(
+        &format!("/api/groups/{group}/"),
+        &a.access,
+        &json!({ "title": "after" }),
+    )
+    .await
+    .expect_status(200);
+    assert_eq!(
+        entry(&srv, b, &group).await.unwrap()["title"],
+        json!("after"),
+        "renamed at once"
+    );
+
+    srv.post_json_auth(
+        &format!("/api/groups/{group}/members/"),
+        &a.access,
+        &json!({ "user": c.id }),
+    )
+    .await
+    .expect_status(201);
+    let joined = entry(&srv, c, &group)
+        .await
+        .expect("a new member lists the group at once");
+    assert_eq!(joined["title"], json!("after"));
+    let members = |e: &Value| -> BTreeSet<String> {
+        e["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let everyone: BTreeSet<String> = users.iter().map(|u| u.id.clone()).collect();
+    assert_eq!(
+        members(&entry(&srv, b, &group).await.unwrap()),
+        everyone,
+        "others see the new member"
+    );
+
+    srv.delete_auth(&format!("/api/groups/{group}/members/{}/", b.id), &a.access, None)
+        .await
+        .expect_status(204);
+    assert!(
+        entry(&srv, b, &group).await.is_none(),
+        "a removed member no longer lists it"
+    );
+    assert!(!members(&entry(&srv, a, &group).await.unwrap()).contains(&b.id));
+
+    // A profile change shows in every list that shows the user.
+    let pair = chat_id(&srv.open_chat(a, c).await);
+    assert!(entry(&srv, a, &pair).await.is_some(), "a new chat is listed at once");
+    assert!(entry(&srv, c, &pair).await.is_some(), "by both");
+    srv.patch_json_auth("/auth/users/me/", &c.access, &json!({ "first_name": "Renamed" }))
+        .await
+        .expect_status(200);
+    let shown = entry(&srv, a, &pair).await.unwrap();
+    let brief = if shown["fromUser"]["id"] == json!(c.id) {
+        &shown["fromUser"]
+    } else {
+        &shown["toUser"]
+    };
+    assert_eq!(brief["first_name"], json!("Renamed"), "in {shown}");
+    assert_eq!(brief["online"], json!(false));
+    let in_group = entry(&srv, a, &group).await.unwrap();
+    let member = in_group["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == json!(c.id))
+        .unwrap()
+        .clone();
+    assert_eq!(member["first_name"], json!("Renamed"));
+
+    // Presence: once A's socket hears that C came online, A's list says so too.
+    let mut a_ws = ws::connect(&srv.ws_url(&format!("/ws/?token={}", a.access)), Some("causerie.v2")).await;
+    chat_list(&srv, a).await;
+    let _c_ws = ws::connect(&srv.ws_url(&format!("/ws/?token={}", c.access)), Some("causerie.v2")).await;
+    loop {
+        let frame = a_ws.recv_json().await;
+        if frame["type"] == json!("presence") && frame["user"] == json!(c.id) {
+            assert_eq!(frame["online"], json!(true));
+            break;
+        }
+    }
+    let shown = entry(&srv, a, &pair).await.unwrap();
+    let brief = if shown["fromUser"]["id"] == json!(c.id) {
+        &shown["fromUser"]
+    } else {
+        &shown["toUser"]
+    };
+    assert_eq!(
+        brief["online"],
+        json!(true),
+        "online as soon as it is announced: {shown}"
+    );
+
+    // Deleting a chat takes it off both lists at once.
+    srv.delete_auth(&format!("/api/chat/{pair}/"), &c.access, None)
+        .await
+        .expect_status(204);
+    assert!(entry(&srv, a, &pair).await.is_none());
+    assert!(entry(&srv, c, &pair).await.is_none());
+    srv.finish().await;
+}
+
+async fn chat_list_on_another_instance_over_redis_is_exact_at_once(backend: Backend) {
+    let Some(redis) = std::env::var("CAUSERIE_TEST_REDIS_URL").ok().filter(|v| !v.is_empty()) else {
+        eprintln!("note: CAUSERIE_TEST_REDIS_URL not set; skipping");
+        return;
+    };
+    let srv = TestServer::start_with(backend, |c| c.redis_url = Some(redis.clone())).await;
+    let peer = srv.start_peer(|c| c.redis_url = Some(redis.clone())).await;
+    let users = srv.quick_users(2).await;
+    let (me, other) = (&users[0], &users[1]);
+    let chat = chat_id(&srv.open_chat(me, other).await);
+    assert!(
+        entry(&peer, me, &chat).await.is_some(),
+        "a chat made on one instance is listed on the other"
+    );
+    let mut unread = Vec::new();
+    for i in 0..10 {
+        // Written on one instance, read at once on the other (and back).
+        let (write_on, read_on) = if i % 2 == 0 { (&srv, &peer) } else { (&peer, &srv) };
+        let id = post(write_on, other, &chat, &format!("{i}")).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        unread.push(id.clone());
+        let seen = entry(read_on, me, &chat).await.expect("listed");
+        assert_eq!(last_id(&seen), Some(id), "last message on the other instance");
+        assert_eq!(seen["unreadCount"], json!(unread.len()));
+        if i % 3 == 2 {
+            write_on
+                .post_json_auth(
+                    "/api/updateMessagesStatus/",
+                    &me.access,
+                    &json!({ "messageIds": unread }),
+                )
+                .await
+                .expect(200, json!({ "status": "OK" }));
+            unread.clear();
+            assert_eq!(entry(read_on, me, &chat).await.unwrap()["unreadCount"], json!(0));
+        }
+    }
+    write_on_and_check_profile(&srv, &peer, me, other, &chat).await;
+    peer.finish().await;
+    srv.finish().await;
+}
+
+async fn write_on_and_check_profile(srv: &TestServer, peer: &TestServer, me: &TestUser, other: &TestUser, chat: &str) {
+    srv.patch_json_auth("/auth/users/me/", &other.access, &json!({ "first_name": "Elsewhere" }))
+        .await
+        .expect_status(200);
+    let shown = entry(peer, me, chat).await.unwrap();
+    let names: Vec<&Value> = [&shown["fromUser"], &shown["toUser"]]
+        .into_iter()
+        .filter(|u| u["id"] == json!(other.id))
+        .map(|u| &u["first_name"])
+        .collect();
+    assert_eq!(
+        names,
+        vec![&json!("Elsewhere")],
+        "a profile change on one instance, listed on the other"
+    );
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 
+use crate::freshness::Freshness;
 use crate::ids::UserId;
 use crate::store::users::UserRow;
 
@@ -34,6 +35,8 @@ struct Inner {
     /// False while changes on other instances may go unheard (their channel is down).
     synced: AtomicBool,
     ttl: Duration,
+    /// Told of every change forgotten here, for the caches built from users (the chat list).
+    freshness: Freshness,
 }
 
 struct Entry {
@@ -54,7 +57,13 @@ impl AuthCache {
             changes: AtomicU64::new(0),
             synced: AtomicBool::new(true),
             ttl,
+            freshness: Freshness::new(),
         }))
+    }
+
+    /// The change stamps this cache moves on whenever it forgets a user.
+    pub(crate) fn freshness(&self) -> &Freshness {
+        &self.0.freshness
     }
 
     /// The cached row, if it may be trusted.
@@ -98,6 +107,7 @@ impl AuthCache {
         let mut entries = self.0.entries.write();
         self.0.changes.fetch_add(1, Ordering::AcqRel);
         entries.remove(&id);
+        self.0.freshness.touch(id.as_uuid());
     }
 
     /// Forgets everything (changes may have been missed).
@@ -105,6 +115,7 @@ impl AuthCache {
         let mut entries = self.0.entries.write();
         self.0.changes.fetch_add(1, Ordering::AcqRel);
         entries.clear();
+        self.0.freshness.touch_all();
     }
 
     /// Whether changes made on other instances reach this one. Going out of sync empties the

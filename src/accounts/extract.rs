@@ -1,6 +1,8 @@
 //! `CurrentUser`: the user behind `Authorization: Bearer <access token>`, or a 401 shaped as
 //! SimpleJWT's `JWTAuthentication` answers.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -10,7 +12,8 @@ use crate::error::ApiError;
 use crate::ids::UserId;
 use crate::store::users::UserRow;
 
-pub(crate) struct CurrentUser(pub UserRow);
+/// The row is the auth cache's own (shared, not copied per request).
+pub(crate) struct CurrentUser(pub Arc<UserRow>);
 
 impl CurrentUser {
     pub(crate) fn id(&self) -> UserId {

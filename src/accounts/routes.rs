@@ -185,7 +185,7 @@ async fn list_users(
         let listed = accounts.list_users(page.limit(), page.offset()).await?;
         (listed.total, listed.users)
     } else {
-        (1, vec![user.0.clone()])
+        (1, vec![UserRow::clone(&user.0)])
     };
     let page = page.resolve(total);
     let results = rows.iter().map(DjoserUser::of).collect();
@@ -210,6 +210,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Visible, ApiError> {
         let CurrentUser(caller) = CurrentUser::from_request_parts(parts, state).await?;
         let Ids(id) = Ids::<UserId>::from_request_parts(parts, state).await?;
+        let caller = UserRow::clone(&caller);
         let target = if id == caller.id {
             caller.clone()
         } else if caller.is_staff {

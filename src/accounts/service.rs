@@ -116,6 +116,12 @@ impl Accounts {
         AuthCache::new(std::time::Duration::from_secs(config.auth_cache_secs))
     }
 
+    /// Change stamps moved on by every change to a user (and, through the chat service, to a
+    /// chat): what cached read paths check.
+    pub(crate) fn freshness(&self) -> &crate::freshness::Freshness {
+        self.0.cache.freshness()
+    }
+
     pub(crate) fn tokens(&self) -> &TokenIssuer {
         &self.0.tokens
     }
@@ -224,8 +230,8 @@ impl Accounts {
 
     /// The active user behind an access token (every authenticated request and handshake).
     /// A token issued before its user's last revocation (an older token epoch) is refused.
-    pub(crate) async fn authenticate_access(&self, token: &str) -> AccountResult<UserRow> {
-        Ok(self.authenticate_access_within(token, 0).await?.0)
+    pub(crate) async fn authenticate_access(&self, token: &str) -> AccountResult<Arc<UserRow>> {
+        Ok(self.verify_access(token, 0).await?.0)
     }
 
     /// As [`Accounts::authenticate_access`], with the token's expiry (unix seconds), also
@@ -237,6 +243,13 @@ impl Accounts {
         token: &str,
         grace_secs: u64,
     ) -> AccountResult<(UserRow, i64)> {
+        let (user, exp) = self.verify_access(token, grace_secs).await?;
+        Ok((UserRow::clone(&user), exp))
+    }
+
+    /// The checks of [`Accounts::authenticate_access_within`], answering with the cached row
+    /// itself (an authenticated request need not copy it).
+    async fn verify_access(&self, token: &str, grace_secs: u64) -> AccountResult<(Arc<UserRow>, i64)> {
         let claims = self
             .0
             .tokens
@@ -251,7 +264,7 @@ impl Accounts {
             return Err(AccountError::InvalidAccessToken);
         }
         self.0.activity.seen(user_id);
-        Ok((UserRow::clone(&user), claims.exp))
+        Ok((user, claims.exp))
     }
 
     /// A refresh token that is valid, unexpired, not blacklisted, of the user's current token
@@ -512,6 +525,9 @@ impl Accounts {
     pub(crate) async fn delete_user(&self, id: UserId) -> AccountResult<()> {
         users::delete(self.db(), id).await?;
         self.closed(id, AccountClosed::Deleted);
+        // The deletion reaches rows that do not name the user's stamp (their messages'
+        // authors in chats they had left): every cached view is void.
+        self.freshness().touch_all();
         Ok(())
     }
 

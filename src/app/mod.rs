@@ -124,7 +124,7 @@ impl Offline {
             Arc::new(NoListeners),
         );
         let nobody: Arc<dyn EventSink> = Arc::new(Fanout::in_process(Hub::new()));
-        let (writer, unstarted) = MessageWriter::new(db.clone(), nobody.clone(), 1);
+        let (writer, unstarted) = MessageWriter::new(db.clone(), nobody.clone(), accounts.freshness().clone(), 1);
         drop(unstarted);
         let chats = Chats::new(
             db.clone(),
@@ -134,6 +134,8 @@ impl Offline {
             media,
             config.max_body_bytes,
             MessageRate::unlimited(),
+            // A command answers once: nothing to keep between requests.
+            Duration::ZERO,
         );
         let push = Push::new(db.clone(), Providers::from_config(config)?);
         Ok(Offline { accounts, chats, push })
@@ -188,7 +190,12 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
     );
     // Messages leave with their attachments' signed URLs.
     let events: Arc<dyn EventSink> = Arc::new(ShownEvents::new(media.clone(), Arc::new(fanout.clone())));
-    let (writer, writer_task) = MessageWriter::new(db.clone(), events.clone(), config.group_commit_max);
+    let (writer, writer_task) = MessageWriter::new(
+        db.clone(),
+        events.clone(),
+        accounts.freshness().clone(),
+        config.group_commit_max,
+    );
     // Push: the outbox rows are written with the messages only when a provider is configured.
     let push = Push::new(db.clone(), Providers::from_config(config)?);
     let push_wake = Arc::new(tokio::sync::Notify::new());
@@ -211,6 +218,11 @@ async fn assemble(config: &Config, stages: &Stages) -> anyhow::Result<AppState> 
         media.clone(),
         config.max_body_bytes,
         rate,
+        // Another instance's writes are heard only later, through Redis: no cache there.
+        match config.redis_url {
+            Some(_) => Duration::ZERO,
+            None => Duration::from_secs(config.chat_list_cache_secs),
+        },
     );
     if let Some(relays) = relays {
         // The relays re-read memberships through the chat service after an outage.

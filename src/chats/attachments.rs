@@ -94,6 +94,7 @@ impl Chats {
                 match stored {
                     Ok(rows) => {
                         messages::set_extra_data(self.db(), message.id, &refs::encode(&rows)).await?;
+                        self.touch_chat(message.chat_id);
                         done.converted += 1;
                     }
                     Err(err @ (MediaError::Unavailable | MediaError::Objects(_) | MediaError::Store(_))) => {

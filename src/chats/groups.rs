@@ -53,6 +53,9 @@ impl Chats {
         }
         self.check_users(&members).await?;
         let chat = chats::create_group(self.db(), &title, creator, &members).await?;
+        for user in members.iter().chain([&creator]) {
+            self.touch_user(*user);
+        }
         for member in &members {
             self.publish(
                 ChatEvent::MemberAdded {
@@ -83,6 +86,7 @@ impl Chats {
         self.group_for_admin(chat, admin).await?;
         let title = check_title(title)?;
         chats::set_title(self.db(), chat, &title).await?;
+        self.touch_chat(chat);
         self.publish(ChatEvent::ChatUpdated { chat }, &[]);
         Ok(())
     }
@@ -101,6 +105,8 @@ impl Chats {
             return Err(too_many_members());
         }
         let added = chats::add_member(self.db(), chat, user, as_admin).await?;
+        self.touch_chat(chat);
+        self.touch_user(user);
         if added {
             self.publish(ChatEvent::MemberAdded { chat, user }, &[user]);
         }
@@ -114,7 +120,10 @@ impl Chats {
         } else if !self.chat_for_member(chat, caller).await?.is_group {
             return Err(ChatError::NotAGroup);
         }
-        if !chats::remove_member(self.db(), chat, user).await? {
+        let removed = chats::remove_member(self.db(), chat, user).await?;
+        self.touch_chat(chat);
+        self.touch_user(user);
+        if !removed {
             return Err(ChatError::NotFound);
         }
         self.publish(ChatEvent::MemberRemoved { chat, user }, &[user]);

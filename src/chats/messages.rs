@@ -4,10 +4,12 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use super::draft::Draft;
 use super::error::{ChatError, ChatResult};
 use super::events::ChatEvent;
+use super::list_cache::{HistoryKey, HistoryRows};
 use super::service::Chats;
 use super::view::MessageView;
 use super::writer::{Committed, WriteError, WriterPermit};
@@ -171,6 +173,7 @@ impl Chats {
             message = messages::edit_body(self.db(), id, &text)
                 .await?
                 .ok_or(ChatError::NotFound)?;
+            self.touch_chat(message.chat_id);
             self.publish(
                 ChatEvent::MessageEdited {
                     message: MessageView::full(&message),
@@ -182,6 +185,7 @@ impl Chats {
             message = messages::set_read(self.db(), id, read)
                 .await?
                 .ok_or(ChatError::NotFound)?;
+            self.touch_chat(message.chat_id);
             if read {
                 self.publish(
                     ChatEvent::Read {
@@ -215,6 +219,7 @@ impl Chats {
             .unwrap_or_default();
         let gone = messages::delete(self.db(), id).await?;
         if let Some(gone) = &gone {
+            self.touch_chat(gone.chat_id);
             self.remove_attachments(&carried).await;
             self.publish(
                 ChatEvent::MessageDeleted {
@@ -236,6 +241,7 @@ impl Chats {
             by_chat.entry(row.chat_id).or_default().push(row.id);
         }
         for (chat, ids) in by_chat {
+            self.touch_chat(chat);
             self.publish(
                 ChatEvent::Read {
                     chat,
@@ -256,6 +262,7 @@ impl Chats {
             return Err(ChatError::InvalidSeq { seq });
         }
         let mark = messages::mark_read_upto(self.db(), chat, reader, seq, !row.is_group).await?;
+        self.touch_chat(chat);
         self.publish(
             ChatEvent::Read {
                 chat,
@@ -286,12 +293,32 @@ impl Chats {
         filter: &HistoryFilter,
         limit: i64,
         offset: i64,
-    ) -> ChatResult<HistoryPage> {
+    ) -> ChatResult<Arc<HistoryRows>> {
+        let key = HistoryKey {
+            viewer,
+            chat,
+            limit,
+            offset,
+        };
+        let freshness = self.accounts().freshness();
+        let cache = self.history_cache();
+        let deps = if filter.is_plain() {
+            if let Some(kept) = cache.page(key, freshness) {
+                return Ok(kept);
+            }
+            cache.begin(key, freshness)
+        } else {
+            None
+        };
         let counts = chats::member_counts(self.db(), chat, viewer)
             .await?
             .ok_or(ChatError::NotFound)?;
         let (total, messages) = messages::history(self.db(), chat, counts, filter, limit, offset).await?;
-        Ok(HistoryPage { total, messages })
+        let rows = Arc::new(HistoryRows { total, messages });
+        if let Some(deps) = deps {
+            cache.keep(key, deps, rows.clone());
+        }
+        Ok(rows)
     }
 
     /// A page of the live messages of every chat `viewer` is in, newest first.

@@ -8,6 +8,7 @@ mod draft;
 mod error;
 pub(crate) mod events;
 mod groups;
+mod list_cache;
 mod listing;
 mod messages;
 mod moderation;

@@ -91,7 +91,7 @@ where
         if id != user.id {
             return Err(ApiError::NotFound);
         }
-        Ok(OwnRecord(user))
+        Ok(OwnRecord(UserRow::clone(&user)))
     }
 }
 

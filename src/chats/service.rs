@@ -3,9 +3,11 @@
 //! are the only code that touches the `chats`, `chat_members` and `messages` tables.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::error::{ChatError, ChatResult};
 use super::events::{ChatEvent, EventSink};
+use super::list_cache::{HistoryCache, ListCache};
 use super::rate::MessageRate;
 use super::writer::MessageWriter;
 use crate::accounts::Accounts;
@@ -24,6 +26,9 @@ struct Inner {
     max_extra_bytes: usize,
     /// Messages per user per second, whichever way they come in (`rate.rs`).
     rate: MessageRate,
+    /// Chat list pages kept per user, and history pages (`list_cache.rs`).
+    list_cache: ListCache,
+    history_cache: HistoryCache,
 }
 
 /// The chat service: one per server, cheap to clone.
@@ -39,6 +44,8 @@ impl Chats {
         media: Media,
         max_extra_bytes: usize,
         rate: MessageRate,
+        // How long a cached chat list or history page may live; zero: nothing is cached.
+        read_cache_ttl: Duration,
     ) -> Chats {
         Chats(Arc::new(Inner {
             db,
@@ -48,6 +55,8 @@ impl Chats {
             media,
             max_extra_bytes,
             rate,
+            list_cache: ListCache::new(read_cache_ttl),
+            history_cache: HistoryCache::new(read_cache_ttl),
         }))
     }
 
@@ -58,6 +67,27 @@ impl Chats {
     /// Housekeeping run now and then (the message rate's per-user counts).
     pub(crate) fn sweep(&self) {
         self.0.rate.sweep();
+        self.0.list_cache.sweep();
+        self.0.history_cache.sweep();
+    }
+
+    pub(super) fn history_cache(&self) -> &HistoryCache {
+        &self.0.history_cache
+    }
+
+    pub(super) fn list_cache(&self) -> &ListCache {
+        &self.0.list_cache
+    }
+
+    /// The chat changed (its messages, members, read marks or settings): call after the change
+    /// is stored, before it is answered or published, so no cached view outlives it.
+    pub(super) fn touch_chat(&self, chat: ChatId) {
+        self.accounts().freshness().touch(chat.as_uuid());
+    }
+
+    /// The user's own list changed (a chat joined, left or created).
+    pub(super) fn touch_user(&self, user: UserId) {
+        self.accounts().freshness().touch(user.as_uuid());
     }
 
     pub(super) fn db(&self) -> &Db {
@@ -137,7 +167,11 @@ impl Chats {
                 format!("Invalid pk \"{other}\" - object does not exist."),
             ));
         }
-        Ok(chats::find_or_create_pair(self.db(), caller, other).await?)
+        let (chat, created) = chats::find_or_create_pair(self.db(), caller, other).await?;
+        // Also when found: the creator of a concurrent race may not have moved the stamps yet.
+        self.touch_user(caller);
+        self.touch_user(other);
+        Ok((chat, created))
     }
 
     /// Deletes a chat: any member of a two-person chat, only an admin of a group.
@@ -148,6 +182,8 @@ impl Chats {
             return Err(ChatError::Forbidden);
         }
         chats::delete(self.db(), chat).await?;
+        // Lists that held the chat depend on its stamp; the members' own lists need not move.
+        self.touch_chat(chat);
         self.publish(ChatEvent::ChatUpdated { chat }, &[]);
         Ok(())
     }

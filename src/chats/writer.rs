@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::{ChatEvent, EventSink};
 use super::view::MessageView;
+use crate::freshness::Freshness;
 use crate::store::message_batch::{insert_batch_with_push, NotAMember};
 use crate::store::messages::{NewMessage, Stored};
 use crate::store::{is_unavailable, Db};
@@ -61,6 +62,8 @@ pub(crate) struct MessageWriter {
 /// (a command that stores no messages), every enqueue fails as `Stopped`.
 pub(crate) struct WriterTask {
     db: Db,
+    /// Moved on for every chat a batch wrote to, after the commit and before any answer.
+    freshness: Freshness,
     events: Arc<dyn EventSink>,
     queue: mpsc::Receiver<Job>,
     max_batch: usize,
@@ -70,10 +73,16 @@ pub(crate) struct WriterTask {
 }
 
 impl MessageWriter {
-    pub(crate) fn new(db: Db, events: Arc<dyn EventSink>, max_batch: usize) -> (MessageWriter, WriterTask) {
+    pub(crate) fn new(
+        db: Db,
+        events: Arc<dyn EventSink>,
+        freshness: Freshness,
+        max_batch: usize,
+    ) -> (MessageWriter, WriterTask) {
         let (queue, rx) = mpsc::channel(max_batch * 8);
         let task = WriterTask {
             db,
+            freshness,
             events,
             queue: rx,
             max_batch,
@@ -165,6 +174,14 @@ impl WriterTask {
             Err(err) => messages.iter().map(|_| Err(classify(&err))).collect::<Vec<_>>(),
         };
         metrics::histogram!("causerie_commit_batch_size").record(messages.len() as f64);
+        // Whatever the outcome (a failed batch may have committed in part, one by one), so no
+        // cached chat list outlives what is now stored.
+        let mut chats: Vec<_> = messages.iter().map(|m| m.chat_id).collect();
+        chats.sort_unstable();
+        chats.dedup();
+        for chat in chats {
+            self.freshness.touch(chat.as_uuid());
+        }
         // Senders hear first (their ack precedes their own message's echo), then everyone.
         let mut created = Vec::new();
         for (result, reply) in results.into_iter().zip(replies) {

@@ -381,6 +381,12 @@ pub(crate) async fn page_for_user(
         .fetch_all(pool).await)
 }
 
+/// The ids of the chats `user` belongs to.
+pub(crate) async fn ids_for_user(db: &Db, user: UserId) -> Result<Vec<ChatId>, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar::<_, ChatId>("SELECT chat_id FROM chat_members WHERE user_id = $1")
+        .bind(user).fetch_all(pool).await)
+}
+
 /// How many chats `user` belongs to (the page's `count`).
 pub(crate) async fn count_for_user(db: &Db, user: UserId, only: Option<ChatId>) -> Result<i64, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar(

@@ -67,7 +67,7 @@ pub(crate) struct HistoryFilter {
 
 impl HistoryFilter {
     /// No filter at all: the app's "one chat, newest first, page N".
-    fn is_plain(&self) -> bool {
+    pub(crate) fn is_plain(&self) -> bool {
         self.id.is_none()
             && self.kind.is_none()
             && self.is_read.is_none()
