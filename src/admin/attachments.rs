@@ -22,7 +22,6 @@ use crate::ids::{AttachmentId, ChatId, UserId};
 use crate::limits::RateLimits;
 use crate::media::{Media, Variant};
 use crate::store::attachments::{AttachmentFilter, AttachmentRow};
-use crate::store::chats::MEMBER_FILTER_MAX;
 use crate::store::users::UserRow;
 
 pub(crate) fn router<S>() -> Router<S>
@@ -121,19 +120,7 @@ async fn list(
             Err(_) => errors.push("chat: enter a chat id (a uuid).".into()),
         }
     }
-    let terms: Vec<String> = q.split_whitespace().map(str::to_string).collect();
-    if !terms.is_empty() {
-        let ids = admin
-            .accounts()
-            .matching_user_ids(&terms, MEMBER_FILTER_MAX as i64 + 1)
-            .await?;
-        if ids.len() > MEMBER_FILTER_MAX {
-            errors.push(format!(
-                "q: more than {MEMBER_FILTER_MAX} users match this search; narrow it down."
-            ));
-        }
-        filter.owners = Some(ids);
-    }
+    filter.owners = admin.users_matching(&q, &mut errors).await?;
     let page = html::page_number(query.get("page"));
     let (total, attachments) = if errors.is_empty() {
         let (total, rows) = admin.media().find(&filter, html::PAGE_SIZE, html::offset(page)).await?;

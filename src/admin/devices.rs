@@ -20,7 +20,6 @@ use crate::ids::UserId;
 use crate::limits::RateLimits;
 use crate::push::routes::KINDS;
 use crate::push::Outcome;
-use crate::store::chats::MEMBER_FILTER_MAX;
 use crate::store::devices::{DeviceFilter, DeviceRow};
 use crate::store::users::UserRow;
 
@@ -136,19 +135,7 @@ async fn list(
             errors.push(format!("type: “{kind}” is not one of {}.", KINDS.join(", ")));
         }
     }
-    let terms: Vec<String> = q.split_whitespace().map(str::to_string).collect();
-    if !terms.is_empty() {
-        let ids = admin
-            .accounts()
-            .matching_user_ids(&terms, MEMBER_FILTER_MAX as i64 + 1)
-            .await?;
-        if ids.len() > MEMBER_FILTER_MAX {
-            errors.push(format!(
-                "q: more than {MEMBER_FILTER_MAX} users match this search; narrow it down."
-            ));
-        }
-        filter.owners = Some(ids);
-    }
+    filter.owners = admin.users_matching(&q, &mut errors).await?;
     let page = html::page_number(query.get("page"));
     let (total, devices) = if errors.is_empty() {
         let (total, rows) = admin

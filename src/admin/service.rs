@@ -95,6 +95,26 @@ fn hash_cookie(cookie: &str) -> String {
 }
 
 impl Admin {
+    /// The users whose email or names contain every term of `q` (None: no terms), for the
+    /// pages that filter by user; more matches than a filter takes adds an error instead.
+    pub(crate) async fn users_matching(&self, q: &str, errors: &mut Vec<String>) -> AdminResult<Option<Vec<UserId>>> {
+        use crate::store::chats::MEMBER_FILTER_MAX;
+        let terms: Vec<String> = q.split_whitespace().map(str::to_string).collect();
+        if terms.is_empty() {
+            return Ok(None);
+        }
+        let ids = self
+            .accounts()
+            .matching_user_ids(&terms, MEMBER_FILTER_MAX as i64 + 1)
+            .await?;
+        if ids.len() > MEMBER_FILTER_MAX {
+            errors.push(format!(
+                "q: more than {MEMBER_FILTER_MAX} users match this search; narrow it down."
+            ));
+        }
+        Ok(Some(ids))
+    }
+
     pub(crate) fn new(
         db: Db,
         accounts: Accounts,

@@ -158,16 +158,7 @@ pub(crate) async fn filtered(
     let mut clauses = vec!["TRUE".to_string()];
     let mut owners: Vec<Option<UserId>> = Vec::new();
     if let Some(ids) = &filter.owners {
-        let ids = &ids[..ids.len().min(super::chats::MEMBER_FILTER_MAX)];
-        let mut lists = Vec::new();
-        for chunk in super::id_chunks(ids) {
-            lists.push(format!("owner IN {}", chunk.placeholders(owners.len() + 1)));
-            owners.extend(chunk.padded());
-        }
-        if lists.is_empty() {
-            lists.push("FALSE".into());
-        }
-        clauses.push(format!("({})", lists.join(" OR ")));
+        clauses.push(super::any_of("owner", ids, &mut owners));
     }
     let mut n = owners.len();
     if filter.chat.is_some() {

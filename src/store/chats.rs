@@ -458,18 +458,8 @@ pub(crate) async fn overview_page(
     if let Some(members) = members {
         // Each chunk is its own `IN (…)` list of a fixed size, so the statement text depends
         // only on how many chunks there are.
-        let mut lists = Vec::new();
-        for chunk in id_chunks(&members[..members.len().min(MEMBER_FILTER_MAX)]) {
-            lists.push(format!("m.user_id IN {}", chunk.placeholders(bound.len() + 1)));
-            bound.extend(chunk.padded());
-        }
-        if lists.is_empty() {
-            lists.push("FALSE".into());
-        }
-        condition = format!(
-            "EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = c.id AND ({}))",
-            lists.join(" OR ")
-        );
+        let any = super::any_of("m.user_id", members, &mut bound);
+        condition = format!("EXISTS (SELECT 1 FROM chat_members m WHERE m.chat_id = c.id AND {any})");
     }
     let n = bound.len() + 1;
     let count_sql = format!("SELECT COUNT(*) FROM chats c WHERE {condition}");

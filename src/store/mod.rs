@@ -185,6 +185,22 @@ impl<'a, T: Copy> IdChunk<'a, T> {
     }
 }
 
+/// `(column IN (…) OR …)` over at most [`chats::MEMBER_FILTER_MAX`] of `ids` (more are
+/// ignored), numbered after the values already in `bound`, to which it adds its own; `FALSE`
+/// for no ids. The admin's filters by user share it.
+pub(crate) fn any_of<T: Copy>(column: &str, ids: &[T], bound: &mut Vec<Option<T>>) -> String {
+    let mut lists = Vec::new();
+    for chunk in id_chunks(&ids[..ids.len().min(chats::MEMBER_FILTER_MAX)]) {
+        lists.push(format!("{column} IN {}", chunk.placeholders(bound.len() + 1)));
+        bound.extend(chunk.padded());
+    }
+    if lists.is_empty() {
+        "FALSE".into()
+    } else {
+        format!("({})", lists.join(" OR "))
+    }
+}
+
 /// The current time at the precision both backends keep (PostgreSQL stores microseconds).
 pub(crate) fn now() -> DateTime<Utc> {
     truncate(Utc::now())
