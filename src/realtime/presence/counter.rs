@@ -23,6 +23,8 @@ pub(crate) struct PresenceCounter {
     leases: parking_lot::Mutex<HashMap<UserId, i64>>,
     /// One lock per user with an announcement in flight.
     announcing: parking_lot::Mutex<std::collections::HashMap<UserId, std::sync::Weak<tokio::sync::Mutex<()>>>>,
+    /// How many entries `announcing` kept at its last sweep.
+    announcing_swept: std::sync::atomic::AtomicUsize,
 }
 
 struct RedisPresence {
@@ -89,6 +91,7 @@ impl PresenceCounter {
             redis: None,
             leases: Default::default(),
             announcing: Default::default(),
+            announcing_swept: Default::default(),
         }
     }
 
@@ -105,6 +108,7 @@ impl PresenceCounter {
         let counter = std::sync::Arc::new(PresenceCounter {
             local: Default::default(),
             announcing: Default::default(),
+            announcing_swept: Default::default(),
             leases: Default::default(),
             redis: Some(RedisPresence {
                 client,
@@ -207,7 +211,12 @@ impl PresenceCounter {
         if let Some(lock) = map.get(&user).and_then(std::sync::Weak::upgrade) {
             return lock;
         }
-        map.retain(|_, weak| weak.strong_count() > 0);
+        // Swept only when the map has doubled since the last sweep: a sweep per miss made a
+        // connect storm of N new users cost N² (the entries of finished turns are dead weight).
+        if map.len() >= 2 * self.announcing_swept.load(std::sync::atomic::Ordering::Relaxed).max(64) {
+            map.retain(|_, weak| weak.strong_count() > 0);
+            self.announcing_swept.store(map.len(), std::sync::atomic::Ordering::Relaxed);
+        }
         let lock = std::sync::Arc::new(tokio::sync::Mutex::new(()));
         map.insert(user, std::sync::Arc::downgrade(&lock));
         lock
