@@ -49,9 +49,10 @@ fn refuse(reason: &'static str) -> Response {
     (StatusCode::FORBIDDEN, Json(HandshakeRefusal::new(reason))).into_response()
 }
 
-/// Bytes read from a socket at a time; allocated for every socket, so kept small (chat frames
-/// are small; a larger frame just takes several reads).
-const READ_BUFFER: usize = 2048;
+/// Bytes read from a socket at a time; allocated for every socket, idle or not, so kept small:
+/// chat frames are a few hundred bytes, so one read still takes several of them, and a larger
+/// frame (a photo) reserves its own length once its header is read.
+const READ_BUFFER: usize = 1024;
 /// Frames written before one flush are gathered up to this many bytes, so a burst to one socket
 /// costs one syscall instead of one per frame. Allocated only once a socket writes.
 const WRITE_COALESCE: usize = 16 * 1024;

@@ -17,7 +17,7 @@ use tungstenite::{Message, Utf8Bytes};
 use super::event::{AccountClosed, Delivery, Format};
 use super::gate::{LargeFrames, Resolved};
 use super::hub::{Connection, KickReason};
-use super::upgrade::Socket;
+use super::upgrade::{Socket, SocketReader, SocketSink};
 use super::Realtime;
 use crate::chats::{ChatError, PendingStore};
 use crate::ids::{ChatId, UserId};
@@ -276,8 +276,25 @@ pub(crate) fn join_v1(rt: &Realtime, user: UserId, chat: ChatId) -> (Connection,
 }
 
 /// Runs a seed (v1) socket in `chat`, joined by [`join_v1`], until either side closes.
-pub(crate) async fn run_v1(
+pub(crate) fn run_v1(
     socket: Socket,
+    rt: Realtime,
+    chat: ChatId,
+    format: Format,
+    joined: (Connection, mpsc::Receiver<Arc<Delivery>>),
+    sender: Sender,
+) -> impl std::future::Future<Output = ()> + Send {
+    // Split before the session's future exists (see `v2::run`).
+    let Socket { ws, frames } = socket;
+    let (sink, stream) = ws.split();
+    serve_v1(sink, stream, frames, rt, chat, format, joined, sender)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_v1(
+    mut sink: SocketSink,
+    mut stream: SocketReader,
+    frames: Arc<LargeFrames>,
     rt: Realtime,
     chat: ChatId,
     format: Format,
@@ -300,8 +317,6 @@ pub(crate) async fn run_v1(
         keepalive.expires_at = Some(expires_at.saturating_add(rt.settings().v1_expiry_grace_secs as i64));
     }
     let closing = rt.closing().clone();
-    let Socket { ws, frames } = socket;
-    let (mut sink, mut stream) = ws.split();
 
     // Messages queued for storage; the socket goes on reading and delivering meanwhile.
     let mut pending: FuturesOrdered<PendingStore> = FuturesOrdered::new();

@@ -17,10 +17,31 @@ use tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::gate::{FrameGate, GateLimits, LargeFrames};
 
+/// The WebSocket of an upgraded connection.
+pub(crate) type SocketStream = WebSocketStream<FrameGate<TokioIo<Upgraded>>>;
+/// The halves a session splits its socket into.
+pub(crate) type SocketSink = futures_util::stream::SplitSink<SocketStream, tungstenite::Message>;
+pub(crate) type SocketReader = futures_util::stream::SplitStream<SocketStream>;
+
 /// An open socket: the message stream, and what its gate took out of it.
 pub(crate) struct Socket {
-    pub(crate) ws: WebSocketStream<FrameGate<TokioIo<Upgraded>>>,
+    pub(crate) ws: SocketStream,
     pub(crate) frames: Arc<LargeFrames>,
+}
+
+/// The socket over `upgraded`, handed to `session`.
+fn open<F, Fut>(upgraded: Upgraded, config: WebSocketConfig, gate: Option<Arc<GateLimits>>, session: F) -> Fut
+where
+    F: FnOnce(Socket) -> Fut,
+{
+    use futures_util::FutureExt;
+    let gate = FrameGate::new(TokioIo::new(upgraded), gate);
+    let frames = gate.frames();
+    // Without a handshake to do, tokio-tungstenite's constructor is ready at its first poll.
+    let ws = WebSocketStream::from_raw_socket(gate, Role::Server, Some(config))
+        .now_or_never()
+        .expect("a WebSocket over an upgraded connection is ready at once");
+    session(Socket { ws, frames })
 }
 
 /// A WebSocket handshake request, checked; answered by [`Upgrade::accept`].
@@ -160,10 +181,9 @@ impl Upgrade {
             let Ok(upgraded) = on_upgrade.await else {
                 return;
             };
-            let gate = FrameGate::new(TokioIo::new(upgraded), gate);
-            let frames = gate.frames();
-            let ws = WebSocketStream::from_raw_socket(gate, Role::Server, Some(config)).await;
-            session(Socket { ws, frames }).await;
+            // Built outside this future, which then holds only the session's: every idle
+            // socket's task would otherwise keep room for the gate and the constructor's future.
+            open(upgraded, config, gate, session).await;
         });
         let mut response = match key {
             Some(key) => {

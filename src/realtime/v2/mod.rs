@@ -17,7 +17,6 @@ mod streams;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
@@ -28,7 +27,7 @@ use self::streams::ChatStreams;
 use super::hub::Connection;
 use super::presence;
 use super::session::{self, Inbound, OpenGauge};
-use super::upgrade::Socket;
+use super::upgrade::{Socket, SocketReader, SocketStream};
 use super::Realtime;
 use crate::accounts::AccountError;
 use crate::chats::Chats;
@@ -38,9 +37,7 @@ use crate::wire::v2::{
 };
 use crate::wire::{self, ErrorBody, MessageView};
 
-type Sink = SplitSink<SocketStream, Message>;
-type SocketStream =
-    tokio_tungstenite::WebSocketStream<super::gate::FrameGate<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>;
+type Sink = super::upgrade::SocketSink;
 /// The frames a session writes: message objects by reference.
 type Frame<'a> = ServerFrame<&'a MessageView>;
 
@@ -61,8 +58,25 @@ const AUTH_WAIT: Duration = Duration::from_secs(10);
 /// Runs a v2 socket of `user`, whose token expires at `expires_at` (unix seconds) unless an
 /// `auth` frame brings a fresh one. `initial` is the chat of a `/ws/chat/{id}/` URL, followed
 /// from `after` (or from now).
-pub(crate) async fn run(
+pub(crate) fn run(
     socket: Socket,
+    rt: Realtime,
+    user: UserId,
+    expires_at: i64,
+    initial: Option<(ChatId, Option<i64>)>,
+) -> impl std::future::Future<Output = ()> + Send {
+    // Split before the session's future exists: the socket moves into the split halves' shared
+    // cell, and a future that took it whole would keep room for it (twice, as argument and
+    // local) in every idle socket's task.
+    let Socket { ws, frames } = socket;
+    let (sink, stream) = ws.split();
+    serve(sink, stream, frames, rt, user, expires_at, initial)
+}
+
+async fn serve(
+    mut sink: Sink,
+    mut stream: SocketReader,
+    frames: std::sync::Arc<super::gate::LargeFrames>,
     rt: Realtime,
     user: UserId,
     expires_at: i64,
@@ -78,8 +92,6 @@ pub(crate) async fn run(
     let mut keepalive = session::Keepalive::new(&rt);
     keepalive.expires_at = Some(expires_at);
     let closing = rt.closing().clone();
-    let Socket { ws, frames } = socket;
-    let (mut sink, mut stream) = ws.split();
     let mut session = Session {
         rt: rt.clone(),
         user,
@@ -103,7 +115,7 @@ pub(crate) async fn run(
             // Acks before deliveries: a sender hears "stored" before its message's echo.
             biased;
             event = session.sends.next_event() => match event {
-                SendEvent::Answered(done) => if session.finish_send(&mut sink, done).await.is_err() { break None },
+                SendEvent::Answered(done) => if Box::pin(session.finish_send(&mut sink, *done)).await.is_err() { break None },
                 SendEvent::Room(permit) => session.sends.queue_blocked(permit),
             },
             // A socket with too many sends waiting for their commit, or one waiting for room
@@ -164,7 +176,16 @@ pub(crate) async fn run(
 /// Runs a `/ws/` socket opened without a token (so that none travels in a URL): its first
 /// frame must be `auth` with an access token, within [`AUTH_WAIT`]; otherwise an error frame
 /// and close 4401.
-pub(crate) async fn run_authenticating(mut socket: Socket, rt: Realtime) {
+pub(crate) async fn run_authenticating(socket: Socket, rt: Realtime) {
+    // The first frame is awaited in a box of its own, so that the session after it keeps only
+    // its own (small) future in the task.
+    if let Some((socket, user, expires_at)) = Box::pin(authenticate_first(socket, rt.clone())).await {
+        run(socket, rt, user, expires_at, None).await;
+    }
+}
+
+/// The `auth` phase of a tokenless `/ws/` socket: the socket and its user when it passed.
+async fn authenticate_first(mut socket: Socket, rt: Realtime) -> Option<(Socket, UserId, i64)> {
     let outcome = match tokio::time::timeout(AUTH_WAIT, Box::pin(first_auth(&mut socket.ws, &rt))).await {
         Ok(outcome) => outcome,
         Err(_) => Err(Some((
@@ -196,7 +217,7 @@ pub(crate) async fn run_authenticating(mut socket: Socket, rt: Realtime) {
                 .await
                 .is_ok()
             {
-                run(socket, rt, user, expires_at, None).await;
+                return Some((socket, user, expires_at));
             }
         }
         Err(Some((error, reference))) => {
@@ -210,6 +231,7 @@ pub(crate) async fn run_authenticating(mut socket: Socket, rt: Realtime) {
         }
         Err(None) => {}
     }
+    None
 }
 
 /// Reads the first frame of a tokenless `/ws/` socket as `auth` and checks its token as a

@@ -52,13 +52,15 @@ pub(super) struct Sends {
     in_flight: VecDeque<(ChatId, String)>,
     /// A send that found the storage queue full. Meanwhile the socket reads nothing new (so
     /// its sends keep their order) but keeps delivering.
-    blocked: Option<BlockedSend>,
+    /// Boxed: it is rare, and every idle socket would otherwise carry its size.
+    blocked: Option<Box<BlockedSend>>,
 }
 
 /// What the sends of a socket need next.
 pub(super) enum SendEvent {
     /// The oldest pending send is stored (or failed): answer it.
-    Answered(Answer),
+    /// Boxed so that the future every idle socket waits on stays small.
+    Answered(Box<Answer>),
     /// The blocked send may now be queued (or must be refused, storage having stopped).
     Room(Result<WriterPermit, ChatError>),
 }
@@ -75,7 +77,7 @@ impl Sends {
         let Sends { pending, blocked, .. } = self;
         tokio::select! {
             biased;
-            Some(done) = pending.next(), if !pending.is_empty() => SendEvent::Answered(done),
+            Some(done) = pending.next(), if !pending.is_empty() => SendEvent::Answered(Box::new(done)),
             permit = wait_for_room(blocked), if blocked.is_some() => SendEvent::Room(permit),
             else => std::future::pending().await,
         }
@@ -89,9 +91,10 @@ impl Sends {
     /// Queues the send that found the storage queue full, now that there is room (or answers
     /// it with an error, in its turn, if storage stopped).
     pub(super) fn queue_blocked(&mut self, permit: Result<WriterPermit, ChatError>) {
-        let Some(BlockedSend { message, ack, .. }) = self.blocked.take() else {
+        let Some(blocked) = self.blocked.take() else {
             return;
         };
+        let BlockedSend { message, ack, .. } = *blocked;
         match permit {
             Ok(permit) => {
                 let committed = Chats::submit_with(permit, message);
@@ -104,7 +107,7 @@ impl Sends {
     }
 }
 
-async fn wait_for_room(blocked: &mut Option<BlockedSend>) -> Result<WriterPermit, ChatError> {
+async fn wait_for_room(blocked: &mut Option<Box<BlockedSend>>) -> Result<WriterPermit, ChatError> {
     match blocked {
         Some(blocked) => blocked.room.as_mut().await,
         None => std::future::pending().await,
@@ -136,7 +139,7 @@ impl Session {
                 .push_back(Box::pin(async move { (ack, committed.await) })),
             Submitted::QueueFull(message) => {
                 let room = Box::pin(self.chats().storage_room());
-                self.sends.blocked = Some(BlockedSend { message, ack, room });
+                self.sends.blocked = Some(Box::new(BlockedSend { message, ack, room }));
             }
         }
         Ok(())
