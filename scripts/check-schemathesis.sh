@@ -55,14 +55,14 @@ run() {
   # --generation-allow-x00 false: strings with NUL are refused by design (docs/security.md).
   # The WebSocket handshakes are left out: OpenAPI cannot describe an upgrade, and the
   # WebSocket suites and the frame fuzzers cover them.
-    # Without the coverage phase: schemathesis 4.32.5 (the latest release) fails inside it on this
+  # Without the coverage phase: schemathesis 4.32.5 (the latest release) fails inside it on this
   # document (a KeyError, or "AST constructor recursion depth mismatch", in its own code, not an
   # answer of ours), and alone it used up the whole time budget on five operations.
   # --max-examples bounds the work per operation, --max-time the whole run.
   "$ST" --config-file scripts/schemathesis.toml run "$base/api/schema/" --checks "$checks" \
     --phases examples,fuzzing,stateful --max-examples "$examples" --max-time "$seconds" --workers 2 \
     --generation-allow-x00 false --exclude-path-regex '^/ws/' \
-    --no-color --output-truncate true --seed 20261202 "$@"
+    --no-color --output-truncate true --seed "${SEED:-20261202}" "$@"
 }
 status=0
 echo "schemathesis: with a token ($seconds s)"

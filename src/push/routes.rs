@@ -113,6 +113,17 @@ impl DeviceView {
 
 type DevicePage = Page<DeviceView>;
 
+/// What a device is: `ios`, `android` or `web`.
+// Only the document uses this type: bodies keep `type` as text, so that another value gets DRF's
+// "is not a valid choice." rather than a parse error.
+#[derive(ToSchema)]
+#[allow(dead_code, non_camel_case_types)]
+pub(crate) enum DeviceKind {
+    ios,
+    android,
+    web,
+}
+
 /// `POST /devices/` and `PUT /devices/{registration_id}/`. `user` in the body is ignored: the
 /// owner is the caller.
 #[derive(Debug, ToSchema)]
@@ -120,15 +131,16 @@ type DevicePage = Page<DeviceView>;
 pub(crate) struct DeviceBody {
     #[schema(max_length = 255, value_type = Option<String>)]
     pub name: Option<Option<String>>,
-    #[schema(max_length = 4096, required = true)]
+    /// The FCM token, or (`web`) the browser's Push API subscription as JSON, with `endpoint`
+    /// and `keys` (`p256dh`, `auth`).
+    #[schema(max_length = 4096, pattern = r"\S", required = true)]
     pub registration_id: Option<String>,
     #[schema(max_length = 150, value_type = Option<String>)]
     pub device_id: Option<Option<String>>,
     /// Default true.
     #[schema(nullable = false)]
     pub active: Option<bool>,
-    /// `ios`, `android` or `web`.
-    #[schema(rename = "type", nullable = false, required = true)]
+    #[schema(rename = "type", nullable = false, required = true, value_type = DeviceKind)]
     pub kind: Option<String>,
 }
 
@@ -138,14 +150,13 @@ pub(crate) struct DeviceBody {
 pub(crate) struct DevicePatch {
     #[schema(max_length = 255, value_type = Option<String>)]
     pub name: Option<Option<String>>,
-    #[schema(max_length = 4096, nullable = false)]
+    #[schema(max_length = 4096, pattern = r"\S", nullable = false)]
     pub registration_id: Option<String>,
     #[schema(max_length = 150, value_type = Option<String>)]
     pub device_id: Option<Option<String>>,
     #[schema(nullable = false)]
     pub active: Option<bool>,
-    /// `ios`, `android` or `web`.
-    #[schema(rename = "type", nullable = false)]
+    #[schema(rename = "type", nullable = false, value_type = Option<DeviceKind>)]
     pub kind: Option<String>,
 }
 
