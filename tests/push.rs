@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 backend_tests!(
     devices_register_list_move_and_delete,
     device_bodies_are_checked_like_drf,
+    concurrent_registrations_are_all_stored,
     an_offline_recipient_gets_one_push_per_window_with_the_badge,
     an_online_recipient_is_not_pushed,
     a_muted_chat_is_not_pushed,
@@ -252,6 +253,29 @@ async fn device_bodies_are_checked_like_drf(backend: Backend) {
         .contains("Push API subscription"));
     assert_eq!(srv.get_auth("/devices/", &alice.access).await.body["count"], 0);
     srv.finish().await;
+}
+
+/// Registrations by many phones at once all land: a registration reads (is the token known?)
+/// before it writes, and on SQLite such a transaction once failed with 503 when another
+/// connection committed between its read and its write.
+async fn concurrent_registrations_are_all_stored(backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let mut users = Vec::new();
+    for n in 0..6 {
+        users.push(srv.quick_user(&format!("phone{n}@example.com"), PASSWORD).await);
+    }
+    let registrations = users.iter().enumerate().flat_map(|(n, user)| {
+        let srv = &srv;
+        (0..8).map(move |k| async move {
+            let body = json!({ "registration_id": format!("tok-{n}-{k}"), "type": "android" });
+            srv.post_json_auth("/devices/", &user.access, &body).await.status
+        })
+    });
+    let statuses = futures_util::future::join_all(registrations).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    for user in &users {
+        assert_eq!(srv.get_auth("/devices/", &user.access).await.body["count"], 8);
+    }
 }
 
 async fn an_offline_recipient_gets_one_push_per_window_with_the_badge(backend: Backend) {

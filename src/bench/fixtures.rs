@@ -225,7 +225,7 @@ async fn insert_users(db: &Db, batch: &[(UserId, String)], hash: &str) -> anyhow
                date_joined, online, created_at, updated_at) \
                VALUES ($1, $2, $3, $4, $5, TRUE, FALSE, FALSE, $6, FALSE, $6, $6)";
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = store::begin_write(pool).await?;
         for (n, (id, email)) in batch.iter().enumerate() {
             sqlx::query(sql)
                 .bind(id)

@@ -59,7 +59,7 @@ pub async fn find_or_create_pair(db: &Db, from: UserId, to: UserId) -> Result<(C
     // An async block, so that `?` lands in `created` (a lost race is handled below) instead of
     // returning the unique violation from this function.
     let created: Result<(), sqlx::Error> = with_db!(db, pool => async {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         sqlx::query(
             "INSERT INTO chats (id, from_user, to_user, pair_key, is_group, title, last_seq, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, FALSE, NULL, 0, $5, $5)")
@@ -92,7 +92,7 @@ pub async fn find_or_create_pair(db: &Db, from: UserId, to: UserId) -> Result<(C
 pub(crate) async fn insert_pairs(db: &Db, pairs: &[(UserId, UserId)]) -> Result<Vec<ChatId>, sqlx::Error> {
     let at = now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         let mut ids = Vec::with_capacity(pairs.len());
         for &(from, to) in pairs {
             let id = ChatId::new();
@@ -126,7 +126,7 @@ pub(crate) async fn create_group(
     let id = ChatId::new();
     let at = now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         sqlx::query(
             "INSERT INTO chats (id, from_user, to_user, pair_key, is_group, title, last_seq, created_at, updated_at) \
              VALUES ($1, NULL, NULL, NULL, TRUE, $2, 0, $3, $3)")
@@ -170,7 +170,7 @@ pub async fn remove_member(db: &Db, chat: ChatId, user: UserId) -> Result<bool, 
     const DELETE: &str = "DELETE FROM chat_members WHERE chat_id = $1 AND user_id = $2";
     let done = match db {
         Db::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::store::begin_write(pool).await?;
             sqlx::query("SELECT id FROM chats WHERE id = $1 FOR UPDATE")
                 .bind(chat)
                 .execute(&mut *tx)

@@ -59,7 +59,7 @@ pub(crate) async fn register(db: &Db, owner: UserId, fields: &DeviceFields) -> R
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {COLUMNS}"
     );
     let result: Result<Registered, sqlx::Error> = with_db!(db, pool => async {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         let held = sqlx::query_as::<_, DeviceRow>(&select)
             .bind(&fields.registration_id)
             .fetch_optional(&mut *tx)
@@ -129,7 +129,7 @@ pub(crate) async fn update(db: &Db, id: i64, owner: UserId, fields: &DeviceField
          WHERE id = $1 RETURNING {COLUMNS}"
     );
     let result: Result<Changed, sqlx::Error> = with_db!(db, pool => async {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         let held = sqlx::query_as::<_, DeviceRow>(&select)
             .bind(&fields.registration_id)
             .fetch_optional(&mut *tx)

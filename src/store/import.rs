@@ -64,7 +64,7 @@ pub async fn watermarks(db: &Db) -> Result<HashMap<String, DateTime<Utc>>, sqlx:
 pub async fn save_watermarks(db: &Db, marks: &[(&str, DateTime<Utc>)]) -> Result<(), sqlx::Error> {
     let at = now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         for (table, after) in marks {
             sqlx::query(
                 "INSERT INTO django_import_watermarks (source_table, updated_after, finished_at) VALUES ($1, $2, $3) \
@@ -170,7 +170,7 @@ pub async fn apply_users(db: &Db, writes: &[UserWrite]) -> Result<(), sqlx::Erro
         return Ok(());
     }
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         for write in writes {
             let u = &write.user;
             sqlx::query(
@@ -249,7 +249,7 @@ pub async fn apply_chats(db: &Db, writes: &ChatWrites) -> Result<(), sqlx::Error
         return Ok(());
     }
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         for chat in &writes.new {
             sqlx::query(
                 "INSERT INTO chats (id, from_user, to_user, pair_key, is_group, title, last_seq, created_at, updated_at) \
@@ -414,7 +414,7 @@ pub async fn apply_messages(
         )
     };
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         for piece in in_pieces(new) {
             let sql = insert_sql(piece.len());
             let mut query = sqlx::query(&sql);
@@ -492,7 +492,7 @@ pub async fn mark_read(db: &Db, ids: &[Uuid], chats: &[Uuid]) -> Result<(), sqlx
         return Ok(());
     }
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         for id in ids {
             sqlx::query("UPDATE messages SET is_read = TRUE WHERE id = $1").bind(id).execute(&mut *tx).await?;
         }
@@ -525,7 +525,7 @@ pub async fn apply_devices(db: &Db, devices: &[ImportedDevice]) -> Result<(), sq
     }
     let at = now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         for d in devices {
             sqlx::query(
                 "INSERT INTO devices (user_id, name, registration_id, device_id, active, kind, date_created, updated_at) \

@@ -55,7 +55,7 @@ pub(crate) async fn insert_batch_with_push(
     let due = push.map(|window| at + chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero()));
     match db {
         Db::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
+            let mut tx = crate::store::begin_write(pool).await?;
             let earlier = postgres::lookup(&mut tx, batch).await?;
             // The chats' rows first, then the check: a removal locks the chat's row too
             // (`store::chats::remove_member`), so it cannot commit between the check and ours.
@@ -72,10 +72,8 @@ pub(crate) async fn insert_batch_with_push(
             Ok(plan.results(earlier, rows))
         }
         Db::Sqlite(pool) => {
-            // Take the write lock up front. A deferred transaction starts as a reader (the
-            // clientId lookup) and cannot upgrade once another connection has written meanwhile
-            // (SQLITE_BUSY at once, the busy timeout does not apply), failing the whole batch.
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            // The write lock up front (`begin_write`): the clientId lookup reads first.
+            let mut tx = crate::store::begin_write(pool).await?;
             let client_ids: Vec<&str> = batch.iter().filter_map(|m| m.client_id.as_deref()).collect();
             let earlier = sqlite::lookup(&mut tx, &client_ids).await?;
             let members = members_among_sqlite(&mut tx, &authors).await?;

@@ -273,7 +273,7 @@ pub(crate) async fn delete(db: &Db, id: MessageId) -> Result<Option<MessageRow>,
         "UPDATE messages SET deleted = TRUE, body = '', extra_data = NULL, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}"
     );
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         let gone = sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(now()).fetch_optional(&mut *tx).await?;
         if let Some(gone) = &gone {
             sqlx::query("UPDATE chats SET deleted_count = deleted_count + 1 WHERE id = $1")
@@ -300,7 +300,7 @@ pub(crate) async fn mark_read_by_ids(
     );
     let at = now();
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         let mut changed = Vec::new();
         for id in ids {
             if let Some(row) = sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(reader).bind(at).fetch_optional(&mut *tx).await? {
@@ -323,7 +323,7 @@ pub(crate) async fn mark_read_upto(
     flag_messages: bool,
 ) -> Result<i64, sqlx::Error> {
     with_db!(db, pool => {
-        let mut tx = pool.begin().await?;
+        let mut tx = crate::store::begin_write(pool).await?;
         let mark: i64 = sqlx::query_scalar(
             "UPDATE chat_members SET last_read_seq = CASE WHEN last_read_seq < $3 THEN $3 ELSE last_read_seq END \
              WHERE chat_id = $1 AND user_id = $2 RETURNING last_read_seq")

@@ -145,6 +145,30 @@ pub(crate) fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// The statement that opens a write transaction on a backend.
+pub(crate) trait WriteTransaction: sqlx::Database {
+    const BEGIN: &'static str;
+}
+
+impl WriteTransaction for sqlx::Sqlite {
+    // A deferred transaction starts as a reader and cannot become a writer once another
+    // connection has committed meanwhile: SQLite answers SQLITE_BUSY at once (the busy timeout
+    // does not apply), which a caller would see as 503. Taking the write lock up front makes
+    // the transaction wait its turn instead.
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+}
+
+impl WriteTransaction for sqlx::Postgres {
+    const BEGIN: &'static str = "BEGIN";
+}
+
+/// Opens a transaction that will write (every read-then-write in this module goes through it).
+pub(crate) async fn begin_write<DB: WriteTransaction>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+    pool.begin_with(DB::BEGIN).await
+}
+
 /// True for a unique-constraint violation on either backend.
 pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())

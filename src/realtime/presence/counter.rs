@@ -215,7 +215,8 @@ impl PresenceCounter {
         // connect storm of N new users cost N² (the entries of finished turns are dead weight).
         if map.len() >= 2 * self.announcing_swept.load(std::sync::atomic::Ordering::Relaxed).max(64) {
             map.retain(|_, weak| weak.strong_count() > 0);
-            self.announcing_swept.store(map.len(), std::sync::atomic::Ordering::Relaxed);
+            self.announcing_swept
+                .store(map.len(), std::sync::atomic::Ordering::Relaxed);
         }
         let lock = std::sync::Arc::new(tokio::sync::Mutex::new(()));
         map.insert(user, std::sync::Arc::downgrade(&lock));
