@@ -11,7 +11,8 @@
 #   (scripts/bench-app.sh runs the finished-app scenarios; bench-all.sh the message-path ones)
 #
 # BIN (default target/release/causerie) picks the binary, PORT (8300) the port, EXTRA_ENV extra
-# `NAME=value` settings for the server, PERF=1 records `perf record -g` of the server meanwhile.
+# `NAME=value` settings for the server, PERF=1 records `perf record -g` of the server meanwhile
+# (PERF_SECS seconds, 10, from PERF_DELAY seconds after it is ready, 25).
 set -euo pipefail
 backend=$1 out=$2 name=$3
 shift 3
@@ -44,7 +45,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 if [ "${PERF:-}" = 1 ]; then
-  (sleep 25; perf record -F 499 -g -p "$server" -o "$out/$name.perf" -- sleep 10 >/dev/null 2>&1) &
+  (sleep "${PERF_DELAY:-25}"; perf record -F 499 -g -p "$server" -o "$out/$name.perf" -- sleep "${PERF_SECS:-10}" >/dev/null 2>&1) &
   perf_job=$!
 fi
 echo "$(date -u +%T) $name: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2

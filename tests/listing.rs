@@ -27,7 +27,8 @@ backend_tests!(
     chat_list_follows_concurrent_messages_reads_deletes_and_membership,
     chat_list_is_exact_after_every_acknowledged_write_under_concurrent_writers,
     chat_list_follows_membership_titles_profiles_presence_and_deletes_at_once,
-    chat_list_on_another_instance_over_redis_is_exact_at_once
+    chat_list_on_another_instance_over_redis_is_exact_at_once,
+    short_pages_follow_chats_moving_in_and_out_of_them
 );
 
 async fn post(srv: &TestServer, author: &TestUser, chat: &str, text: &str) -> Value {
@@ -669,4 +670,97 @@ async fn write_on_and_check_profile(srv: &TestServer, peer: &TestServer, me: &Te
         vec![&json!("Elsewhere")],
         "a profile change on one instance, listed on the other"
     );
+}
+
+/// The list as pages of `size`: page `n`'s results.
+async fn list_page(srv: &TestServer, viewer: &TestUser, size: usize, n: usize) -> Vec<Value> {
+    let reply = srv
+        .get_auth(&format!("/api/chat/?page_size={size}&page={n}"), &viewer.access)
+        .await;
+    reply.expect_status(200);
+    reply.body["results"].as_array().unwrap().clone()
+}
+
+/// A kept first page is brought up to date by reading again only the chats that changed and
+/// merging them in (`chats/listing.rs`): with pages shorter than the list, chats move into the
+/// page (a message in a chat beyond it) and out of it. After every acknowledged write, the short
+/// pages (kept warm by pollers meanwhile) must be exactly the whole list cut in pieces, entry
+/// for entry, and the whole list must agree with the histories at the end.
+async fn short_pages_follow_chats_moving_in_and_out_of_them(backend: Backend) {
+    let srv = TestServer::start(backend).await;
+    let users = srv.quick_users(8).await;
+    let (me, others) = (&users[0], &users[1..]);
+    let mut pairs = Vec::new();
+    for other in others {
+        pairs.push(chat_id(&srv.open_chat(me, other).await));
+    }
+    let stop = AtomicBool::new(false);
+    let pollers = async {
+        join_all((0..2).map(|_| async {
+            for _ in 0..3000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                list_page(&srv, me, 3, 1).await;
+                list_page(&srv, me, 3, 2).await;
+                for other in others.iter().take(3) {
+                    list_page(&srv, other, 1, 1).await;
+                }
+            }
+        }))
+        .await;
+    };
+    let driver = async {
+        // Messages of the other person in each chat not yet read by me, and theirs still live.
+        let mut unread: Vec<Vec<String>> = vec![Vec::new(); pairs.len()];
+        let mut theirs: Vec<Vec<String>> = vec![Vec::new(); pairs.len()];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        for step in 0..70 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let k = (state >> 33) as usize % pairs.len();
+            let (chat, other) = (&pairs[k], &others[k]);
+            match (state >> 20) % 10 {
+                0 => {
+                    post(&srv, me, chat, &format!("mine {step}")).await;
+                }
+                1 if !unread[k].is_empty() => {
+                    srv.post_json_auth(
+                        "/api/updateMessagesStatus/",
+                        &me.access,
+                        &json!({ "messageIds": unread[k] }),
+                    )
+                    .await
+                    .expect(200, json!({ "status": "OK" }));
+                    unread[k].clear();
+                }
+                2 if !theirs[k].is_empty() => {
+                    let gone = theirs[k].pop().unwrap();
+                    unread[k].retain(|u| *u != gone);
+                    delete(&srv, other, &gone).await;
+                }
+                _ => {
+                    let id = post(&srv, other, chat, &format!("theirs {step}")).await["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string();
+                    unread[k].push(id.clone());
+                    theirs[k].push(id);
+                }
+            }
+            let whole = list_page(&srv, me, 100, 1).await;
+            assert_eq!(whole.len(), pairs.len(), "every chat listed");
+            for (n, cut) in whole.chunks(3).enumerate() {
+                let short = list_page(&srv, me, 3, n + 1).await;
+                assert_eq!(short, cut, "page {} of 3 after step {step}", n + 1);
+            }
+            let entry = whole.iter().find(|c| chat_id(c) == *chat).unwrap();
+            assert_eq!(entry["unreadCount"], json!(unread[k].len()), "unread after step {step}");
+        }
+        stop.store(true, Ordering::Relaxed);
+    };
+    tokio::join!(driver, pollers);
+    check_entries(&srv, me, &pairs, &BTreeMap::new()).await;
+    srv.finish().await;
 }

@@ -11,12 +11,14 @@
 //!   server's `access_token_lifetime_secs`; set it short to see refreshes in a short run).
 //!
 //! The ramp starts at `--start` users and adds `--step` users every step; each step is
-//! measured for `--step-secs` after a settling second. A step passes when every kind of
+//! measured for `--step-secs` once its new users have had their first answers and one more
+//! second has passed (their first polls all read storage at once: arrival, not load). A step passes when every kind of
 //! request has p99 ≤ `--p99-ms` and nothing failed; the report's headline is the most users of
 //! a passing step — app users per box. The run stops at the first failing step (unless
 //! `--keep-going`), at `--max-users`, or when `--duration` is spent.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +42,9 @@ use crate::ids::{ChatId, MessageId, UserId};
 use crate::wire::v1::{MessageFrame, ObjectFrame};
 use crate::wire::{self, MessageDigest};
 
+/// Longest wait for a step's new users' first answers before it is measured anyway.
+const SETTLE_MAX: Duration = Duration::from_secs(10);
+
 #[derive(Args, Debug)]
 pub struct AppArgs {
     /// `--duration` bounds the whole ramp (at most 300 s).
@@ -54,7 +59,7 @@ pub struct AppArgs {
     /// Most users (all of them are created before the ramp).
     #[arg(long, default_value_t = 12_000)]
     pub max_users: usize,
-    /// Measured seconds per step (after one settling second).
+    /// Measured seconds per step (after the new users' first answers and one more second).
     #[arg(long, default_value_t = 10)]
     pub step_secs: u64,
     /// Two-person chats per user (even: each user talks to its neighbours on a ring).
@@ -152,6 +157,8 @@ struct Shared {
     search_every: f64,
     messages_per_visit: usize,
     users: usize,
+    /// Users whose first poll has been answered (or failed).
+    started: AtomicUsize,
 }
 
 impl Shared {
@@ -214,6 +221,7 @@ impl AppUser {
         let mut ticks = tokio::time::interval_at(first, Duration::from_secs(1));
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut sent = 0u64;
+        let mut first = true;
         loop {
             tokio::select! {
                 _ = ticks.tick() => {}
@@ -223,6 +231,9 @@ impl AppUser {
                 self.refresh_token(&shared, &mut http).await;
             }
             self.poll(&shared, &mut http).await;
+            if std::mem::take(&mut first) {
+                shared.started.fetch_add(1, Ordering::Relaxed);
+            }
             if chance_per_second(shared.search_every) {
                 self.search(&shared, &mut http).await;
             }
@@ -420,6 +431,8 @@ impl AppUser {
 struct Step {
     users: usize,
     seconds: f64,
+    /// Seconds from the step's new users' start to its measurement.
+    settled: f64,
     window: Window,
     cpu: Value,
     rss_kib: Option<u64>,
@@ -462,6 +475,7 @@ impl Step {
         json!({
             "users": self.users,
             "seconds": (self.seconds * 10.0).round() / 10.0,
+            "settle_seconds": (self.settled * 10.0).round() / 10.0,
             "passed": self.failure(p99_ms).is_none(),
             "failure": self.failure(p99_ms),
             "requests": kinds,
@@ -477,11 +491,12 @@ impl Step {
             Some(why) => format!("FAILED ({why})"),
         };
         let mut out = format!(
-            "  {} users: {verdict}; server CPU {}%, bench CPU {}%, server RSS {} KiB\n",
+            "  {} users: {verdict}; server CPU {}%, bench CPU {}%, server RSS {} KiB (settled {:.1} s)\n",
             self.users,
             self.cpu["server_cpu_percent"],
             self.cpu["bench_cpu_percent"],
             self.rss_kib.map(|k| k.to_string()).unwrap_or_else(|| "?".into()),
+            self.settled,
         );
         for kind in KINDS {
             let h = &self.window.latency[kind as usize];
@@ -554,6 +569,7 @@ pub async fn run(config: &Config, target: &Target, args: AppArgs) -> anyhow::Res
         search_every: args.search_every as f64,
         messages_per_visit,
         users: max_users,
+        started: AtomicUsize::new(0),
     });
     let mut waiting: Vec<AppUser> = users
         .into_iter()
@@ -592,8 +608,17 @@ pub async fn run(config: &Config, target: &Target, args: AppArgs) -> anyhow::Res
             tasks.push(tokio::spawn(user.live(shared.clone(), stop_rx.clone())));
             active += 1;
         }
-        // New users make their first request within a second; measure from then on.
+        // New users make their first request within a second, and each first poll reads the
+        // list from storage (nothing of theirs is kept yet): measure once every user has had
+        // its first answer (at most SETTLE_MAX later) and one more second has passed, so that a
+        // step measures the load of that many users, not their arrival all at once.
+        let settling = Instant::now();
         tokio::time::sleep(Duration::from_secs(1)).await;
+        while shared.started.load(Ordering::Relaxed) < active && settling.elapsed() < SETTLE_MAX {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let settled = settling.elapsed().as_secs_f64();
         *shared.window.lock() = Window::new();
         let cpu = net::CpuMeter::start(pid);
         let measured = Instant::now();
@@ -602,6 +627,7 @@ pub async fn run(config: &Config, target: &Target, args: AppArgs) -> anyhow::Res
         let step = Step {
             users: active,
             seconds: measured.elapsed().as_secs_f64(),
+            settled,
             window,
             cpu: cpu.finish(),
             rss_kib: pid.and_then(net::rss_kib),

@@ -14,7 +14,7 @@
 //! command while it runs).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -39,12 +39,56 @@ pub(super) struct PageKey {
     pub offset: i64,
 }
 
-/// What a page of the chat list is built from.
+/// What a page of the chat list is built from, and (once asked for) its rendered JSON.
 pub(super) struct Loaded {
     pub total: i64,
     pub listed: Vec<ListedChat>,
     pub members: HashMap<ChatId, Vec<ChatMemberRow>>,
     pub users: HashMap<UserId, UserBrief>,
+    /// The page's `results` as JSON, rendered by the first answer that needed it; None when
+    /// the page shows signed attachment URLs, which are signed afresh for every answer.
+    pub rendered: OnceLock<Option<Arc<str>>>,
+}
+
+/// The stamps a page depends on, in the three parts that change for different reasons: the
+/// viewer (their list of chats) and the epoch, each of the viewer's chats (its rows), each user
+/// shown (their names and presence). Read before the reads they guard.
+#[derive(Clone)]
+pub(super) struct PageDeps {
+    pub epoch: Stamp,
+    pub viewer: Stamp,
+    pub chats: Vec<(ChatId, Stamp)>,
+    pub users: Vec<(UserId, Stamp)>,
+}
+
+impl PageDeps {
+    fn current(&self, freshness: &Freshness, viewer: UserId) -> bool {
+        freshness.epoch() == self.epoch
+            && freshness.stamp(viewer.as_uuid()) == self.viewer
+            && self
+                .chats
+                .iter()
+                .all(|(id, stamp)| freshness.stamp(id.as_uuid()) == *stamp)
+            && self
+                .users
+                .iter()
+                .all(|(id, stamp)| freshness.stamp(id.as_uuid()) == *stamp)
+    }
+}
+
+/// A kept page whose stamps moved: what it was built from, to be brought up to date.
+pub(super) struct Stale {
+    pub loaded: Arc<Loaded>,
+    pub deps: PageDeps,
+    /// When the oldest of its reads was made.
+    pub since: Instant,
+}
+
+/// What the cache holds for a page.
+pub(super) enum Lookup {
+    Current(Arc<Loaded>),
+    Stale(Stale),
+    Missing,
 }
 
 /// The stamps an answer depends on, read before the reads they guard.
@@ -81,7 +125,13 @@ struct Kept<T> {
 struct PerUser {
     /// The viewer's chat ids (depends on the viewer's stamp only).
     chats: Option<Kept<Arc<[ChatId]>>>,
-    pages: Vec<(PageKey, Kept<Arc<Loaded>>)>,
+    pages: Vec<(PageKey, KeptPage)>,
+}
+
+struct KeptPage {
+    deps: PageDeps,
+    at: Instant,
+    value: Arc<Loaded>,
 }
 
 /// Cheap to clone; made with a zero time to live, it keeps nothing.
@@ -113,14 +163,39 @@ impl ListCache {
         (kept.at.elapsed() < inner.ttl && kept.deps.current(freshness)).then(|| kept.value.clone())
     }
 
-    pub(super) fn page(&self, viewer: UserId, key: PageKey, freshness: &Freshness) -> Option<Arc<Loaded>> {
-        let inner = self.0.as_ref()?;
+    /// The kept page: current, stale (some stamp moved, within its time to live), or none.
+    pub(super) fn page(&self, viewer: UserId, key: PageKey, freshness: &Freshness) -> Lookup {
+        let Some(inner) = self.0.as_ref() else {
+            return Lookup::Missing;
+        };
         let users = inner.users.read();
-        let (_, kept) = users.get(&viewer)?.pages.iter().find(|(k, _)| *k == key)?;
-        Self::fresh(inner, kept, freshness)
+        let Some((_, kept)) = users.get(&viewer).and_then(|u| u.pages.iter().find(|(k, _)| *k == key)) else {
+            return Lookup::Missing;
+        };
+        if kept.at.elapsed() >= inner.ttl {
+            Lookup::Missing
+        } else if kept.deps.current(freshness, viewer) {
+            Lookup::Current(kept.value.clone())
+        } else {
+            Lookup::Stale(Stale {
+                loaded: kept.value.clone(),
+                deps: kept.deps.clone(),
+                since: kept.at,
+            })
+        }
     }
 
-    pub(super) fn keep_page(&self, viewer: UserId, key: PageKey, deps: Deps, loaded: Arc<Loaded>) {
+    /// Keeps a page; `fresh_since` is when the oldest read it was built from was made (a
+    /// page brought up to date keeps its first load's time, so the time to live bounds how
+    /// long any part of it may go unread).
+    pub(super) fn keep_page(
+        &self,
+        viewer: UserId,
+        key: PageKey,
+        deps: PageDeps,
+        loaded: Arc<Loaded>,
+        fresh_since: Instant,
+    ) {
         self.with_user(viewer, |user| {
             user.pages.retain(|(k, _)| *k != key);
             if user.pages.len() >= MAX_PAGES {
@@ -128,9 +203,9 @@ impl ListCache {
             }
             user.pages.push((
                 key,
-                Kept {
+                KeptPage {
                     deps,
-                    at: Instant::now(),
+                    at: fresh_since,
                     value: loaded,
                 },
             ));
@@ -264,6 +339,7 @@ mod tests {
             listed: Vec::new(),
             members: HashMap::new(),
             users: HashMap::new(),
+            rendered: OnceLock::new(),
         })
     }
 
@@ -273,37 +349,80 @@ mod tests {
         offset: 0,
     };
 
+    fn deps(freshness: &Freshness, viewer: UserId, chat: ChatId, shown: UserId) -> PageDeps {
+        PageDeps {
+            epoch: freshness.epoch(),
+            viewer: freshness.stamp(viewer.as_uuid()),
+            chats: vec![(chat, freshness.stamp(chat.as_uuid()))],
+            users: vec![(shown, freshness.stamp(shown.as_uuid()))],
+        }
+    }
+
+    fn current(lookup: Lookup) -> bool {
+        matches!(lookup, Lookup::Current(_))
+    }
+
+    fn stale(lookup: Lookup) -> bool {
+        matches!(lookup, Lookup::Stale(_))
+    }
+
     #[test]
-    fn a_change_read_after_the_stamps_voids_the_page() {
+    fn a_change_read_after_the_stamps_makes_the_page_stale() {
         let freshness = Freshness::new();
         let cache = ListCache::new(Duration::from_secs(60));
         let (viewer, chat, shown) = (UserId::new(), ChatId::new(), UserId::new());
-        let mut deps = Deps::begin(&freshness, viewer);
-        deps.add(&freshness, [chat.as_uuid(), shown.as_uuid()]);
+        let taken = deps(&freshness, viewer, chat, shown);
         // The chat changes while the page is being read: the page keeps the older stamp.
         freshness.touch(chat.as_uuid());
-        cache.keep_page(viewer, KEY, deps, loaded());
-        assert!(cache.page(viewer, KEY, &freshness).is_none());
+        cache.keep_page(viewer, KEY, taken, loaded(), Instant::now());
+        assert!(stale(cache.page(viewer, KEY, &freshness)));
 
-        let mut deps = Deps::begin(&freshness, viewer);
-        deps.add(&freshness, [chat.as_uuid(), shown.as_uuid()]);
-        cache.keep_page(viewer, KEY, deps, loaded());
-        assert!(cache.page(viewer, KEY, &freshness).is_some());
-        freshness.touch(shown.as_uuid());
-        assert!(cache.page(viewer, KEY, &freshness).is_none());
+        for moved in [shown.as_uuid(), viewer.as_uuid()] {
+            cache.keep_page(
+                viewer,
+                KEY,
+                deps(&freshness, viewer, chat, shown),
+                loaded(),
+                Instant::now(),
+            );
+            assert!(current(cache.page(viewer, KEY, &freshness)));
+            freshness.touch(moved);
+            assert!(stale(cache.page(viewer, KEY, &freshness)));
+        }
 
-        let deps = Deps::begin(&freshness, viewer);
-        cache.keep_page(viewer, KEY, deps, loaded());
+        cache.keep_page(
+            viewer,
+            KEY,
+            deps(&freshness, viewer, chat, shown),
+            loaded(),
+            Instant::now(),
+        );
         freshness.touch_all();
-        assert!(cache.page(viewer, KEY, &freshness).is_none());
+        assert!(stale(cache.page(viewer, KEY, &freshness)));
+    }
+
+    #[test]
+    fn a_page_past_its_time_to_live_is_missing() {
+        let freshness = Freshness::new();
+        let cache = ListCache::new(Duration::from_secs(60));
+        let (viewer, chat, shown) = (UserId::new(), ChatId::new(), UserId::new());
+        let long_ago = Instant::now() - Duration::from_secs(61);
+        cache.keep_page(viewer, KEY, deps(&freshness, viewer, chat, shown), loaded(), long_ago);
+        assert!(matches!(cache.page(viewer, KEY, &freshness), Lookup::Missing));
     }
 
     #[test]
     fn off_keeps_nothing() {
         let freshness = Freshness::new();
         let cache = ListCache::new(Duration::ZERO);
-        let viewer = UserId::new();
-        cache.keep_page(viewer, KEY, Deps::begin(&freshness, viewer), loaded());
-        assert!(cache.page(viewer, KEY, &freshness).is_none());
+        let (viewer, chat, shown) = (UserId::new(), ChatId::new(), UserId::new());
+        cache.keep_page(
+            viewer,
+            KEY,
+            deps(&freshness, viewer, chat, shown),
+            loaded(),
+            Instant::now(),
+        );
+        assert!(matches!(cache.page(viewer, KEY, &freshness), Lookup::Missing));
     }
 }

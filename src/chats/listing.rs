@@ -4,21 +4,66 @@
 //! messages included), one for the users shown, one for group members when the page holds a
 //! group, and (cache on, membership not known) one for the viewer's chat ids.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use super::error::{ChatError, ChatResult};
-use super::list_cache::{Deps, Loaded, PageKey};
+use super::list_cache::{Deps, Loaded, Lookup, PageDeps, PageKey, Stale};
 use super::service::Chats;
 use super::view::{ChatView, MemberView};
 use crate::accounts::view::UserBrief;
+use crate::freshness::Stamp;
 use crate::ids::{ChatId, UserId};
 use crate::store::chats::{self, ChatMemberRow, ChatRow, ListedChat};
 
-/// A page of chats and the total it was cut from.
-pub(crate) struct ChatPage {
+/// A page of chats as the JSON array of its views, and the total it was cut from.
+pub(crate) struct ChatPageJson {
     pub total: i64,
-    pub chats: Vec<ChatView>,
+    pub results: Arc<str>,
+}
+
+/// Where a chat sorts in the list: most recently updated first, then by id (the statement's
+/// `ORDER BY c.updated_at DESC, c.id DESC`).
+fn list_order(chat: &ListedChat) -> Reverse<(chrono::DateTime<chrono::Utc>, ChatId)> {
+    Reverse((chat.chat.updated_at, chat.chat.id))
+}
+
+/// The first page of a list (`limit` chats of `total`) after the chats in `moved` were read
+/// again (`reread`: those the viewer still belongs to). Every chat not in `moved` is as it was,
+/// so the chats beyond the old page still sort after its last one; None when that is not
+/// enough to know the new page: a chat of the page now sorts past its end (which chat follows
+/// is not known) or disappeared.
+fn merge_moved(
+    page: &[ListedChat],
+    total: i64,
+    limit: i64,
+    moved: &[ChatId],
+    reread: Vec<ListedChat>,
+) -> Option<Vec<ListedChat>> {
+    let whole_list = page.len() as i64 >= total;
+    let boundary = page.last().map(list_order);
+    let in_page = |id: ChatId| page.iter().any(|c| c.chat.id == id);
+    if moved
+        .iter()
+        .any(|id| in_page(*id) && !reread.iter().any(|c| c.chat.id == *id))
+    {
+        return None;
+    }
+    let mut merged: Vec<ListedChat> = page.iter().filter(|c| !moved.contains(&c.chat.id)).cloned().collect();
+    for mut chat in reread {
+        let inside = whole_list || boundary.is_none_or(|last| list_order(&chat) <= last);
+        if inside {
+            chat.total = total;
+            merged.push(chat);
+        } else if in_page(chat.chat.id) {
+            return None;
+        }
+    }
+    merged.sort_by_key(list_order);
+    merged.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Some(merged)
 }
 
 impl Chats {
@@ -27,40 +72,76 @@ impl Chats {
         Ok(chats::count_for_user(self.db(), viewer, only).await?)
     }
 
-    /// One page of `viewer`'s chats, most recently active first: from the list cache while
-    /// nothing it was built from has changed (`list_cache.rs`), otherwise from storage.
-    pub(crate) async fn list_chats(
+    /// One chat as `viewer` sees it in their list.
+    pub(crate) async fn chat_view(&self, chat: ChatId, viewer: UserId) -> ChatResult<ChatView> {
+        let key = PageKey {
+            only: Some(chat),
+            limit: 1,
+            offset: 0,
+        };
+        let loaded = self.current_page(viewer, key).await?;
+        self.render(&loaded).pop().ok_or(ChatError::NotFound)
+    }
+
+    /// One page of `viewer`'s chats, most recently active first, as the JSON of a page's
+    /// `results`: from the list cache while nothing it was built from has changed
+    /// (`list_cache.rs`), otherwise brought up to date or read from storage; a page polled
+    /// again unchanged is rendered once, not once per poll.
+    pub(crate) async fn list_chats_json(
         &self,
         viewer: UserId,
         only: Option<ChatId>,
         limit: i64,
         offset: i64,
-    ) -> ChatResult<ChatPage> {
-        let key = PageKey { only, limit, offset };
-        let freshness = self.accounts().freshness();
-        let loaded = match self.list_cache().page(viewer, key, freshness) {
-            Some(kept) => {
-                metrics::counter!("causerie_chat_list_cache_total", "result" => "hit").increment(1);
-                kept
+    ) -> ChatResult<ChatPageJson> {
+        let loaded = self.current_page(viewer, PageKey { only, limit, offset }).await?;
+        let kept = loaded.rendered.get_or_init(|| {
+            let views = self.render(&loaded);
+            // Signed URLs are signed for each answer: such a page is not kept rendered.
+            if views
+                .iter()
+                .any(|v| v.last_message.iter().any(|m| !m.attachments.is_empty()))
+            {
+                None
+            } else {
+                Some(serde_json::to_string(&views).expect("chat views serialise").into())
             }
-            None => {
-                metrics::counter!("causerie_chat_list_cache_total", "result" => "miss").increment(1);
-                self.load_page(viewer, key).await?
-            }
+        });
+        let results = match kept {
+            Some(json) => json.clone(),
+            None => serde_json::to_string(&self.render(&loaded))
+                .expect("chat views serialise")
+                .into(),
         };
-        Ok(ChatPage {
+        Ok(ChatPageJson {
             total: loaded.total,
-            chats: self.render(&loaded),
+            results,
         })
     }
 
-    /// One chat as `viewer` sees it in their list.
-    pub(crate) async fn chat_view(&self, chat: ChatId, viewer: UserId) -> ChatResult<ChatView> {
-        self.list_chats(viewer, Some(chat), 1, 0)
-            .await?
-            .chats
-            .pop()
-            .ok_or(ChatError::NotFound)
+    /// The page as it stands now: kept, kept and brought up to date, or read afresh.
+    async fn current_page(&self, viewer: UserId, key: PageKey) -> ChatResult<Arc<Loaded>> {
+        let freshness = self.accounts().freshness();
+        match self.list_cache().page(viewer, key, freshness) {
+            Lookup::Current(kept) => {
+                metrics::counter!("causerie_chat_list_cache_total", "result" => "hit").increment(1);
+                Ok(kept)
+            }
+            Lookup::Stale(stale) => match self.refresh_page(viewer, key, stale).await? {
+                Some(loaded) => {
+                    metrics::counter!("causerie_chat_list_cache_total", "result" => "refreshed").increment(1);
+                    Ok(loaded)
+                }
+                None => {
+                    metrics::counter!("causerie_chat_list_cache_total", "result" => "miss").increment(1);
+                    self.load_page(viewer, key).await
+                }
+            },
+            Lookup::Missing => {
+                metrics::counter!("causerie_chat_list_cache_total", "result" => "miss").increment(1);
+                self.load_page(viewer, key).await
+            }
+        }
     }
 
     /// Reads a page from storage and, the cache being on, keeps it with the stamps of what it
@@ -68,10 +149,13 @@ impl Chats {
     async fn load_page(&self, viewer: UserId, key: PageKey) -> ChatResult<Arc<Loaded>> {
         let cache = self.list_cache();
         let freshness = self.accounts().freshness();
-        let mut deps = Deps::begin(freshness, viewer);
+        let since = Instant::now();
+        let epoch = freshness.epoch();
+        let viewer_stamp = freshness.stamp(viewer.as_uuid());
+        let mut chat_deps = Vec::new();
         if cache.enabled() {
             match key.only {
-                Some(chat) => deps.add(freshness, [chat.as_uuid()]),
+                Some(chat) => chat_deps.push((chat, freshness.stamp(chat.as_uuid()))),
                 None => {
                     let mine = match cache.chats_of(viewer, freshness) {
                         Some(mine) => mine,
@@ -82,7 +166,7 @@ impl Chats {
                             mine
                         }
                     };
-                    deps.add(freshness, mine.iter().map(|c| c.as_uuid()));
+                    chat_deps.extend(mine.iter().map(|c| (*c, freshness.stamp(c.as_uuid()))));
                 }
             }
         }
@@ -93,6 +177,80 @@ impl Chats {
             None if key.offset > 0 => self.count_chats(viewer, key.only).await?,
             None => 0,
         };
+        let members = self.members_by_chat(&listed).await?;
+        let deps = PageDeps {
+            epoch,
+            viewer: viewer_stamp,
+            chats: chat_deps,
+            users: Vec::new(),
+        };
+        self.finish_page(viewer, key, deps, total, listed, members, since).await
+    }
+
+    /// Brings a kept page whose stamps moved up to date with as little reading as it can: the
+    /// users shown again from the account cache, and only the chats whose stamps moved read
+    /// again, merged into the page. None when the page has to be read afresh: the viewer's
+    /// chats or the epoch changed, the page is not the list's first, or a chat left the page
+    /// and which chat takes its place is unknown.
+    async fn refresh_page(&self, viewer: UserId, key: PageKey, stale: Stale) -> ChatResult<Option<Arc<Loaded>>> {
+        let freshness = self.accounts().freshness();
+        let Stale { loaded, deps, since } = stale;
+        if freshness.epoch() != deps.epoch || freshness.stamp(viewer.as_uuid()) != deps.viewer {
+            return Ok(None);
+        }
+        let chat_deps: Vec<(ChatId, Stamp)> = deps
+            .chats
+            .iter()
+            .map(|(chat, _)| (*chat, freshness.stamp(chat.as_uuid())))
+            .collect();
+        let moved: Vec<ChatId> = deps
+            .chats
+            .iter()
+            .zip(&chat_deps)
+            .filter(|((_, was), (_, now))| was != now)
+            .map(|((chat, _), _)| *chat)
+            .collect();
+        let (listed, members) = if moved.is_empty() {
+            (loaded.listed.clone(), loaded.members.clone())
+        } else {
+            if key.offset != 0 || key.only.is_some() {
+                return Ok(None);
+            }
+            let reread = chats::rows_for_user(self.db(), viewer, &moved).await?;
+            let Some(listed) = merge_moved(&loaded.listed, loaded.total, key.limit, &moved, reread) else {
+                return Ok(None);
+            };
+            let mut members = loaded.members.clone();
+            for chat in &moved {
+                members.remove(chat);
+            }
+            let groups: Vec<ChatId> = listed
+                .iter()
+                .filter(|c| c.chat.is_group && moved.contains(&c.chat.id))
+                .map(|c| c.chat.id)
+                .collect();
+            if !groups.is_empty() {
+                for row in chats::members_of(self.db(), &groups).await? {
+                    members.entry(row.chat_id).or_default().push(row);
+                }
+            }
+            (listed, members)
+        };
+        let deps = PageDeps {
+            epoch: deps.epoch,
+            viewer: deps.viewer,
+            chats: chat_deps,
+            users: Vec::new(),
+        };
+        let total = loaded.total;
+        Ok(Some(
+            self.finish_page(viewer, key, deps, total, listed, members, since)
+                .await?,
+        ))
+    }
+
+    /// The members of the page's groups, by chat.
+    async fn members_by_chat(&self, listed: &[ListedChat]) -> ChatResult<HashMap<ChatId, Vec<ChatMemberRow>>> {
         let groups: Vec<ChatId> = listed.iter().filter(|c| c.chat.is_group).map(|c| c.chat.id).collect();
         let mut members: HashMap<ChatId, Vec<ChatMemberRow>> = HashMap::new();
         if !groups.is_empty() {
@@ -100,6 +258,24 @@ impl Chats {
                 members.entry(row.chat_id).or_default().push(row);
             }
         }
+        Ok(members)
+    }
+
+    /// Adds the users shown (their stamps first, then the rows, from the account cache) and
+    /// keeps the page.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_page(
+        &self,
+        viewer: UserId,
+        key: PageKey,
+        mut deps: PageDeps,
+        total: i64,
+        listed: Vec<ListedChat>,
+        members: HashMap<ChatId, Vec<ChatMemberRow>>,
+        since: Instant,
+    ) -> ChatResult<Arc<Loaded>> {
+        let cache = self.list_cache();
+        let freshness = self.accounts().freshness();
         let mut shown: Vec<UserId> = listed
             .iter()
             .flat_map(|c| [c.chat.from_user, c.chat.to_user])
@@ -109,11 +285,11 @@ impl Chats {
         shown.sort_unstable();
         shown.dedup();
         if cache.enabled() {
-            deps.add(freshness, shown.iter().map(|u| u.as_uuid()));
+            deps.users = shown.iter().map(|u| (*u, freshness.stamp(u.as_uuid()))).collect();
         }
         let users: HashMap<UserId, UserBrief> = self
             .accounts()
-            .users(&shown)
+            .cached_users(&shown)
             .await?
             .iter()
             .map(|u| (u.id, self.brief(u)))
@@ -123,8 +299,9 @@ impl Chats {
             listed,
             members,
             users,
+            rendered: OnceLock::new(),
         });
-        cache.keep_page(viewer, key, deps, loaded.clone());
+        cache.keep_page(viewer, key, deps, loaded.clone(), since);
         Ok(loaded)
     }
 

@@ -5,6 +5,7 @@
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -225,7 +226,7 @@ async fn chat_list(
     Query(page): Query<PageRequest>,
     Query(filters): Query<ChatFilters>,
     link: PageLink,
-) -> ApiResult<Json<Page<ChatView>>> {
+) -> ApiResult<Response> {
     let only = filters.id;
     // Only `?page=last` needs the count before the page.
     let page = if page.is_last() {
@@ -233,8 +234,10 @@ async fn chat_list(
     } else {
         page
     };
-    let listed = chats.list_chats(user.id(), only, page.limit(), page.offset()).await?;
-    Ok(Json(page.render(listed.total, listed.chats, &link)?))
+    let listed = chats
+        .list_chats_json(user.id(), only, page.limit(), page.offset())
+        .await?;
+    page.render_json(listed.total, &listed.results, &link)
 }
 
 /// One chat.

@@ -2,7 +2,8 @@
 
 use std::borrow::Cow;
 
-use axum::http::Uri;
+use axum::http::{header, Uri};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
@@ -149,16 +150,38 @@ impl PageRequest {
 
     /// The paginated body, with absolute `next` and `previous` links.
     pub(crate) fn render<T>(self, total: i64, results: Vec<T>, here: &PageLink) -> Result<Page<T>, ApiError> {
+        let (next, previous) = self.links(total, here)?;
+        Ok(Page {
+            count: total,
+            next,
+            previous,
+            results,
+        })
+    }
+
+    /// As [`PageRequest::render`], the body as JSON around `results`, the JSON array of the
+    /// page's items as rendered before (a page kept between polls).
+    pub(crate) fn render_json(self, total: i64, results: &str, here: &PageLink) -> Result<Response, ApiError> {
+        let (next, previous) = self.links(total, here)?;
+        let link = |l: Option<String>| serde_json::to_string(&l).expect("a link serialises");
+        let body = format!(
+            r#"{{"count":{total},"next":{},"previous":{},"results":{results}}}"#,
+            link(next),
+            link(previous)
+        );
+        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    }
+
+    /// The `next` and `previous` links of the page in a list of `total`; past the end is 404.
+    fn links(self, total: i64, here: &PageLink) -> Result<(Option<String>, Option<String>), ApiError> {
         let last = ((total + self.size - 1) / self.size).max(1);
         if self.page > last {
             return Err(ApiError::InvalidPage);
         }
-        Ok(Page {
-            count: total,
-            next: (self.page < last).then(|| here.to_page(self.page + 1)),
-            previous: (self.page > 1).then(|| here.to_page(self.page - 1)),
-            results,
-        })
+        Ok((
+            (self.page < last).then(|| here.to_page(self.page + 1)),
+            (self.page > 1).then(|| here.to_page(self.page - 1)),
+        ))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `chats` and `chat_members` tables.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 
@@ -359,7 +360,37 @@ pub(crate) async fn page_for_user(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<ListedChat>, sqlx::Error> {
-    let sql = "SELECT p.id, p.from_user, p.to_user, p.is_group, p.title, p.last_seq, p.created_at, p.updated_at, \
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        listed_sql("WHERE m.user_id = $1 AND ($2 IS NULL OR c.id = $2) ORDER BY c.updated_at DESC, c.id DESC LIMIT $3 OFFSET $4")
+    });
+    with_db!(db, pool => sqlx::query_as::<_, ListedChat>(SQL.as_str())
+        .bind(user).bind(only).bind(limit).bind(offset)
+        .fetch_all(pool).await)
+}
+
+/// These chats of `user`'s list as [`page_for_user`] shows them (those `user` belongs to; the
+/// rows' `total` counts these only): what a kept page reads again when some of its chats
+/// changed.
+pub(crate) async fn rows_for_user(db: &Db, user: UserId, chats: &[ChatId]) -> Result<Vec<ListedChat>, sqlx::Error> {
+    let mut rows = Vec::with_capacity(chats.len());
+    for chunk in id_chunks(chats) {
+        let sql = listed_sql(&format!("WHERE m.user_id = $1 AND c.id IN {}", chunk.placeholders(2)));
+        rows.extend(with_db!(db, pool => {
+            let mut query = sqlx::query_as::<_, ListedChat>(&sql).bind(user);
+            for id in chunk.padded() {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await
+        })?);
+    }
+    Ok(rows)
+}
+
+/// The chat list's statement over the member rows `selection` picks (its WHERE, ORDER BY
+/// and LIMIT, with `$1` the member).
+fn listed_sql(selection: &str) -> String {
+    format!(
+        "SELECT p.id, p.from_user, p.to_user, p.is_group, p.title, p.last_seq, p.created_at, p.updated_at, \
            p.total, p.muted, \
            (SELECT COUNT(*) FROM messages u WHERE u.chat_id = p.id AND u.seq > p.last_read_seq \
               AND u.is_read = FALSE AND u.deleted = FALSE AND (u.author IS NULL OR u.author <> $1)) AS unread, \
@@ -370,15 +401,12 @@ pub(crate) async fn page_for_user(
            SELECT c.id, c.from_user, c.to_user, c.is_group, c.title, c.last_seq, c.created_at, c.updated_at, \
              m.last_read_seq, m.muted, COUNT(*) OVER () AS total \
            FROM chat_members m JOIN chats c ON c.id = m.chat_id \
-           WHERE m.user_id = $1 AND ($2 IS NULL OR c.id = $2) \
-           ORDER BY c.updated_at DESC, c.id DESC LIMIT $3 OFFSET $4 \
+           {selection} \
          ) p \
          LEFT JOIN messages l ON l.id = (SELECT x.id FROM messages x WHERE x.chat_id = p.id AND x.deleted = FALSE \
            ORDER BY x.seq DESC LIMIT 1) \
-         ORDER BY p.updated_at DESC, p.id DESC";
-    with_db!(db, pool => sqlx::query_as::<_, ListedChat>(sql)
-        .bind(user).bind(only).bind(limit).bind(offset)
-        .fetch_all(pool).await)
+         ORDER BY p.updated_at DESC, p.id DESC"
+    )
 }
 
 /// The ids of the chats `user` belongs to.

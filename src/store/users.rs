@@ -243,26 +243,45 @@ pub(crate) async fn search(
         ));
     }
     let n = terms.len() + 2;
-    let count_sql = format!("SELECT COUNT(*) FROM users WHERE {filter}");
+    // One pass over the matches gives the page and their number (`COUNT(*) OVER ()`); only a
+    // page past the end, which holds no row to carry the number, counts on its own.
     let page_sql = format!(
-        "SELECT {COLUMNS} FROM users WHERE {filter} ORDER BY last_name, first_name, id LIMIT ${n} OFFSET ${}",
+        "SELECT {COLUMNS}, COUNT(*) OVER () AS found FROM users WHERE {filter} \
+         ORDER BY last_name, first_name, id LIMIT ${n} OFFSET ${}",
         n + 1
     );
+    let count_sql = format!("SELECT COUNT(*) FROM users WHERE {filter}");
     let patterns: Vec<String> = terms
         .iter()
         .map(|t| format!("%{}%", escape_like(&t.to_lowercase())))
         .collect();
     with_db!(db, pool => {
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(caller);
-        let mut page = sqlx::query_as::<_, UserRow>(&page_sql).bind(caller);
+        let mut page = sqlx::query_as::<_, FoundUser>(&page_sql).bind(caller);
         for pattern in &patterns {
-            count = count.bind(pattern);
             page = page.bind(pattern);
         }
-        let total = count.fetch_one(pool).await?;
         let rows = page.bind(limit).bind(offset).fetch_all(pool).await?;
-        Ok((total, rows))
+        let total = match rows.first() {
+            Some(first) => first.found,
+            None if offset > 0 => {
+                let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(caller);
+                for pattern in &patterns {
+                    count = count.bind(pattern);
+                }
+                count.fetch_one(pool).await?
+            }
+            None => 0,
+        };
+        Ok((total, rows.into_iter().map(|r| r.user).collect()))
     })
+}
+
+/// A user found by [`search`], with how many were found in all.
+#[derive(sqlx::FromRow)]
+struct FoundUser {
+    #[sqlx(flatten)]
+    user: UserRow,
+    found: i64,
 }
 
 pub(crate) fn escape_like(term: &str) -> String {
