@@ -23,6 +23,7 @@ backend_tests!(
     closing_a_socket_keeps_a_declared_user_online,
     a_refused_declaration_changes_nothing,
     users_stored_online_expire_after_a_restart,
+    sockets_opened_at_once_show_each_user_online_once,
 );
 
 /// Long enough that nothing expires during a test that does not wait for it.
@@ -346,4 +347,42 @@ async fn two_instances_agree_on_presence() {
     assert!(!presence_of(&mut watching, &bob).await.online);
     second.finish().await;
     first.finish().await;
+}
+
+/// Sockets opened at once are stored in batches (`accounts/opened.rs`): every user comes online
+/// in storage and in one presence event each, also a user whose two sockets opened in the
+/// same batch.
+async fn sockets_opened_at_once_show_each_user_online_once(backend: Backend) {
+    let srv = server(backend, NEVER_SECS).await;
+    // Twenty chats: the list's first page shows them all.
+    let users = srv.quick_users(21).await;
+    let (alice, others) = (&users[0], &users[1..]);
+    for other in others {
+        srv.open_chat(alice, other).await;
+    }
+    let mut watching = observer(&srv, alice).await;
+    // Every third user opens two sockets at once.
+    let urls: Vec<String> = others
+        .iter()
+        .enumerate()
+        .flat_map(|(n, user)| {
+            let url = srv.ws_url(&format!("/ws/?token={}", user.access));
+            vec![url; if n % 3 == 0 { 2 } else { 1 }]
+        })
+        .collect();
+    let opening = urls.iter().map(|url| ws::connect(url, Some(V2)));
+    let sockets = futures_util::future::join_all(opening).await;
+    let mut frames = Vec::new();
+    while others.iter().any(|u| presences_of(&frames, u).is_empty()) {
+        frames.push(watching.recv_until(|f| matches!(f, ServerFrame::Presence(_))).await);
+    }
+    frames.extend(watching.frames_for_a_while().await);
+    for user in others {
+        let seen = presences_of(&frames, user);
+        assert_eq!(seen.len(), 1, "one event for {}: {seen:?}", user.id);
+        assert!(seen[0].online);
+        assert!(listed_online(&srv, alice, user).await, "REST agrees for {}", user.id);
+    }
+    drop(sockets);
+    srv.finish().await;
 }

@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod extract;
 mod guard;
+mod opened;
 mod policy;
 pub(crate) mod requests;
 pub(crate) mod routes;

@@ -13,6 +13,7 @@ use super::email::Email;
 use super::error::{AccountError, AccountResult};
 use super::events::{AccountClosed, AccountEvents};
 use super::guard::LoginGuard;
+use super::opened::OpenedSockets;
 use super::policy::{self, Attributes};
 use super::view::TokenPair;
 use crate::auth::jwt::{Claims, TokenIssuer, TokenType};
@@ -61,6 +62,8 @@ struct Inner {
     logins: LoginGuard,
     /// Who was seen, and presence declarations, for `realtime::presence` (`activity.rs`).
     activity: Activity,
+    /// Sockets opened, stored in batches (`opened.rs`).
+    opened: OpenedSockets,
 }
 
 /// The account service: one per server, cheap to clone.
@@ -108,6 +111,7 @@ impl Accounts {
                 crate::counters::RedisCounters::open(config.redis_url.as_deref()),
             ),
             activity: Activity::default(),
+            opened: OpenedSockets::default(),
         }))
     }
 
@@ -652,7 +656,17 @@ impl Accounts {
 
     /// A socket of the user opened: the time they came online, None if they already were.
     pub(crate) async fn socket_opened(&self, id: UserId) -> AccountResult<Option<DateTime<Utc>>> {
-        let at = presence::socket_opened(self.db(), id).await?;
+        // Most sockets open while their user is online already: a read costs SQLite's single
+        // writer (and the message writer waiting on it) nothing, an update would.
+        if presence::shown(self.db(), id).await?.is_some_and(|(online, _)| online) {
+            return Ok(None);
+        }
+        let at = self
+            .0
+            .opened
+            .store(self.db(), id)
+            .await
+            .map_err(|err| AccountError::Store(sqlx::Error::Protocol(format!("storing presence: {err}"))))?;
         self.changed_if(id, at)
     }
 

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{now, Db};
+use super::{id_chunks, now, Db};
 use crate::ids::UserId;
 use crate::with_db;
 
@@ -32,22 +32,28 @@ pub(crate) async fn declare(db: &Db, id: UserId, online: bool) -> Result<Option<
     Ok((changed == 1).then_some(at))
 }
 
-/// A socket opened: online from now on; the time of the change, None when already online.
-pub(crate) async fn socket_opened(db: &Db, id: UserId) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    // Most sockets open while their user is online already: a read costs SQLite's single
-    // writer (and the message writer waiting on it) nothing, an update would.
-    if shown(db, id).await?.is_some_and(|(online, _)| online) {
-        return Ok(None);
-    }
+/// Sockets of these users opened: each online from now on. The users whose `online` changed
+/// (the others were online already), and the time of the change: one statement and one commit
+/// for all of them, which is what lets a storm of handshakes (each a new user online) go
+/// faster than one commit each.
+pub(crate) async fn sockets_opened(db: &Db, ids: &[UserId]) -> Result<(Vec<UserId>, DateTime<Utc>), sqlx::Error> {
     let at = now();
-    let changed = with_db!(db, pool => sqlx::query(
-        "UPDATE users SET online = TRUE, last_connexion_date = $2 WHERE id = $1 AND online = FALSE")
-        .bind(id)
-        .bind(at)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok((changed == 1).then_some(at))
+    let mut changed = Vec::new();
+    for chunk in id_chunks(ids) {
+        let sql = format!(
+            "UPDATE users SET online = TRUE, last_connexion_date = $1 \
+             WHERE id IN {} AND online = FALSE RETURNING id",
+            chunk.placeholders(2)
+        );
+        changed.extend(with_db!(db, pool => {
+            let mut query = sqlx::query_scalar::<_, UserId>(&sql).bind(at);
+            for id in chunk.padded() {
+                query = query.bind(id);
+            }
+            query.fetch_all(pool).await
+        })?);
+    }
+    Ok((changed, at))
 }
 
 /// The user's last socket closed: offline unless they declared themselves online. The time of
