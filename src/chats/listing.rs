@@ -184,7 +184,8 @@ impl Chats {
             chats: chat_deps,
             users: Vec::new(),
         };
-        self.finish_page(viewer, key, deps, total, listed, members, since).await
+        self.finish_page(viewer, key, deps, total, listed.into(), Arc::new(members), since)
+            .await
     }
 
     /// Brings a kept page whose stamps moved up to date with as little reading as it can: the
@@ -220,7 +221,7 @@ impl Chats {
             let Some(listed) = merge_moved(&loaded.listed, loaded.total, key.limit, &moved, reread) else {
                 return Ok(None);
             };
-            let mut members = loaded.members.clone();
+            let mut members = HashMap::clone(&loaded.members);
             for chat in &moved {
                 members.remove(chat);
             }
@@ -234,7 +235,7 @@ impl Chats {
                     members.entry(row.chat_id).or_default().push(row);
                 }
             }
-            (listed, members)
+            (listed.into(), Arc::new(members))
         };
         let deps = PageDeps {
             epoch: deps.epoch,
@@ -270,8 +271,8 @@ impl Chats {
         key: PageKey,
         mut deps: PageDeps,
         total: i64,
-        listed: Vec<ListedChat>,
-        members: HashMap<ChatId, Vec<ChatMemberRow>>,
+        listed: Arc<[ListedChat]>,
+        members: Arc<HashMap<ChatId, Vec<ChatMemberRow>>>,
         since: Instant,
     ) -> ChatResult<Arc<Loaded>> {
         let cache = self.list_cache();
