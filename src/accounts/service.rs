@@ -220,16 +220,7 @@ impl Accounts {
     /// The user as authentication sees it: from the cache when it holds them, else from
     /// storage (and then kept). None when there is no such user.
     async fn current(&self, id: UserId) -> AccountResult<Option<Arc<UserRow>>> {
-        if let Some(user) = self.0.cache.get(id) {
-            return Ok(Some(user));
-        }
-        let ticket = self.0.cache.ticket();
-        let Some(user) = users::by_id(self.db(), id).await? else {
-            return Ok(None);
-        };
-        let user = Arc::new(user);
-        self.0.cache.store(ticket, user.clone());
-        Ok(Some(user))
+        Ok(self.cached_users(&[id]).await?.pop())
     }
 
     /// The active user behind an access token (every authenticated request and handshake).

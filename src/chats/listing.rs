@@ -95,23 +95,18 @@ impl Chats {
         offset: i64,
     ) -> ChatResult<ChatPageJson> {
         let loaded = self.current_page(viewer, PageKey { only, limit, offset }).await?;
-        let kept = loaded.rendered.get_or_init(|| {
-            let views = self.render(&loaded);
-            // Signed URLs are signed for each answer: such a page is not kept rendered.
-            if views
-                .iter()
-                .any(|v| v.last_message.iter().any(|m| !m.attachments.is_empty()))
-            {
-                None
-            } else {
-                Some(serde_json::to_string(&views).expect("chat views serialise").into())
+        let results = match loaded.rendered.get() {
+            Some(Some(json)) => json.clone(),
+            _ => {
+                let views = self.render(&loaded);
+                let json: Arc<str> = serde_json::to_string(&views).expect("chat views serialise").into();
+                // Attachment URLs are signed for each answer: such a page is not kept rendered.
+                let signed = views
+                    .iter()
+                    .any(|v| v.last_message.iter().any(|m| !m.attachments.is_empty()));
+                let _ = loaded.rendered.set((!signed).then(|| json.clone()));
+                json
             }
-        });
-        let results = match kept {
-            Some(json) => json.clone(),
-            None => serde_json::to_string(&self.render(&loaded))
-                .expect("chat views serialise")
-                .into(),
         };
         Ok(ChatPageJson {
             total: loaded.total,
