@@ -2,12 +2,13 @@
 //! them. Delivery never waits: each socket has a bounded queue, and a socket whose queue is
 //! full is a slow reader that gets disconnected instead of growing memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{mpsc, Notify};
 
 use super::event::{AccountClosed, Delivery};
 use crate::ids::{ChatId, UserId};
@@ -21,34 +22,117 @@ pub(crate) enum KickReason {
     Account(AccountClosed),
 }
 
-/// A socket's "please close" signal and its reason. The session waits on [`Kick::notified`].
-pub(crate) struct Kick {
-    notify: Notify,
-    reason: Mutex<Option<KickReason>>,
+/// Everything the hub keeps of one socket, in one allocation: every idle socket has one, so
+/// it is kept small (a tokio channel alone cost ~0.8 KiB per socket, mostly cache-line padding
+/// and a first block of 32 slots, and the futures waiting on a `Notify` are large).
+struct Inbox {
+    state: Mutex<InboxState>,
+    /// Deliveries that may wait; one more makes the socket a slow reader.
+    capacity: usize,
+    /// The chats this socket has joined.
+    chats: Mutex<Vec<ChatId>>,
 }
 
-impl Kick {
-    fn new() -> Kick {
-        Kick {
-            notify: Notify::new(),
-            reason: Mutex::new(None),
+#[derive(Default)]
+struct InboxState {
+    deliveries: VecDeque<Arc<Delivery>>,
+    /// The session waiting for the next delivery.
+    waiting: Option<Waker>,
+    /// Set once the hub wants the socket closed.
+    kick: Option<KickReason>,
+    /// The session waiting for the kick.
+    waiting_kick: Option<Waker>,
+}
+
+/// A queue emptied after a burst gives back room beyond this, so that a socket that once
+/// fell behind does not keep its peak while idle.
+const KEPT_QUEUE_ROOM: usize = 16;
+
+/// Remembers `waker` to be woken, unless it is the one already remembered.
+fn remember(slot: &mut Option<Waker>, waker: &Waker) {
+    if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+        *slot = Some(waker.clone());
+    }
+}
+
+impl Inbox {
+    /// Queues `delivery` unless the queue is full (`false`: the socket is too slow).
+    fn offer(&self, delivery: &Arc<Delivery>) -> bool {
+        let mut state = self.state.lock();
+        if state.deliveries.len() >= self.capacity {
+            return false;
         }
+        state.deliveries.push_back(delivery.clone());
+        let waiting = state.waiting.take();
+        drop(state);
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+        true
     }
 
     fn kick(&self, reason: KickReason) {
-        let mut current = self.reason.lock();
+        let mut state = self.state.lock();
         // The account's reason wins over slowness: it tells the client not to come back.
-        if current.is_none() || matches!(reason, KickReason::Account(_)) {
-            *current = Some(reason);
+        if state.kick.is_none() || matches!(reason, KickReason::Account(_)) {
+            state.kick = Some(reason);
         }
-        drop(current);
-        self.notify.notify_one();
+        let waiting = state.waiting_kick.take();
+        drop(state);
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
     }
 
+    fn take(state: &mut InboxState) -> Option<Arc<Delivery>> {
+        let delivery = state.deliveries.pop_front()?;
+        if state.deliveries.is_empty() && state.deliveries.capacity() > KEPT_QUEUE_ROOM {
+            state.deliveries.shrink_to(KEPT_QUEUE_ROOM);
+        }
+        Some(delivery)
+    }
+}
+
+/// The receiving end of a socket's queue, read by its session only.
+pub(crate) struct Deliveries(Arc<Inbox>);
+
+impl Deliveries {
+    /// The next delivery, waiting for one.
+    pub(crate) fn recv(&mut self) -> impl Future<Output = Arc<Delivery>> + '_ {
+        std::future::poll_fn(|cx| {
+            let mut state = self.0.state.lock();
+            match Inbox::take(&mut state) {
+                Some(delivery) => Poll::Ready(delivery),
+                None => {
+                    remember(&mut state.waiting, cx.waker());
+                    Poll::Pending
+                }
+            }
+        })
+    }
+
+    /// The next delivery if one is queued.
+    pub(crate) fn try_recv(&mut self) -> Option<Arc<Delivery>> {
+        Inbox::take(&mut self.0.state.lock())
+    }
+}
+
+/// What a session waits on to learn that the hub wants its socket closed.
+pub(crate) struct Kicked(Arc<Inbox>);
+
+impl Kicked {
     /// Resolves once the socket is to be closed, with the reason.
-    pub(crate) async fn notified(&self) -> KickReason {
-        self.notify.notified().await;
-        self.reason.lock().unwrap_or(KickReason::TooSlow)
+    pub(crate) fn notified(&self) -> impl Future<Output = KickReason> + '_ {
+        std::future::poll_fn(|cx| {
+            let mut state = self.0.state.lock();
+            match state.kick {
+                Some(reason) => Poll::Ready(reason),
+                None => {
+                    remember(&mut state.waiting_kick, cx.waker());
+                    Poll::Pending
+                }
+            }
+        })
     }
 }
 
@@ -56,10 +140,7 @@ impl Kick {
 struct Listener {
     conn: u64,
     user: UserId,
-    tx: mpsc::Sender<Arc<Delivery>>,
-    kick: Arc<Kick>,
-    /// The chats this socket has joined (shared with its `Connection`).
-    chats: Arc<Mutex<Vec<ChatId>>>,
+    inbox: Arc<Inbox>,
 }
 
 #[derive(Default)]
@@ -111,14 +192,17 @@ impl Hub {
 
     /// Registers a socket of `user`; it receives that user's events at once and chat events
     /// after [`Connection::join`].
-    pub(crate) fn connect(self: &Arc<Hub>, user: UserId, queue: usize) -> (Connection, mpsc::Receiver<Arc<Delivery>>) {
-        let (tx, rx) = mpsc::channel(queue);
+    pub(crate) fn connect(self: &Arc<Hub>, user: UserId, queue: usize) -> (Connection, Deliveries) {
+        let inbox = Arc::new(Inbox {
+            state: Mutex::default(),
+            capacity: queue,
+            chats: Mutex::default(),
+        });
+        let rx = Deliveries(inbox.clone());
         let listener = Listener {
             conn: self.next_conn.fetch_add(1, Ordering::Relaxed),
             user,
-            tx,
-            kick: Arc::new(Kick::new()),
-            chats: Arc::default(),
+            inbox,
         };
         self.rooms.write().users.entry(user).or_default().push(listener.clone());
         let connection = Connection {
@@ -169,7 +253,7 @@ impl Hub {
     pub(crate) fn evict(&self, chat: ChatId, user: UserId) {
         let listeners: Vec<Listener> = self.rooms.read().users.get(&user).cloned().unwrap_or_default();
         for listener in listeners {
-            let mut chats = listener.chats.lock();
+            let mut chats = listener.inbox.chats.lock();
             if let Some(pos) = chats.iter().position(|c| *c == chat) {
                 chats.swap_remove(pos);
                 self.leave(chat, listener.conn);
@@ -179,21 +263,21 @@ impl Hub {
 
     /// Asks every local socket of `user` to close.
     pub(crate) fn kick_user(&self, user: UserId, reason: KickReason) {
-        let kicks: Vec<Arc<Kick>> = self
+        let inboxes: Vec<Arc<Inbox>> = self
             .rooms
             .read()
             .users
             .get(&user)
-            .map(|listeners| listeners.iter().map(|l| l.kick.clone()).collect())
+            .map(|listeners| listeners.iter().map(|l| l.inbox.clone()).collect())
             .unwrap_or_default();
-        for kick in kicks {
-            kick.kick(reason);
+        for inbox in inboxes {
+            inbox.kick(reason);
         }
     }
 
-    fn kick_all(&self, slow: Vec<Arc<Kick>>) {
-        for kick in slow {
-            kick.kick(KickReason::TooSlow);
+    fn kick_all(&self, slow: Vec<Arc<Inbox>>) {
+        for inbox in slow {
+            inbox.kick(KickReason::TooSlow);
         }
     }
 
@@ -223,15 +307,15 @@ impl Hub {
     }
 }
 
-/// Offers the delivery to each listener; returns the kick handles of those whose queue is full.
-fn offer(listeners: &[Listener], delivery: &Arc<Delivery>) -> Vec<Arc<Kick>> {
+/// Offers the delivery to each listener; returns the inboxes of those whose queue is full.
+fn offer(listeners: &[Listener], delivery: &Arc<Delivery>) -> Vec<Arc<Inbox>> {
     let mut slow = Vec::new();
     let mut delivered = 0u64;
     for listener in listeners {
-        match listener.tx.try_send(delivery.clone()) {
-            Ok(()) => delivered += 1,
-            Err(mpsc::error::TrySendError::Full(_)) => slow.push(listener.kick.clone()),
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        if listener.inbox.offer(delivery) {
+            delivered += 1;
+        } else {
+            slow.push(listener.inbox.clone());
         }
     }
     metrics::counter!("causerie_deliveries_total").increment(delivered);
@@ -251,13 +335,13 @@ impl Connection {
     }
 
     /// Resolves when the hub wants this socket closed (too slow, or its account closed).
-    pub(crate) fn kicked(&self) -> Arc<Kick> {
-        self.listener.kick.clone()
+    pub(crate) fn kicked(&self) -> Kicked {
+        Kicked(self.listener.inbox.clone())
     }
 
     /// Starts receiving `chat`'s events (idempotent).
     pub(crate) fn join(&self, chat: ChatId) {
-        let mut chats = self.listener.chats.lock();
+        let mut chats = self.listener.inbox.chats.lock();
         if chats.contains(&chat) {
             return;
         }
@@ -275,7 +359,7 @@ impl Connection {
     }
 
     pub(crate) fn leave(&self, chat: ChatId) {
-        let mut chats = self.listener.chats.lock();
+        let mut chats = self.listener.inbox.chats.lock();
         if let Some(pos) = chats.iter().position(|c| *c == chat) {
             chats.swap_remove(pos);
             drop(chats);
@@ -284,13 +368,13 @@ impl Connection {
     }
 
     pub(crate) fn has_joined(&self, chat: ChatId) -> bool {
-        self.listener.chats.lock().contains(&chat)
+        self.listener.inbox.chats.lock().contains(&chat)
     }
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        for chat in std::mem::take(&mut *self.listener.chats.lock()) {
+        for chat in std::mem::take(&mut *self.listener.inbox.chats.lock()) {
             self.hub.leave(chat, self.listener.conn);
         }
         let mut rooms = self.hub.rooms.write();
@@ -300,5 +384,93 @@ impl Drop for Connection {
                 rooms.users.remove(&self.user);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::*;
+    use crate::realtime::event::{Delivery, Event};
+
+    /// Counts its wake-ups.
+    struct Counter(AtomicUsize);
+
+    impl Wake for Counter {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn typing(chat: ChatId, user: UserId) -> Arc<Delivery> {
+        Arc::new(Delivery::new(Event::Typing { chat, user }))
+    }
+
+    #[test]
+    fn a_full_queue_kicks_its_socket_and_wakes_whoever_waits() {
+        let hub = Hub::new();
+        let (chat, user) = (ChatId(uuid::Uuid::new_v4()), UserId(uuid::Uuid::new_v4()));
+        let (connection, mut deliveries) = hub.connect(user, 3);
+        connection.join(chat);
+        let kicked = connection.kicked();
+        let counter = Arc::new(Counter(AtomicUsize::new(0)));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+
+        {
+            let mut recv = pin!(deliveries.recv());
+            assert!(recv.as_mut().poll(&mut cx).is_pending());
+            hub.deliver_to_chat(chat, &typing(chat, user));
+            assert_eq!(
+                counter.0.load(Ordering::SeqCst),
+                1,
+                "a delivery wakes the waiting session"
+            );
+            assert!(matches!(recv.as_mut().poll(&mut cx), Poll::Ready(_)));
+        }
+
+        let mut kick = pin!(kicked.notified());
+        assert!(kick.as_mut().poll(&mut cx).is_pending());
+        for _ in 0..3 {
+            hub.deliver_to_chat(chat, &typing(chat, user));
+        }
+        assert!(
+            kick.as_mut().poll(&mut cx).is_pending(),
+            "three fit in a queue of three"
+        );
+        hub.deliver_to_chat(chat, &typing(chat, user));
+        assert!(counter.0.load(Ordering::SeqCst) >= 2, "the kick wakes the session");
+        assert_eq!(kick.as_mut().poll(&mut cx), Poll::Ready(KickReason::TooSlow));
+        // The account's reason replaces slowness; slowness does not replace it.
+        hub.kick_user(user, KickReason::Account(AccountClosed::Deactivated));
+        hub.deliver_to_chat(chat, &typing(chat, user));
+        assert_eq!(
+            pin!(kicked.notified()).poll(&mut cx),
+            Poll::Ready(KickReason::Account(AccountClosed::Deactivated))
+        );
+        let queued = std::iter::from_fn(|| deliveries.try_recv()).count();
+        assert_eq!(queued, 3, "the delivery over the bound was not queued");
+    }
+
+    #[test]
+    fn an_emptied_queue_gives_back_its_room_and_a_dropped_connection_leaves_the_hub() {
+        let hub = Hub::new();
+        let (chat, user) = (ChatId(uuid::Uuid::new_v4()), UserId(uuid::Uuid::new_v4()));
+        let (connection, mut deliveries) = hub.connect(user, 1024);
+        connection.join(chat);
+        for _ in 0..500 {
+            hub.deliver_to_chat(chat, &typing(chat, user));
+        }
+        assert_eq!(std::iter::from_fn(|| deliveries.try_recv()).count(), 500);
+        assert!(deliveries.0.state.lock().deliveries.capacity() <= KEPT_QUEUE_ROOM);
+        assert_eq!(hub.connection_count(), 1);
+        drop(connection);
+        assert_eq!(hub.connection_count(), 0);
+        assert!(hub.active_chats().is_empty());
     }
 }

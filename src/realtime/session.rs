@@ -4,23 +4,25 @@
 //! the chat service; the stored message reaches every socket of the chat, the sender included.
 
 use std::num::NonZeroU32;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::FuturesOrdered;
 use futures_util::{SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota};
-use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, Utf8Bytes};
 
 use super::event::{AccountClosed, Delivery, Format};
 use super::gate::{LargeFrames, Resolved};
-use super::hub::{Connection, KickReason};
+use super::hub::{Connection, Deliveries, KickReason, Kicked};
 use super::upgrade::{Socket, SocketReader, SocketSink};
 use super::Realtime;
-use crate::chats::{ChatError, PendingStore};
+use crate::chats::{ChatError, ChatResult, PendingStore};
 use crate::ids::{ChatId, UserId};
+use crate::store::messages::Stored;
 use crate::wire::{self, parse, v1, ErrorBody};
 
 /// Close codes used by the server (RFC 6455 §7.4.1; 4401 is ours, docs/protocol.md).
@@ -227,12 +229,7 @@ pub(crate) fn restarting() -> Message {
 }
 
 /// Writes one frame and whatever else is already queued, then flushes once.
-pub(crate) async fn write_batch<S>(
-    sink: &mut S,
-    first: Arc<Delivery>,
-    rx: &mut mpsc::Receiver<Arc<Delivery>>,
-    format: Format,
-) -> bool
+pub(crate) async fn write_batch<S>(sink: &mut S, first: Arc<Delivery>, rx: &mut Deliveries, format: Format) -> bool
 where
     S: futures_util::Sink<Message> + Unpin,
 {
@@ -246,7 +243,7 @@ where
             written += 1;
         }
         if written < FLUSH_BATCH {
-            pending = rx.try_recv().ok();
+            pending = rx.try_recv();
         }
     }
     sink.flush().await.is_ok()
@@ -269,7 +266,7 @@ pub(crate) const ANONYMOUS: UserId = UserId(uuid::Uuid::nil());
 /// Joins `user`'s socket to `chat`'s room. Done before the handshake is answered, so a client
 /// that has its `101` gets every message stored from then on (they wait in the queue until the
 /// session runs); dropping the result (a failed upgrade) leaves the room.
-pub(crate) fn join_v1(rt: &Realtime, user: UserId, chat: ChatId) -> (Connection, mpsc::Receiver<Arc<Delivery>>) {
+pub(crate) fn join_v1(rt: &Realtime, user: UserId, chat: ChatId) -> (Connection, Deliveries) {
     let (connection, rx) = rt.hub().connect(user, rt.settings().send_queue);
     connection.join(chat);
     (connection, rx)
@@ -281,35 +278,16 @@ pub(crate) fn run_v1(
     rt: Realtime,
     chat: ChatId,
     format: Format,
-    joined: (Connection, mpsc::Receiver<Arc<Delivery>>),
+    joined: (Connection, Deliveries),
     sender: Sender,
 ) -> impl std::future::Future<Output = ()> + Send {
-    // Split before the session's future exists (see `v2::run`).
+    // Built before the session's future exists, which then keeps only its wait (see
+    // `v2::run`).
+    let gauge = OpenGauge::new();
+    let anonymous = (sender == Sender::Anonymous).then(AnonymousGauge::new);
     let Socket { ws, frames } = socket;
     let (sink, stream) = ws.split();
-    serve_v1(sink, stream, frames, rt, chat, format, joined, sender)
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn serve_v1(
-    mut sink: SocketSink,
-    mut stream: SocketReader,
-    frames: Arc<LargeFrames>,
-    rt: Realtime,
-    chat: ChatId,
-    format: Format,
-    (connection, mut rx): (Connection, mpsc::Receiver<Arc<Delivery>>),
-    sender: Sender,
-) {
-    let _gauge = OpenGauge::new();
-    let _anonymous = (sender == Sender::Anonymous).then(AnonymousGauge::new);
-    let user = connection.user();
-    let anonymous = sender == Sender::Anonymous;
-    // Work that only happens now and then is boxed, so the future an idle socket's task keeps
-    // stays small (an idle connection should cost a few KiB).
-    if !anonymous {
-        Box::pin(super::presence::connected(&rt, user)).await;
-    }
+    let (connection, deliveries) = joined;
     let kicked = connection.kicked();
     let limiter = frame_limiter(&rt);
     let mut keepalive = Keepalive::new(&rt);
@@ -317,77 +295,189 @@ async fn serve_v1(
         keepalive.expires_at = Some(expires_at.saturating_add(rt.settings().v1_expiry_grace_secs as i64));
     }
     let closing = rt.closing().clone();
+    serve_v1(ServedV1 {
+        sink,
+        stream,
+        frames,
+        chat,
+        format,
+        connection,
+        deliveries,
+        kicked,
+        limiter,
+        keepalive,
+        closing,
+        pending: FuturesOrdered::new(),
+        rt,
+        _gauge: gauge,
+        anonymous,
+    })
+}
 
-    // Messages queued for storage; the socket goes on reading and delivering meanwhile.
-    let mut pending: FuturesOrdered<PendingStore> = FuturesOrdered::new();
-    let close = loop {
-        tokio::select! {
-            biased;
-            Some(stored) = pending.next(), if !pending.is_empty() => if let Err(err) = stored {
-                if sink.send(refusal_v1(err.into())).await.is_err() { break None }
-            },
-            inbound = stream.next() => match read_inbound(inbound, &frames, &limiter, &mut keepalive.last_heard) {
-                Inbound::Closed(close) => break close,
-                Inbound::PeerClosed => {
-                    answer_close(&mut sink).await;
-                    break None;
-                }
-                Inbound::Nothing => continue,
-                Inbound::Refused { code, detail } => if sink.send(v1_error(ErrorBody::new(code, detail))).await.is_err() { break None },
-                Inbound::Text { text, large } => {
-                    // The refusal is made into its frame before the write is awaited, so the
-                    // error is not kept in this (every socket's) future. A large frame's text
-                    // (and its share of the budget) goes once it is handled.
-                    let handled = Box::pin(handle_v1_frame(&rt, &connection, chat, &text, anonymous, large)).await;
-                    drop(text);
-                    let refusal = match handled {
-                        Ok(committed) => {
-                            pending.push_back(committed);
-                            continue;
-                        }
-                        Err(error) => refusal_v1(error),
-                    };
-                    if sink.send(refusal).await.is_err() { break None }
-                }
-            },
-            queued = rx.recv() => match queued {
-                // A peer that does not read blocks the write once the kernel's buffers are full;
-                // the kick must still end it (and free its queue), so race the two.
-                Some(delivery) => tokio::select! {
-                    written = Box::pin(write_batch(&mut sink, delivery, &mut rx, format)) => if !written { break None },
-                    reason = kicked.notified() => break Some(kick_close(reason)),
-                },
-                None => break None,
-            },
-            reason = kicked.notified() => break Some(kick_close(reason)),
-            due = keepalive.due() => match due {
-                Ok(ping) => if sink.send(ping).await.is_err() { break None },
-                Err(dead) => break Some(dead),
-            },
-            _ = closing.cancelled() => break Some(restarting()),
+/// What a v1 socket's task keeps while it waits.
+struct ServedV1 {
+    sink: SocketSink,
+    stream: SocketReader,
+    frames: Arc<LargeFrames>,
+    chat: ChatId,
+    format: Format,
+    connection: Connection,
+    deliveries: Deliveries,
+    kicked: Kicked,
+    limiter: DefaultDirectRateLimiter,
+    keepalive: Keepalive,
+    closing: CancellationToken,
+    /// Messages queued for storage; the socket goes on reading and delivering meanwhile.
+    pending: FuturesOrdered<PendingStore>,
+    rt: Realtime,
+    _gauge: OpenGauge,
+    /// Some for a tokenless socket.
+    anonymous: Option<AnonymousGauge>,
+}
+
+/// What woke a waiting v1 socket.
+enum WokeV1 {
+    Stored(ChatResult<Stored>),
+    Inbound(Inbound),
+    Delivery(Arc<Delivery>),
+    Keepalive(Result<Message, Message>),
+}
+
+/// A plain fn returning an async block (see `v2::serve`).
+fn serve_v1(mut served: ServedV1) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        let user = served.connection.user();
+        // Work that only happens now and then is boxed, so the future an idle socket's task
+        // keeps is only the wait below (an idle connection should cost a few KiB).
+        if served.anonymous.is_none() {
+            Box::pin(super::presence::connected(&served.rt, user)).await;
         }
-    };
-    match close {
-        Some(close) if closing.is_cancelled() => {
-            Box::pin(v1_goodbye(
-                &rt,
-                &connection,
-                chat,
-                &mut sink,
-                &mut stream,
-                &frames,
-                pending,
-                close,
-                anonymous,
-            ))
-            .await
-        }
-        Some(close) => close_handshake(&mut sink, &mut stream, close).await,
-        None => {}
+        let close = loop {
+            let s = &mut served;
+            let woke = tokio::select! {
+                biased;
+                Some(stored) = s.pending.next(), if !s.pending.is_empty() => WokeV1::Stored(stored),
+                inbound = s.stream.next() => {
+                    WokeV1::Inbound(read_inbound(inbound, &s.frames, &s.limiter, &mut s.keepalive.last_heard))
+                }
+                delivery = s.deliveries.recv() => WokeV1::Delivery(delivery),
+                reason = s.kicked.notified() => break Some(kick_close(reason)),
+                due = s.keepalive.due() => WokeV1::Keepalive(due),
+                _ = s.closing.cancelled() => break Some(restarting()),
+            };
+            if let ControlFlow::Break(close) = Box::pin(served.react(woke)).await {
+                break close;
+            }
+        };
+        Box::pin(served.finish(close, user)).await;
     }
-    drop(connection);
-    if !anonymous {
-        Box::pin(super::presence::disconnected(&rt, user)).await;
+}
+
+impl ServedV1 {
+    /// Answers what woke the socket; `Break` ends it, with the close frame to send if any.
+    async fn react(&mut self, woke: WokeV1) -> ControlFlow<Option<Message>> {
+        let gone = ControlFlow::Break(None);
+        match woke {
+            WokeV1::Stored(Ok(_)) => {}
+            WokeV1::Stored(Err(err)) => {
+                if self.sink.send(refusal_v1(err.into())).await.is_err() {
+                    return gone;
+                }
+            }
+            WokeV1::Inbound(Inbound::Closed(close)) => return ControlFlow::Break(close),
+            WokeV1::Inbound(Inbound::PeerClosed) => {
+                answer_close(&mut self.sink).await;
+                return gone;
+            }
+            WokeV1::Inbound(Inbound::Nothing) => {}
+            WokeV1::Inbound(Inbound::Refused { code, detail }) => {
+                if self.sink.send(v1_error(ErrorBody::new(code, detail))).await.is_err() {
+                    return gone;
+                }
+            }
+            WokeV1::Inbound(Inbound::Text { text, large }) => {
+                // The refusal is made into its frame before the write is awaited, so the error
+                // is not kept in this future. A large frame's text (and its share of the
+                // budget) goes once it is handled.
+                let anonymous = self.anonymous.is_some();
+                let handled = Box::pin(handle_v1_frame(
+                    &self.rt,
+                    &self.connection,
+                    self.chat,
+                    &text,
+                    anonymous,
+                    large,
+                ))
+                .await;
+                drop(text);
+                let refusal = match handled {
+                    Ok(committed) => {
+                        self.pending.push_back(committed);
+                        return ControlFlow::Continue(());
+                    }
+                    Err(error) => refusal_v1(error),
+                };
+                if self.sink.send(refusal).await.is_err() {
+                    return gone;
+                }
+            }
+            // A peer that does not read blocks the write once the kernel's buffers are full;
+            // the kick must still end it (and free its queue), so race the two.
+            WokeV1::Delivery(delivery) => tokio::select! {
+                written = Box::pin(write_batch(&mut self.sink, delivery, &mut self.deliveries, self.format)) => {
+                    if !written {
+                        return gone;
+                    }
+                }
+                reason = self.kicked.notified() => return ControlFlow::Break(Some(kick_close(reason))),
+            },
+            WokeV1::Keepalive(Ok(ping)) => {
+                if self.sink.send(ping).await.is_err() {
+                    return gone;
+                }
+            }
+            WokeV1::Keepalive(Err(dead)) => return ControlFlow::Break(Some(dead)),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Ends the session: the goodbye of a restart or the close handshake, then the socket
+    /// leaves the hub and its user's presence.
+    async fn finish(self, close: Option<Message>, user: UserId) {
+        let ServedV1 {
+            mut sink,
+            mut stream,
+            frames,
+            chat,
+            connection,
+            closing,
+            pending,
+            rt,
+            anonymous,
+            ..
+        } = self;
+        match close {
+            Some(close) if closing.is_cancelled() => {
+                v1_goodbye(
+                    &rt,
+                    &connection,
+                    chat,
+                    &mut sink,
+                    &mut stream,
+                    &frames,
+                    pending,
+                    close,
+                    anonymous.is_some(),
+                )
+                .await
+            }
+            Some(close) => close_handshake(&mut sink, &mut stream, close).await,
+            None => {}
+        }
+        drop(connection);
+        if anonymous.is_none() {
+            super::presence::disconnected(&rt, user).await;
+        }
     }
 }
 

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use futures_util::SinkExt;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::streams::Live;
 use super::{reply, write, Frame, Session, Sink};
 use crate::chats::events::ChatEvent;
 use crate::ids::ChatId;
 use crate::realtime::event::{Delivery, Event, Format};
+use crate::realtime::hub::Deliveries;
 use crate::realtime::session::FLUSH_BATCH;
 use crate::wire::v2::{ChatMessage, ErrorReply, Resume, Subscribed, Unsubscribed};
 use crate::wire::ErrorBody;
@@ -162,7 +162,7 @@ impl Session {
         &mut self,
         sink: &mut Sink,
         first: Arc<Delivery>,
-        rx: &mut mpsc::Receiver<Arc<Delivery>>,
+        rx: &mut Deliveries,
     ) -> Result<(), ()> {
         let mut next = Some(first);
         let mut written = 0;
@@ -172,7 +172,7 @@ impl Session {
                     sink.flush().await.map_err(|_| ())?;
                     self.catch_up(sink, chat, i64::MAX).await.map_err(|_| ())?;
                 }
-                next = rx.try_recv().ok();
+                next = rx.try_recv();
                 continue;
             }
             if let Event::Chat {
@@ -190,7 +190,7 @@ impl Session {
                 let (chat, seq) = (message.ref_chat, message.seq.unwrap_or(0));
                 match self.streams.live(chat, seq) {
                     Live::NotFollowed | Live::Duplicate => {
-                        next = rx.try_recv().ok();
+                        next = rx.try_recv();
                         continue;
                     }
                     Live::Gap { to, .. } => {
@@ -206,7 +206,7 @@ impl Session {
                 written += 1;
             }
             if written < FLUSH_BATCH {
-                next = rx.try_recv().ok();
+                next = rx.try_recv();
             }
         }
         sink.flush().await.map_err(|_| ())

@@ -15,6 +15,8 @@ mod sends;
 mod streams;
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -24,7 +26,9 @@ use tungstenite::Message;
 
 use self::sends::{SendEvent, Sends};
 use self::streams::ChatStreams;
-use super::hub::Connection;
+use super::event::Delivery;
+use super::gate::LargeFrames;
+use super::hub::{Connection, Deliveries, Kicked};
 use super::presence;
 use super::session::{self, Inbound, OpenGauge};
 use super::upgrade::{Socket, SocketReader, SocketStream};
@@ -36,6 +40,8 @@ use crate::wire::v2::{
     Authenticate, Authenticated, ClientFrame, Command, ErrorReply, Muted, Pong, Refused, ServerFrame,
 };
 use crate::wire::{self, ErrorBody, MessageView};
+use governor::DefaultDirectRateLimiter;
+use tokio_util::sync::CancellationToken;
 
 type Sink = super::upgrade::SocketSink;
 /// The frames a session writes: message objects by reference.
@@ -65,35 +71,21 @@ pub(crate) fn run(
     expires_at: i64,
     initial: Option<(ChatId, Option<i64>)>,
 ) -> impl std::future::Future<Output = ()> + Send {
-    // Split before the session's future exists: the socket moves into the split halves' shared
-    // cell, and a future that took it whole would keep room for it (twice, as argument and
-    // local) in every idle socket's task.
+    // Everything the socket keeps is built here, before the session's future exists: an async
+    // fn keeps its arguments beside the locals it moves them into, and every local that lives
+    // across more than one await gets a slot of its own, so the future every idle socket's
+    // task holds would be twice the size of its state.
+    let gauge = OpenGauge::new();
     let Socket { ws, frames } = socket;
     let (sink, stream) = ws.split();
-    serve(sink, stream, frames, rt, user, expires_at, initial)
-}
-
-async fn serve(
-    mut sink: Sink,
-    mut stream: SocketReader,
-    frames: std::sync::Arc<super::gate::LargeFrames>,
-    rt: Realtime,
-    user: UserId,
-    expires_at: i64,
-    initial: Option<(ChatId, Option<i64>)>,
-) {
-    let _gauge = OpenGauge::new();
-    let (connection, mut rx) = rt.hub().connect(user, rt.settings().send_queue);
-    // Work that only happens now and then is boxed, so the future an idle socket's task keeps
-    // stays small (an idle connection should cost a few KiB).
-    Box::pin(presence::connected(&rt, user)).await;
+    let (connection, deliveries) = rt.hub().connect(user, rt.settings().send_queue);
     let kicked = connection.kicked();
     let limiter = session::frame_limiter(&rt);
     let mut keepalive = session::Keepalive::new(&rt);
     keepalive.expires_at = Some(expires_at);
     let closing = rt.closing().clone();
-    let mut session = Session {
-        rt: rt.clone(),
+    let session = Session {
+        rt,
         user,
         connection,
         streams: ChatStreams::default(),
@@ -101,76 +93,168 @@ async fn serve(
         sends: Sends::default(),
         renewed: None,
     };
+    serve(
+        Served {
+            sink,
+            stream,
+            frames,
+            deliveries,
+            kicked,
+            limiter,
+            keepalive,
+            closing,
+            session,
+            _gauge: gauge,
+        },
+        initial,
+    )
+}
 
-    if let Some((chat, after)) = initial {
+/// What a v2 socket's task keeps while it waits.
+struct Served {
+    sink: Sink,
+    stream: SocketReader,
+    frames: Arc<LargeFrames>,
+    deliveries: Deliveries,
+    kicked: Kicked,
+    limiter: DefaultDirectRateLimiter,
+    keepalive: session::Keepalive,
+    closing: CancellationToken,
+    session: Session,
+    _gauge: OpenGauge,
+}
+
+/// What woke a waiting socket.
+enum Woke {
+    Send(SendEvent),
+    Inbound(Inbound),
+    Delivery(Arc<Delivery>),
+    Keepalive(Result<Message, Message>),
+}
+
+/// A plain fn returning an async block, not an async fn: an async fn moves its arguments
+/// into locals of its own and keeps both, the block uses what it captured in place.
+fn serve(mut served: Served, initial: Option<(ChatId, Option<i64>)>) -> impl std::future::Future<Output = ()> + Send {
+    async move {
+        // Work that only happens now and then is boxed, so the future an idle socket's task keeps
+        // is only the wait below (an idle connection should cost a few KiB).
+        Box::pin(presence::connected(&served.session.rt, served.session.user)).await;
+        if let Some((chat, after)) = initial {
+            Box::pin(served.follow_initial(chat, after)).await;
+        }
+        let close = loop {
+            let s = &mut served;
+            let woke = tokio::select! {
+                // Acks before deliveries: a sender hears "stored" before its message's echo.
+                biased;
+                event = s.session.sends.next_event() => Woke::Send(event),
+                // A socket with too many sends waiting for their commit, or one waiting for room
+                // to queue its last send, reads nothing more until that clears: back-pressure
+                // through TCP, while deliveries and acks keep flowing.
+                inbound = s.stream.next(), if s.session.sends.can_take_more() => {
+                    Woke::Inbound(session::read_inbound(inbound, &s.frames, &s.limiter, &mut s.keepalive.last_heard))
+                }
+                delivery = s.deliveries.recv() => Woke::Delivery(delivery),
+                reason = s.kicked.notified() => break Some(session::kick_close(reason)),
+                due = s.keepalive.due() => Woke::Keepalive(due),
+                _ = s.closing.cancelled() => break Some(session::restarting()),
+            };
+            if let ControlFlow::Break(close) = Box::pin(served.react(woke)).await {
+                break close;
+            }
+        };
+        Box::pin(served.finish(close)).await;
+    }
+}
+
+impl Served {
+    async fn follow_initial(&mut self, chat: ChatId, after: Option<i64>) {
         let mut budget = follow::REPLAY_LIMIT;
-        if let Err(error) = Box::pin(session.subscribe(&mut sink, chat, after, None, &mut budget)).await {
+        if let Err(error) = Box::pin(self.session.subscribe(&mut self.sink, chat, after, None, &mut budget)).await {
             // As for `resume`, the error names the chat it is about.
             let refusal = text(&Frame::Error(ErrorReply::new(error, None).about(chat)));
-            let _ = sink.send(refusal).await;
+            let _ = self.sink.send(refusal).await;
         }
     }
-    let close = loop {
-        tokio::select! {
-            // Acks before deliveries: a sender hears "stored" before its message's echo.
-            biased;
-            event = session.sends.next_event() => match event {
-                SendEvent::Answered(done) => if Box::pin(session.finish_send(&mut sink, *done)).await.is_err() { break None },
-                SendEvent::Room(permit) => session.sends.queue_blocked(permit),
-            },
-            // A socket with too many sends waiting for their commit, or one waiting for room
-            // to queue its last send, reads nothing more until that clears: back-pressure
-            // through TCP, while deliveries and acks keep flowing.
-            inbound = stream.next(), if session.sends.can_take_more() => match session::read_inbound(inbound, &frames, &limiter, &mut keepalive.last_heard) {
-                Inbound::Closed(close) => break close,
-                Inbound::PeerClosed => {
-                    session::answer_close(&mut sink).await;
-                    break None;
+
+    /// Answers what woke the socket; `Break` ends it, with the close frame to send if any.
+    async fn react(&mut self, woke: Woke) -> ControlFlow<Option<Message>> {
+        let gone = ControlFlow::Break(None);
+        match woke {
+            Woke::Send(SendEvent::Answered(done)) => {
+                if Box::pin(self.session.finish_send(&mut self.sink, *done)).await.is_err() {
+                    return gone;
                 }
-                Inbound::Nothing => continue,
-                Inbound::Refused { code, detail } => {
-                    let refusal = text(&Frame::Error(ErrorReply::new(ErrorBody::new(code, detail), None)));
-                    if sink.send(refusal).await.is_err() { break None }
+            }
+            Woke::Send(SendEvent::Room(permit)) => self.session.sends.queue_blocked(permit),
+            Woke::Inbound(Inbound::Closed(close)) => return ControlFlow::Break(close),
+            Woke::Inbound(Inbound::PeerClosed) => {
+                session::answer_close(&mut self.sink).await;
+                return gone;
+            }
+            Woke::Inbound(Inbound::Nothing) => {}
+            Woke::Inbound(Inbound::Refused { code, detail }) => {
+                let refusal = text(&Frame::Error(ErrorReply::new(ErrorBody::new(code, detail), None)));
+                if self.sink.send(refusal).await.is_err() {
+                    return gone;
                 }
-                // v2 sockets have no gate limits: nothing is large.
-                Inbound::Text { text, .. } => {
-                    if Box::pin(session.handle(&mut sink, &text)).await.is_err() { break None }
-                    if let Some(at) = session.renewed.take() {
-                        keepalive.expires_at = Some(at);
+            }
+            // v2 sockets have no gate limits: nothing is large.
+            Woke::Inbound(Inbound::Text { text, .. }) => {
+                if Box::pin(self.session.handle(&mut self.sink, &text)).await.is_err() {
+                    return gone;
+                }
+                if let Some(at) = self.session.renewed.take() {
+                    self.keepalive.expires_at = Some(at);
+                }
+            }
+            // A peer that does not read blocks the write once the kernel's buffers are full;
+            // the kick must still end it, so race the two.
+            Woke::Delivery(delivery) => tokio::select! {
+                forwarded = Box::pin(self.session.forward(&mut self.sink, delivery, &mut self.deliveries)) => {
+                    if forwarded.is_err() {
+                        return gone;
                     }
                 }
+                reason = self.kicked.notified() => return ControlFlow::Break(Some(session::kick_close(reason))),
             },
-            queued = rx.recv() => match queued {
-                // A peer that does not read blocks the write once the kernel's buffers are full;
-                // the kick must still end it, so race the two.
-                Some(delivery) => tokio::select! {
-                    forwarded = Box::pin(session.forward(&mut sink, delivery, &mut rx)) => if forwarded.is_err() { break None },
-                    reason = kicked.notified() => break Some(session::kick_close(reason)),
-                },
-                None => break None,
-            },
-            reason = kicked.notified() => break Some(session::kick_close(reason)),
-            due = keepalive.due() => match due {
-                Ok(ping) => if sink.send(ping).await.is_err() { break None },
-                Err(dead) => break Some(dead),
-            },
-            _ = closing.cancelled() => break Some(session::restarting()),
+            Woke::Keepalive(Ok(ping)) => {
+                if self.sink.send(ping).await.is_err() {
+                    return gone;
+                }
+            }
+            Woke::Keepalive(Err(dead)) => return ControlFlow::Break(Some(dead)),
         }
-    };
-    if closing.is_cancelled() {
-        // Every send already read is answered (ack or error) before the close frame.
-        while let Some(done) = session.sends.next_answer().await {
-            if session.finish_send(&mut sink, done).await.is_err() {
-                break;
+        ControlFlow::Continue(())
+    }
+
+    /// Ends the session: pending sends answered if the server is restarting, the close
+    /// handshake, then the socket leaves the hub and its user's presence.
+    async fn finish(self, close: Option<Message>) {
+        let Served {
+            mut sink,
+            mut stream,
+            mut session,
+            closing,
+            ..
+        } = self;
+        if closing.is_cancelled() {
+            // Every send already read is answered (ack or error) before the close frame.
+            while let Some(done) = session.sends.next_answer().await {
+                if session.finish_send(&mut sink, done).await.is_err() {
+                    break;
+                }
             }
         }
+        if let Some(close) = close {
+            session::close_handshake(&mut sink, &mut stream, close).await;
+        }
+        let Session {
+            connection, rt, user, ..
+        } = session;
+        drop(connection);
+        presence::disconnected(&rt, user).await;
     }
-    if let Some(close) = close {
-        session::close_handshake(&mut sink, &mut stream, close).await;
-    }
-    let Session { connection, .. } = session;
-    drop(connection);
-    Box::pin(presence::disconnected(&rt, user)).await;
 }
 
 /// Runs a `/ws/` socket opened without a token (so that none travels in a URL): its first
@@ -180,7 +264,9 @@ pub(crate) async fn run_authenticating(socket: Socket, rt: Realtime) {
     // The first frame is awaited in a box of its own, so that the session after it keeps only
     // its own (small) future in the task.
     if let Some((socket, user, expires_at)) = Box::pin(authenticate_first(socket, rt.clone())).await {
-        run(socket, rt, user, expires_at, None).await;
+        // Boxed too: this task would otherwise keep room for the auth phase's upvars and
+        // the session's future side by side.
+        Box::pin(run(socket, rt, user, expires_at, None)).await;
     }
 }
 

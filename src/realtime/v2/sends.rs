@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 
 use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
@@ -72,15 +73,22 @@ impl Sends {
     }
 
     /// Waits for the next answer or for room for the blocked send, answers first; pends forever
-    /// while there is neither.
-    pub(super) async fn next_event(&mut self) -> SendEvent {
-        let Sends { pending, blocked, .. } = self;
-        tokio::select! {
-            biased;
-            Some(done) = pending.next(), if !pending.is_empty() => SendEvent::Answered(Box::new(done)),
-            permit = wait_for_room(blocked), if blocked.is_some() => SendEvent::Room(permit),
-            else => std::future::pending().await,
-        }
+    /// while there is neither. A plain poll, not an async fn: every idle socket waits on it,
+    /// and an async fn would keep room for both outcomes.
+    pub(super) fn next_event(&mut self) -> impl Future<Output = SendEvent> + '_ {
+        std::future::poll_fn(|cx| {
+            if !self.pending.is_empty() {
+                if let Poll::Ready(Some(done)) = self.pending.poll_next_unpin(cx) {
+                    return Poll::Ready(SendEvent::Answered(Box::new(done)));
+                }
+            }
+            if let Some(blocked) = &mut self.blocked {
+                if let Poll::Ready(permit) = blocked.room.as_mut().poll(cx) {
+                    return Poll::Ready(SendEvent::Room(permit));
+                }
+            }
+            Poll::Pending
+        })
     }
 
     /// The next answer of a pending send; None when none is pending.
@@ -104,13 +112,6 @@ impl Sends {
                 .pending
                 .push_back(Box::pin(async move { (ack, Err(ChatError::Unavailable)) })),
         }
-    }
-}
-
-async fn wait_for_room(blocked: &mut Option<Box<BlockedSend>>) -> Result<WriterPermit, ChatError> {
-    match blocked {
-        Some(blocked) => blocked.room.as_mut().await,
-        None => std::future::pending().await,
     }
 }
 
