@@ -344,6 +344,7 @@ enum WokeV1 {
 }
 
 /// A plain fn returning an async block (see `v2::serve`).
+#[allow(clippy::manual_async_fn)] // on purpose: see the comment above
 fn serve_v1(mut served: ServedV1) -> impl std::future::Future<Output = ()> + Send {
     async move {
         let user = served.connection.user();

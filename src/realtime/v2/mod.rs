@@ -134,6 +134,7 @@ enum Woke {
 
 /// A plain fn returning an async block, not an async fn: an async fn moves its arguments
 /// into locals of its own and keeps both, the block uses what it captured in place.
+#[allow(clippy::manual_async_fn)] // on purpose: see the comment above
 fn serve(mut served: Served, initial: Option<(ChatId, Option<i64>)>) -> impl std::future::Future<Output = ()> + Send {
     async move {
         // Work that only happens now and then is boxed, so the future an idle socket's task keeps
