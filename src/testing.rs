@@ -11,7 +11,7 @@ pub use crate::mail::Email;
 
 /// Storage functions the tests build fixtures with and check results against.
 pub mod store {
-    pub use crate::store::Db;
+    pub use crate::store::{Db, SqliteDb};
 
     pub mod users {
         pub use crate::store::users::{

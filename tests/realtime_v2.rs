@@ -1257,7 +1257,10 @@ async fn stall_storage(db: &causerie::testing::store::Db) -> tokio::sync::onesho
     let (release, released) = tokio::sync::oneshot::channel::<()>();
     let (locked, is_locked) = tokio::sync::oneshot::channel::<()>();
     match db.clone() {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(sqlite) => {
+            // A reader's connection, not the server's writer: it takes the file's write lock
+            // from outside, as another process would.
+            let pool = sqlite.reads().clone();
             tokio::spawn(async move {
                 let tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("taking the write lock");
                 let _ = locked.send(());

@@ -11,7 +11,6 @@ use crate::auth::jwt::TokenIssuer;
 use crate::config::Config;
 use crate::ids::{ChatId, UserId};
 use crate::store::{self, chats, messages, Db};
-use crate::with_db;
 
 /// Users inserted per transaction.
 const USER_BATCH: usize = 500;
@@ -224,7 +223,7 @@ async fn insert_users(db: &Db, batch: &[(UserId, String)], hash: &str) -> anyhow
     let sql = "INSERT INTO users (id, email, password, first_name, last_name, is_active, is_staff, is_superuser, \
                date_joined, online, created_at, updated_at) \
                VALUES ($1, $2, $3, $4, $5, TRUE, FALSE, FALSE, $6, FALSE, $6, $6)";
-    with_db!(db, pool => {
+    crate::with_db_write!(db, pool => {
         let mut tx = store::begin_write(pool).await?;
         for (n, (id, email)) in batch.iter().enumerate() {
             sqlx::query(sql)

@@ -190,7 +190,7 @@ async fn open_target(config: &Config, dry_run: bool) -> Result<Option<Db>, Impor
             .connect_with(options)
             .await
             .map_err(|e| ImportError::Open(e.to_string()))?;
-        Db::Sqlite(pool)
+        Db::Sqlite(store::SqliteDb::single(pool))
     };
     if !store::import::has_table(&db, "users")
         .await

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{now, Db};
 use crate::ids::UserId;
-use crate::with_db;
+use crate::{with_db, with_db_write};
 
 /// A signed-in staff session. `id_hash` is the SHA-256 of the cookie's value: the cookie itself
 /// is never stored.
@@ -23,7 +23,7 @@ const SESSION_COLUMNS: &str = "id_hash, user_id, csrf_token, address, created_at
 
 pub(crate) async fn insert_session(db: &Db, session: &SessionRow) -> Result<(), sqlx::Error> {
     let sql = format!("INSERT INTO admin_sessions ({SESSION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
-    with_db!(db, pool => sqlx::query(&sql)
+    with_db_write!(db, pool => sqlx::query(&sql)
         .bind(&session.id_hash)
         .bind(session.user_id)
         .bind(&session.csrf_token)
@@ -54,7 +54,7 @@ pub(crate) async fn touch_session(
     seen_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("UPDATE admin_sessions SET last_seen_at = $2, expires_at = $3 WHERE id_hash = $1")
+    with_db_write!(db, pool => sqlx::query("UPDATE admin_sessions SET last_seen_at = $2, expires_at = $3 WHERE id_hash = $1")
         .bind(id_hash)
         .bind(seen_at)
         .bind(expires_at)
@@ -65,7 +65,7 @@ pub(crate) async fn touch_session(
 }
 
 pub(crate) async fn delete_session(db: &Db, id_hash: &str) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("DELETE FROM admin_sessions WHERE id_hash = $1")
+    with_db_write!(db, pool => sqlx::query("DELETE FROM admin_sessions WHERE id_hash = $1")
         .bind(id_hash)
         .execute(pool)
         .await
@@ -75,7 +75,7 @@ pub(crate) async fn delete_session(db: &Db, id_hash: &str) -> Result<(), sqlx::E
 
 /// Ends every session of `user`; returns how many there were.
 pub(crate) async fn delete_user_sessions(db: &Db, user: UserId) -> Result<u64, sqlx::Error> {
-    with_db!(db, pool => sqlx::query("DELETE FROM admin_sessions WHERE user_id = $1")
+    with_db_write!(db, pool => sqlx::query("DELETE FROM admin_sessions WHERE user_id = $1")
         .bind(user)
         .execute(pool)
         .await
@@ -83,7 +83,7 @@ pub(crate) async fn delete_user_sessions(db: &Db, user: UserId) -> Result<u64, s
 }
 
 pub(crate) async fn delete_expired_sessions(db: &Db) -> Result<u64, sqlx::Error> {
-    with_db!(db, pool => sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
+    with_db_write!(db, pool => sqlx::query("DELETE FROM admin_sessions WHERE expires_at <= $1")
         .bind(now())
         .execute(pool)
         .await
@@ -115,7 +115,7 @@ pub(crate) struct NewAudit<'a> {
 }
 
 pub(crate) async fn insert_audit(db: &Db, entry: &NewAudit<'_>) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query(
+    with_db_write!(db, pool => sqlx::query(
         "INSERT INTO admin_audit (at, actor_id, actor_email, action, object_kind, object_id, summary, address) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(now())

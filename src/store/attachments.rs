@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{now, Db};
 use crate::ids::{AttachmentId, ChatId, UserId};
-use crate::with_db;
+use crate::{with_db, with_db_write};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct AttachmentRow {
@@ -30,7 +30,7 @@ const COLUMNS: &str = "id, owner, chat_id, content_type, name, size, width, heig
 pub(crate) async fn insert(db: &Db, row: &AttachmentRow) -> Result<(), sqlx::Error> {
     let sql =
         format!("INSERT INTO attachments ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)");
-    with_db!(db, pool => sqlx::query(&sql)
+    with_db_write!(db, pool => sqlx::query(&sql)
         .bind(row.id)
         .bind(row.owner)
         .bind(row.chat_id)
@@ -79,7 +79,7 @@ pub(crate) async fn oldest_since(
 
 /// Records that a message in `chat` carries the attachment (its members may now read it).
 pub(crate) async fn mark_attached(db: &Db, id: AttachmentId, chat: ChatId) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query(
+    with_db_write!(db, pool => sqlx::query(
         "UPDATE attachments SET chat_id = $1, attached_at = COALESCE(attached_at, $2) WHERE id = $3")
         .bind(chat)
         .bind(now())
@@ -91,7 +91,7 @@ pub(crate) async fn mark_attached(db: &Db, id: AttachmentId, chat: ChatId) -> Re
 
 /// Makes the attachment `owner`'s avatar.
 pub(crate) async fn mark_avatar(db: &Db, id: AttachmentId, owner: UserId) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("UPDATE attachments SET avatar_of = $1 WHERE id = $2")
+    with_db_write!(db, pool => sqlx::query("UPDATE attachments SET avatar_of = $1 WHERE id = $2")
         .bind(owner)
         .bind(id)
         .execute(pool)
@@ -106,7 +106,7 @@ pub(crate) async fn avatars_of(db: &Db, owner: UserId) -> Result<Vec<AttachmentR
 }
 
 pub(crate) async fn delete(db: &Db, id: AttachmentId) -> Result<bool, sqlx::Error> {
-    with_db!(db, pool => sqlx::query("DELETE FROM attachments WHERE id = $1")
+    with_db_write!(db, pool => sqlx::query("DELETE FROM attachments WHERE id = $1")
         .bind(id)
         .execute(pool)
         .await

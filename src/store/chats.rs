@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::messages::{ChatCounts, MessageRow};
 use super::{id_chunks, is_unique_violation, now, Db};
 use crate::ids::{ChatId, MessageId, UserId};
-use crate::with_db;
+use crate::{with_db, with_db_write};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ChatRow {
@@ -59,7 +59,7 @@ pub async fn find_or_create_pair(db: &Db, from: UserId, to: UserId) -> Result<(C
     let key = pair_key(from, to);
     // An async block, so that `?` lands in `created` (a lost race is handled below) instead of
     // returning the unique violation from this function.
-    let created: Result<(), sqlx::Error> = with_db!(db, pool => async {
+    let created: Result<(), sqlx::Error> = with_db_write!(db, pool => async {
         let mut tx = crate::store::begin_write(pool).await?;
         sqlx::query(
             "INSERT INTO chats (id, from_user, to_user, pair_key, is_group, title, last_seq, created_at, updated_at) \
@@ -92,7 +92,7 @@ pub async fn find_or_create_pair(db: &Db, from: UserId, to: UserId) -> Result<(C
 /// left out), for fixtures that need thousands of chats: the load generator's.
 pub(crate) async fn insert_pairs(db: &Db, pairs: &[(UserId, UserId)]) -> Result<Vec<ChatId>, sqlx::Error> {
     let at = now();
-    with_db!(db, pool => {
+    with_db_write!(db, pool => {
         let mut tx = crate::store::begin_write(pool).await?;
         let mut ids = Vec::with_capacity(pairs.len());
         for &(from, to) in pairs {
@@ -126,7 +126,7 @@ pub(crate) async fn create_group(
 ) -> Result<ChatRow, sqlx::Error> {
     let id = ChatId::new();
     let at = now();
-    with_db!(db, pool => {
+    with_db_write!(db, pool => {
         let mut tx = crate::store::begin_write(pool).await?;
         sqlx::query(
             "INSERT INTO chats (id, from_user, to_user, pair_key, is_group, title, last_seq, created_at, updated_at) \
@@ -147,7 +147,7 @@ pub(crate) async fn create_group(
 }
 
 pub(crate) async fn set_title(db: &Db, chat: ChatId, title: &str) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("UPDATE chats SET title = $2, updated_at = $3 WHERE id = $1")
+    with_db_write!(db, pool => sqlx::query("UPDATE chats SET title = $2, updated_at = $3 WHERE id = $1")
         .bind(chat).bind(title).bind(now()).execute(pool).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -155,7 +155,7 @@ pub(crate) async fn set_title(db: &Db, chat: ChatId, title: &str) -> Result<(), 
 /// Adds a member; false when they already were one. New members start at the chat's current
 /// sequence so joining does not flood them with unread history.
 pub(crate) async fn add_member(db: &Db, chat: ChatId, user: UserId, admin: bool) -> Result<bool, sqlx::Error> {
-    let done = with_db!(db, pool => sqlx::query(
+    let done = with_db_write!(db, pool => sqlx::query(
         "INSERT INTO chat_members (chat_id, user_id, is_admin, last_read_seq, joined_at) \
          SELECT $1, $2, $3, last_seq, $4 FROM chats WHERE id = $1 ON CONFLICT DO NOTHING")
         .bind(chat).bind(user).bind(admin).bind(now())
@@ -180,10 +180,10 @@ pub async fn remove_member(db: &Db, chat: ChatId, user: UserId) -> Result<bool, 
             tx.commit().await?;
             done.rows_affected()
         }
-        Db::Sqlite(pool) => sqlx::query(DELETE)
+        Db::Sqlite(sqlite) => sqlx::query(DELETE)
             .bind(chat)
             .bind(user)
-            .execute(pool)
+            .execute(sqlite.writes())
             .await?
             .rows_affected(),
     };
@@ -199,7 +199,7 @@ pub(crate) async fn members_among(
 ) -> Result<HashSet<(ChatId, UserId)>, sqlx::Error> {
     match db {
         Db::Postgres(pool) => members_among_pg(&mut *pool.acquire().await?, pairs).await,
-        Db::Sqlite(pool) => members_among_sqlite(&mut *pool.acquire().await?, pairs).await,
+        Db::Sqlite(sqlite) => members_among_sqlite(&mut *sqlite.reads().acquire().await?, pairs).await,
     }
 }
 
@@ -456,7 +456,7 @@ pub async fn all(db: &Db, limit: i64) -> Result<Vec<ChatRow>, sqlx::Error> {
 }
 
 pub async fn delete(db: &Db, id: ChatId) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("DELETE FROM chats WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+    with_db_write!(db, pool => sqlx::query("DELETE FROM chats WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -520,7 +520,7 @@ pub(crate) async fn count(db: &Db) -> Result<i64, sqlx::Error> {
 
 /// Sets `user`'s mute flag on `chat`; false when `user` is not a member.
 pub(crate) async fn set_muted(db: &Db, chat: ChatId, user: UserId, muted: bool) -> Result<bool, sqlx::Error> {
-    let changed = with_db!(db, pool => sqlx::query(
+    let changed = with_db_write!(db, pool => sqlx::query(
         "UPDATE chat_members SET muted = $3 WHERE chat_id = $1 AND user_id = $2")
         .bind(chat).bind(user).bind(muted).execute(pool).await.map(|r| r.rows_affected()))?;
     Ok(changed > 0)

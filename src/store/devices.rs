@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{is_unique_violation, now, Db};
 use crate::ids::UserId;
-use crate::with_db;
+use crate::{with_db, with_db_write};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct DeviceRow {
@@ -58,7 +58,7 @@ pub(crate) async fn register(db: &Db, owner: UserId, fields: &DeviceFields) -> R
         "INSERT INTO devices (user_id, name, registration_id, device_id, active, kind, date_created, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {COLUMNS}"
     );
-    let result: Result<Registered, sqlx::Error> = with_db!(db, pool => async {
+    let result: Result<Registered, sqlx::Error> = with_db_write!(db, pool => async {
         let mut tx = crate::store::begin_write(pool).await?;
         let held = sqlx::query_as::<_, DeviceRow>(&select)
             .bind(&fields.registration_id)
@@ -128,7 +128,7 @@ pub(crate) async fn update(db: &Db, id: i64, owner: UserId, fields: &DeviceField
         "UPDATE devices SET name = $2, registration_id = $3, device_id = $4, active = $5, kind = $6, updated_at = $7 \
          WHERE id = $1 RETURNING {COLUMNS}"
     );
-    let result: Result<Changed, sqlx::Error> = with_db!(db, pool => async {
+    let result: Result<Changed, sqlx::Error> = with_db_write!(db, pool => async {
         let mut tx = crate::store::begin_write(pool).await?;
         let held = sqlx::query_as::<_, DeviceRow>(&select)
             .bind(&fields.registration_id)
@@ -154,19 +154,19 @@ pub(crate) async fn update(db: &Db, id: i64, owner: UserId, fields: &DeviceField
 }
 
 pub(crate) async fn delete(db: &Db, id: i64) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("DELETE FROM devices WHERE id = $1").bind(id).execute(pool).await.map(|_| ()))
+    with_db_write!(db, pool => sqlx::query("DELETE FROM devices WHERE id = $1").bind(id).execute(pool).await.map(|_| ()))
 }
 
 /// Stops pushing to a device the provider no longer knows (the row stays, as fcm-django's does).
 pub(crate) async fn deactivate(db: &Db, id: i64) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("UPDATE devices SET active = FALSE, updated_at = $2 WHERE id = $1")
+    with_db_write!(db, pool => sqlx::query("UPDATE devices SET active = FALSE, updated_at = $2 WHERE id = $1")
         .bind(id).bind(now()).execute(pool).await.map(|_| ()))
 }
 
 /// Turns pushing to a device on or off (the admin site); the changed row, if it exists.
 pub(crate) async fn set_active(db: &Db, id: i64, active: bool) -> Result<Option<DeviceRow>, sqlx::Error> {
     let sql = format!("UPDATE devices SET active = $2, updated_at = $3 WHERE id = $1 RETURNING {COLUMNS}");
-    with_db!(db, pool => sqlx::query_as::<_, DeviceRow>(&sql)
+    with_db_write!(db, pool => sqlx::query_as::<_, DeviceRow>(&sql)
         .bind(id).bind(active).bind(now()).fetch_optional(pool).await)
 }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::messages::MessageRow;
 use super::users::UserRow;
 use super::{now, Db};
-use crate::with_db;
+use crate::{with_db, with_db_write};
 
 /// The pair key of a two-person chat; the same text `store::chats` writes and looks up.
 pub fn pair_key(a: Uuid, b: Uuid) -> String {
@@ -22,10 +22,10 @@ pub fn pair_key(a: Uuid, b: Uuid) -> String {
 /// True when `table` exists in Causerie's database (tables of later migrations may not yet).
 pub async fn has_table(db: &Db, table: &str) -> Result<bool, sqlx::Error> {
     let count: i64 = match db {
-        Db::Sqlite(pool) => {
+        Db::Sqlite(sqlite) => {
             sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1")
                 .bind(table)
-                .fetch_one(pool)
+                .fetch_one(sqlite.reads())
                 .await?
         }
         Db::Postgres(pool) => sqlx::query_scalar(
@@ -63,7 +63,7 @@ pub async fn watermarks(db: &Db) -> Result<HashMap<String, DateTime<Utc>>, sqlx:
 
 pub async fn save_watermarks(db: &Db, marks: &[(&str, DateTime<Utc>)]) -> Result<(), sqlx::Error> {
     let at = now();
-    with_db!(db, pool => {
+    with_db_write!(db, pool => {
         let mut tx = crate::store::begin_write(pool).await?;
         for (table, after) in marks {
             sqlx::query(
@@ -169,7 +169,7 @@ pub async fn apply_users(db: &Db, writes: &[UserWrite]) -> Result<(), sqlx::Erro
     if writes.is_empty() {
         return Ok(());
     }
-    with_db!(db, pool => {
+    with_db_write!(db, pool => {
         let mut tx = crate::store::begin_write(pool).await?;
         for write in writes {
             let u = &write.user;
@@ -248,7 +248,7 @@ pub async fn apply_chats(db: &Db, writes: &ChatWrites) -> Result<(), sqlx::Error
     if writes.is_empty() {
         return Ok(());
     }
-    with_db!(db, pool => {
+    with_db_write!(db, pool => {
         let mut tx = crate::store::begin_write(pool).await?;
         for chat in &writes.new {
             sqlx::query(
@@ -413,7 +413,7 @@ pub async fn apply_messages(
              WHERE chats.id = v.column1"
         )
     };
-    with_db!(db, pool => {
+    with_db_write!(db, pool => {
         let mut tx = crate::store::begin_write(pool).await?;
         for piece in in_pieces(new) {
             let sql = insert_sql(piece.len());
@@ -491,7 +491,7 @@ pub async fn mark_read(db: &Db, ids: &[Uuid], chats: &[Uuid]) -> Result<(), sqlx
     if ids.is_empty() {
         return Ok(());
     }
-    with_db!(db, pool => {
+    with_db_write!(db, pool => {
         let mut tx = crate::store::begin_write(pool).await?;
         for id in ids {
             sqlx::query("UPDATE messages SET is_read = TRUE WHERE id = $1").bind(id).execute(&mut *tx).await?;
@@ -524,7 +524,7 @@ pub async fn apply_devices(db: &Db, devices: &[ImportedDevice]) -> Result<(), sq
         return Ok(());
     }
     let at = now();
-    with_db!(db, pool => {
+    with_db_write!(db, pool => {
         let mut tx = crate::store::begin_write(pool).await?;
         for d in devices {
             sqlx::query(

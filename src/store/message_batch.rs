@@ -71,7 +71,8 @@ pub(crate) async fn insert_batch_with_push(
             tx.commit().await?;
             Ok(plan.results(earlier, rows))
         }
-        Db::Sqlite(pool) => {
+        Db::Sqlite(sqlite) => {
+            let pool = sqlite.writes();
             // The write lock up front (`begin_write`): the clientId lookup reads first.
             let mut tx = crate::store::begin_write(pool).await?;
             let client_ids: Vec<&str> = batch.iter().filter_map(|m| m.client_id.as_deref()).collect();

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{now, Db};
 use crate::ids::{ChatId, MessageId, UserId};
-use crate::with_db;
+use crate::{with_db, with_db_write};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MessageRow {
@@ -255,14 +255,14 @@ pub async fn since(db: &Db, chat: ChatId, seq: i64, limit: i64) -> Result<Vec<Me
 pub(crate) async fn edit_body(db: &Db, id: MessageId, body: &str) -> Result<Option<MessageRow>, sqlx::Error> {
     let sql =
         format!("UPDATE messages SET body = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}");
-    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(body).bind(now()).fetch_optional(pool).await)
+    with_db_write!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(body).bind(now()).fetch_optional(pool).await)
 }
 
 pub(crate) async fn set_read(db: &Db, id: MessageId, read: bool) -> Result<Option<MessageRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE messages SET is_read = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}"
     );
-    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(read).bind(now()).fetch_optional(pool).await)
+    with_db_write!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(read).bind(now()).fetch_optional(pool).await)
 }
 
 /// Soft delete: the row stays as a tombstone so catch-up can tell clients it is gone. The
@@ -272,7 +272,7 @@ pub(crate) async fn delete(db: &Db, id: MessageId) -> Result<Option<MessageRow>,
     let sql = format!(
         "UPDATE messages SET deleted = TRUE, body = '', extra_data = NULL, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}"
     );
-    with_db!(db, pool => {
+    with_db_write!(db, pool => {
         let mut tx = crate::store::begin_write(pool).await?;
         let gone = sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(now()).fetch_optional(&mut *tx).await?;
         if let Some(gone) = &gone {
@@ -299,7 +299,7 @@ pub(crate) async fn mark_read_by_ids(
          AND chat_id IN (SELECT chat_id FROM chat_members WHERE user_id = $2) RETURNING {COLUMNS}"
     );
     let at = now();
-    with_db!(db, pool => {
+    with_db_write!(db, pool => {
         let mut tx = crate::store::begin_write(pool).await?;
         let mut changed = Vec::new();
         for id in ids {
@@ -322,7 +322,7 @@ pub(crate) async fn mark_read_upto(
     seq: i64,
     flag_messages: bool,
 ) -> Result<i64, sqlx::Error> {
-    with_db!(db, pool => {
+    with_db_write!(db, pool => {
         let mut tx = crate::store::begin_write(pool).await?;
         let mark: i64 = sqlx::query_scalar(
             "UPDATE chat_members SET last_read_seq = CASE WHEN last_read_seq < $3 THEN $3 ELSE last_read_seq END \
@@ -424,7 +424,7 @@ pub(crate) async fn data_url_photos(db: &Db, after: MessageId, limit: i64) -> Re
 
 /// Replaces a message's `extra_data` (a converted photo), leaving its other fields alone.
 pub(crate) async fn set_extra_data(db: &Db, id: MessageId, extra: &str) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("UPDATE messages SET extra_data = $2 WHERE id = $1")
+    with_db_write!(db, pool => sqlx::query("UPDATE messages SET extra_data = $2 WHERE id = $1")
         .bind(id)
         .bind(extra)
         .execute(pool)
@@ -462,5 +462,5 @@ pub(crate) async fn replace_extra_data(
     let sql = format!(
         "UPDATE messages SET extra_data = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {COLUMNS}"
     );
-    with_db!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(extra).bind(now()).fetch_optional(pool).await)
+    with_db_write!(db, pool => sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(extra).bind(now()).fetch_optional(pool).await)
 }

@@ -28,16 +28,67 @@ use sqlx::{PgPool, SqlitePool};
 
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool of whichever backend `$db` is.
+/// A SQLite database as two pools: readers, and the one connection that writes.
+///
+/// SQLite lets one connection write at a time. When several pooled connections try, the losers
+/// sleep in SQLite's busy handler (1, 2, 5, 10 … ms) and retry, which put the app's small
+/// writes at p99 35–60 ms beside the group commit (docs/benchmarks.md). With one writing
+/// connection they wait their turn in the pool's queue instead, first come first served, and
+/// wake the moment the writer is free; readers are not held up (WAL).
+#[derive(Clone, Debug)]
+pub struct SqliteDb {
+    reads: SqlitePool,
+    writes: SqlitePool,
+}
+
+impl SqliteDb {
+    /// Both roles on one pool: a read-only source, or an in-memory database (a second pool
+    /// would open a second, empty database).
+    pub fn single(pool: SqlitePool) -> SqliteDb {
+        SqliteDb {
+            reads: pool.clone(),
+            writes: pool,
+        }
+    }
+
+    pub fn reads(&self) -> &SqlitePool {
+        &self.reads
+    }
+
+    pub fn writes(&self) -> &SqlitePool {
+        &self.writes
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of whichever backend `$db` is: on
+/// SQLite the readers' pool. A statement that writes goes through [`with_db_write!`] instead.
 #[macro_export]
 macro_rules! with_db {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Sqlite(sqlite) => {
+                let $pool = sqlite.reads();
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// [`with_db!`] for statements and transactions that write: on SQLite `$pool` is the single
+/// writing connection's pool ([`SqliteDb`]).
+#[macro_export]
+macro_rules! with_db_write {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite(sqlite) => {
+                let $pool = sqlite.writes();
+                $body
+            }
             $crate::store::Db::Postgres($pool) => $body,
         }
     };
@@ -76,18 +127,27 @@ impl Db {
                 // Checkpoint the WAL every ~32 MiB rather than 4 MiB: pages rewritten by many
                 // commits are copied into the database file once.
                 .pragma("wal_autocheckpoint", "8192");
-            let pool = SqlitePoolOptions::new()
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let reads = SqlitePoolOptions::new()
                 .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options.clone())
+                .await?;
+            if in_memory {
+                return Ok(Db::Sqlite(SqliteDb::single(reads)));
+            }
+            let writes = SqlitePoolOptions::new()
+                .max_connections(1)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
-            Ok(Db::Sqlite(pool))
+            Ok(Db::Sqlite(SqliteDb { reads, writes }))
         }
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         match self {
-            Db::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+            Db::Sqlite(sqlite) => SQLITE_MIGRATIONS.run(sqlite.writes()).await,
             Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
         }
     }
@@ -103,7 +163,13 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        with_db!(self, pool => pool.close().await)
+        match self {
+            Db::Sqlite(sqlite) => {
+                sqlite.writes.close().await;
+                sqlite.reads.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 }
 

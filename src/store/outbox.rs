@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::{id_chunks, now, Db};
 use crate::ids::{ChatId, MessageId, UserId};
-use crate::with_db;
+use crate::{with_db, with_db_write};
 
 /// A claimed job with what its notification shows.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -74,7 +74,8 @@ pub(crate) async fn claim(db: &Db, users: i64, lease: Duration) -> Result<Vec<Jo
                 .fetch_all(pool)
                 .await?
         }
-        Db::Sqlite(pool) => {
+        Db::Sqlite(sqlite) => {
+            let pool = sqlite.writes();
             let sql = format!(
                 "UPDATE push_outbox SET leased_until = $2, attempts = attempts + 1 \
                  WHERE {PENDING_FREE} AND user_id IN ({due_users}) RETURNING id"
@@ -122,7 +123,7 @@ pub(crate) async fn finish(db: &Db, ids: &[i64], state: Final, error: Option<&st
              WHERE id IN {}",
             chunk.placeholders(4)
         );
-        with_db!(db, pool => {
+        with_db_write!(db, pool => {
             let mut query = sqlx::query(&sql).bind(state.word()).bind(error).bind(at);
             for id in chunk.padded() {
                 query = query.bind(id);
@@ -147,7 +148,7 @@ pub(crate) async fn retry(
              WHERE id IN {}",
             chunk.placeholders(4)
         );
-        with_db!(db, pool => {
+        with_db_write!(db, pool => {
             let mut query = sqlx::query(&sql).bind(super::truncate(due)).bind(done_devices).bind(error);
             for id in chunk.padded() {
                 query = query.bind(id);
@@ -175,7 +176,7 @@ pub(crate) async fn next_due(db: &Db) -> Result<Option<DateTime<Utc>>, sqlx::Err
 
 /// Removes finished jobs older than `before` (the outbox keeps final states for a while).
 pub(crate) async fn purge_finished(db: &Db, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
-    with_db!(db, pool => sqlx::query("DELETE FROM push_outbox WHERE status <> 'pending' AND finished_at < $1")
+    with_db_write!(db, pool => sqlx::query("DELETE FROM push_outbox WHERE status <> 'pending' AND finished_at < $1")
         .bind(before).execute(pool).await.map(|r| r.rows_affected()))
 }
 

@@ -7,14 +7,14 @@ use chrono::{DateTime, Utc};
 
 use super::{id_chunks, now, Db};
 use crate::ids::UserId;
-use crate::with_db;
+use crate::{with_db, with_db_write};
 
 /// Records the app's declaration and shows it; the time when `online` changed, None when it
 /// already was `online`. `last_connexion_date` is the app's to send with it, as in Django (a
 /// PATCH changes only the fields it names).
 pub(crate) async fn declare(db: &Db, id: UserId, online: bool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let at = now();
-    with_db!(db, pool => sqlx::query(
+    with_db_write!(db, pool => sqlx::query(
         "UPDATE users SET presence_declared = $2, presence_declared_at = $3 WHERE id = $1")
         .bind(id)
         .bind(online)
@@ -22,7 +22,7 @@ pub(crate) async fn declare(db: &Db, id: UserId, online: bool) -> Result<Option<
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
-    let changed = with_db!(db, pool => sqlx::query(
+    let changed = with_db_write!(db, pool => sqlx::query(
         "UPDATE users SET online = $2 WHERE id = $1 AND online <> $2")
         .bind(id)
         .bind(online)
@@ -45,7 +45,7 @@ pub(crate) async fn sockets_opened(db: &Db, ids: &[UserId]) -> Result<(Vec<UserI
              WHERE id IN {} AND online = FALSE RETURNING id",
             chunk.placeholders(2)
         );
-        changed.extend(with_db!(db, pool => {
+        changed.extend(with_db_write!(db, pool => {
             let mut query = sqlx::query_scalar::<_, UserId>(&sql).bind(at);
             for id in chunk.padded() {
                 query = query.bind(id);
@@ -60,7 +60,7 @@ pub(crate) async fn sockets_opened(db: &Db, ids: &[UserId]) -> Result<(Vec<UserI
 /// the change, None when nothing changed.
 pub(crate) async fn sockets_gone(db: &Db, id: UserId) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let at = now();
-    let changed = with_db!(db, pool => sqlx::query(
+    let changed = with_db_write!(db, pool => sqlx::query(
         "UPDATE users SET online = FALSE, last_connexion_date = $2 \
          WHERE id = $1 AND online = TRUE AND presence_declared = FALSE")
         .bind(id)
@@ -76,7 +76,7 @@ pub(crate) async fn sockets_gone(db: &Db, id: UserId) -> Result<Option<DateTime<
 /// changed.
 pub(crate) async fn expire(db: &Db, id: UserId, cutoff: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let at = now();
-    let changed = with_db!(db, pool => sqlx::query(
+    let changed = with_db_write!(db, pool => sqlx::query(
         "UPDATE users SET online = FALSE, presence_declared = FALSE, last_connexion_date = $2 \
          WHERE id = $1 AND online = TRUE AND (presence_declared_at IS NULL OR presence_declared_at < $3)")
         .bind(id)

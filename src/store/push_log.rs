@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::{now, Db};
 use crate::ids::UserId;
-use crate::with_db;
+use crate::{with_db, with_db_write};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub(crate) struct AttemptRow {
@@ -29,7 +29,7 @@ pub(crate) struct NewAttempt<'a> {
 }
 
 pub(crate) async fn insert(db: &Db, row: &NewAttempt<'_>) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query(
+    with_db_write!(db, pool => sqlx::query(
         "INSERT INTO push_attempts (user_id, device_id, device_kind, source, outcome, detail, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(row.user_id)
@@ -57,10 +57,10 @@ pub(crate) async fn newest_for_user(db: &Db, user: UserId, limit: i64) -> Result
 
 /// Removes attempts older than `before`, and all but the newest `keep`; how many went.
 pub(crate) async fn prune(db: &Db, before: DateTime<Utc>, keep: i64) -> Result<u64, sqlx::Error> {
-    let old = with_db!(db, pool => sqlx::query("DELETE FROM push_attempts WHERE at < $1")
+    let old = with_db_write!(db, pool => sqlx::query("DELETE FROM push_attempts WHERE at < $1")
         .bind(before).execute(pool).await.map(|r| r.rows_affected()))?;
     // Ids grow with time: everything below the `keep`-th newest id goes.
-    let excess = with_db!(db, pool => sqlx::query(
+    let excess = with_db_write!(db, pool => sqlx::query(
         "DELETE FROM push_attempts WHERE id <= \
            (SELECT id FROM push_attempts ORDER BY id DESC LIMIT 1 OFFSET $1)")
         .bind(keep).execute(pool).await.map(|r| r.rows_affected()))?;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{now, Db};
 use crate::ids::UserId;
-use crate::with_db;
+use crate::{with_db, with_db_write};
 
 /// Blacklists a token (`rotated`: because rotation replaced it, not by a logout); returns false
 /// when it already was (so a rotated token is used once).
@@ -15,7 +15,7 @@ pub(crate) async fn blacklist(
     expires_at: DateTime<Utc>,
     rotated: bool,
 ) -> Result<bool, sqlx::Error> {
-    let done = with_db!(db, pool => sqlx::query(
+    let done = with_db_write!(db, pool => sqlx::query(
         "INSERT INTO token_blacklist (jti, user_id, expires_at, rotated) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (jti) DO NOTHING")
         .bind(jti)
@@ -50,7 +50,7 @@ pub(crate) async fn is_blacklisted(db: &Db, jti: &str) -> Result<Listed, sqlx::E
 
 /// Drops entries for tokens that have expired anyway (SimpleJWT's `flushexpiredtokens`).
 pub(crate) async fn flush_expired(db: &Db) -> Result<u64, sqlx::Error> {
-    with_db!(db, pool => sqlx::query("DELETE FROM token_blacklist WHERE expires_at < $1")
+    with_db_write!(db, pool => sqlx::query("DELETE FROM token_blacklist WHERE expires_at < $1")
         .bind(now())
         .execute(pool)
         .await

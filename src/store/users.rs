@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{id_chunks, now, Db};
 use crate::ids::UserId;
-use crate::with_db;
+use crate::{with_db, with_db_write};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct UserRow {
@@ -69,7 +69,7 @@ pub async fn insert(db: &Db, new: &NewUser<'_>) -> Result<UserRow, sqlx::Error> 
     );
     let id = UserId::new();
     let at = now();
-    with_db!(db, pool => sqlx::query_as::<_, UserRow>(&sql)
+    with_db_write!(db, pool => sqlx::query_as::<_, UserRow>(&sql)
         .bind(id)
         .bind(new.email)
         .bind(new.password_hash)
@@ -125,7 +125,7 @@ pub(crate) async fn update_profile(
     );
     let connexion = change.last_connexion_date.flatten();
     let avatar = change.avatar.clone().flatten();
-    with_db!(db, pool => sqlx::query_as::<_, UserRow>(&sql)
+    with_db_write!(db, pool => sqlx::query_as::<_, UserRow>(&sql)
         .bind(id)
         .bind(change.first_name.as_deref())
         .bind(change.last_name.as_deref())
@@ -141,7 +141,7 @@ pub(crate) async fn update_profile(
 /// Stores a new hash of the *same* password (the upgrade to argon2id at login): no session
 /// ends. A new password goes through [`change_password`], which revokes every token.
 pub async fn set_password(db: &Db, id: UserId, hash: &str) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("UPDATE users SET password = $2, updated_at = $3 WHERE id = $1")
+    with_db_write!(db, pool => sqlx::query("UPDATE users SET password = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
         .bind(hash)
         .bind(now())
@@ -152,7 +152,7 @@ pub async fn set_password(db: &Db, id: UserId, hash: &str) -> Result<(), sqlx::E
 }
 
 pub(crate) async fn record_login(db: &Db, id: UserId) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("UPDATE users SET last_login = $2 WHERE id = $1")
+    with_db_write!(db, pool => sqlx::query("UPDATE users SET last_login = $2 WHERE id = $1")
         .bind(id)
         .bind(now())
         .execute(pool)
@@ -163,7 +163,7 @@ pub(crate) async fn record_login(db: &Db, id: UserId) -> Result<(), sqlx::Error>
 
 /// A new password that ends every session: the token epoch moves on with it.
 pub(crate) async fn change_password(db: &Db, id: UserId, hash: &str) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query(
+    with_db_write!(db, pool => sqlx::query(
         "UPDATE users SET password = $2, token_epoch = token_epoch + 1, updated_at = $3 WHERE id = $1")
         .bind(id)
         .bind(hash)
@@ -176,7 +176,7 @@ pub(crate) async fn change_password(db: &Db, id: UserId, hash: &str) -> Result<(
 
 /// Moves the token epoch on: every token issued so far is refused.
 pub(crate) async fn bump_epoch(db: &Db, id: UserId) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("UPDATE users SET token_epoch = token_epoch + 1 WHERE id = $1")
+    with_db_write!(db, pool => sqlx::query("UPDATE users SET token_epoch = token_epoch + 1 WHERE id = $1")
         .bind(id)
         .execute(pool)
         .await
@@ -187,7 +187,7 @@ pub(crate) async fn bump_epoch(db: &Db, id: UserId) -> Result<(), sqlx::Error> {
 /// Activates or deactivates; a deactivation also moves the token epoch on, so the tokens
 /// issued before it stay refused after a reactivation.
 pub async fn set_active(db: &Db, id: UserId, active: bool) -> Result<bool, sqlx::Error> {
-    let done = with_db!(db, pool => sqlx::query(
+    let done = with_db_write!(db, pool => sqlx::query(
         "UPDATE users SET is_active = $2, updated_at = $3, \
          token_epoch = token_epoch + CASE WHEN $2 THEN 0 ELSE 1 END WHERE id = $1")
         .bind(id)
@@ -200,7 +200,7 @@ pub async fn set_active(db: &Db, id: UserId, active: bool) -> Result<bool, sqlx:
 }
 
 pub async fn set_staff(db: &Db, id: UserId, staff: bool, superuser: bool) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("UPDATE users SET is_staff = $2, is_superuser = $3 WHERE id = $1")
+    with_db_write!(db, pool => sqlx::query("UPDATE users SET is_staff = $2, is_superuser = $3 WHERE id = $1")
         .bind(id)
         .bind(staff)
         .bind(superuser)
@@ -211,7 +211,7 @@ pub async fn set_staff(db: &Db, id: UserId, staff: bool, superuser: bool) -> Res
 }
 
 pub async fn delete(db: &Db, id: UserId) -> Result<(), sqlx::Error> {
-    with_db!(db, pool => sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
+    with_db_write!(db, pool => sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -410,7 +410,7 @@ pub(crate) async fn change_account(
          updated_at = $7, token_epoch = token_epoch + CASE WHEN is_active AND NOT $4 THEN 1 ELSE 0 END \
          WHERE id = $1 RETURNING {COLUMNS}"
     );
-    with_db!(db, pool => sqlx::query_as::<_, UserRow>(&sql)
+    with_db_write!(db, pool => sqlx::query_as::<_, UserRow>(&sql)
         .bind(id)
         .bind(&change.first_name)
         .bind(&change.last_name)
