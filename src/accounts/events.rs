@@ -3,6 +3,7 @@
 //! `realtime::Fanout` implements it (through Redis when configured); the account service knows
 //! nothing of sockets or Redis.
 
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::UserId;
@@ -23,6 +24,11 @@ pub(crate) trait AccountEvents: Send + Sync {
     /// The user's tokens no longer work: forget cached copies and close their sockets, on
     /// every instance. Called after the change is stored.
     fn closed(&self, user: UserId, why: AccountClosed);
+    /// Resolves once every other instance has applied what this one announced so far (or a
+    /// bounded wait has passed): a change answered after it is not served stale anywhere.
+    fn heard_everywhere(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// For services built without sockets (CLI commands): nobody to tell.

@@ -309,6 +309,7 @@ impl Accounts {
     pub(crate) async fn revoke_all(&self, user: UserId, why: AccountClosed) -> AccountResult<()> {
         users::bump_epoch(self.db(), user).await?;
         self.closed(user, why);
+        self.0.events.heard_everywhere().await;
         Ok(())
     }
 
@@ -420,6 +421,7 @@ impl Accounts {
         // A new password ends every session: whoever knew the old one may hold its tokens.
         users::change_password(self.db(), user.id, &hash).await?;
         self.closed(user.id, AccountClosed::Revoked);
+        self.0.events.heard_everywhere().await;
         Ok(())
     }
 
@@ -533,6 +535,7 @@ impl Accounts {
         };
         let updated = users::update_profile(self.db(), id, change).await?;
         self.changed(id);
+        self.0.events.heard_everywhere().await;
         if let Some(declared) = declared {
             self.0.activity.declare(declared);
         }
@@ -543,6 +546,7 @@ impl Accounts {
     pub(crate) async fn delete_user(&self, id: UserId) -> AccountResult<()> {
         users::delete(self.db(), id).await?;
         self.closed(id, AccountClosed::Deleted);
+        self.0.events.heard_everywhere().await;
         // The deletion reaches rows that do not name the user's stamp (their messages'
         // authors in chats they had left): every cached view is void.
         self.freshness().touch_all();
@@ -589,6 +593,7 @@ impl Accounts {
         } else {
             self.closed(id, AccountClosed::Deactivated);
         }
+        self.0.events.heard_everywhere().await;
         Ok(found)
     }
 
@@ -635,6 +640,7 @@ impl Accounts {
         } else {
             self.closed(id, AccountClosed::Deactivated);
         }
+        self.0.events.heard_everywhere().await;
         Ok(changed)
     }
 

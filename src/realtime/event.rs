@@ -49,6 +49,16 @@ pub(crate) enum Event {
     AccountChanged {
         user: UserId,
     },
+    /// Every instance that receives it answers `Heard` with the same token: it has applied
+    /// every event its origin published before (one channel, one publisher: Redis keeps
+    /// their order). Never sent to clients.
+    Barrier {
+        token: uuid::Uuid,
+    },
+    /// The answer to a `Barrier`. Never sent to clients.
+    Heard {
+        token: uuid::Uuid,
+    },
 }
 
 /// Why an account's sockets were closed by the server (the account service's reason).
@@ -60,7 +70,11 @@ impl Event {
         match self {
             Event::Chat { event } => Some(event.chat()),
             Event::Typing { chat, .. } | Event::Resync { chat } => Some(*chat),
-            Event::Presence { .. } | Event::Disconnect { .. } | Event::AccountChanged { .. } => None,
+            Event::Presence { .. }
+            | Event::Disconnect { .. }
+            | Event::AccountChanged { .. }
+            | Event::Barrier { .. }
+            | Event::Heard { .. } => None,
         }
     }
 
@@ -181,6 +195,10 @@ fn v2_frame(event: &Event) -> Option<ServerFrame<&MessageView>> {
             online,
             last_connexion_date: at,
         }),
-        Event::Resync { .. } | Event::Disconnect { .. } | Event::AccountChanged { .. } => return None,
+        Event::Resync { .. }
+        | Event::Disconnect { .. }
+        | Event::AccountChanged { .. }
+        | Event::Barrier { .. }
+        | Event::Heard { .. } => return None,
     })
 }

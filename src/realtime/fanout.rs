@@ -19,7 +19,7 @@
 //! Each instance also keeps a heartbeat entry in the sorted set `causerie:instances` (score:
 //! when it expires), so that the admin dashboard can count the live instances.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -45,6 +45,10 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
 const HEARTBEAT_TTL: Duration = Duration::from_secs(30);
 const PUBLISH_QUEUE: usize = 65_536;
 const PUBLISH_BATCH: usize = 512;
+/// The longest a change to a user waits for the other instances to have heard it. An instance
+/// that does not answer in time is one whose subscription is failing (it stops using its
+/// cache when it notices) or one that died within the last [`HEARTBEAT_TTL`].
+const HEARD_WAIT: Duration = Duration::from_millis(500);
 /// How often the memberships of local sockets are re-read while nothing else prompted it.
 pub(crate) const MEMBERSHIP_RECHECK_EVERY: Duration = Duration::from_secs(60);
 
@@ -82,6 +86,8 @@ struct RedisRelay {
     /// The account service's cache of users: told of changes heard from other instances, and
     /// out of use while this instance may not hear them.
     auth: AuthCache,
+    /// Barriers this instance published, by token: answers still expected, and the waiter.
+    barriers: Mutex<HashMap<Uuid, (u64, Option<oneshot::Sender<()>>)>>,
 }
 
 /// The two Redis connection loops of a relay, to be run by the server's task owner.
@@ -141,6 +147,7 @@ impl Fanout {
             publisher_up: AtomicBool::new(false),
             dropped: Mutex::new(HashSet::new()),
             auth,
+            barriers: Mutex::new(HashMap::new()),
         });
         let (commands, command_rx) = mpsc::unbounded_channel();
         hub.set_room_watcher(Arc::new(move |chat, active| {
@@ -223,6 +230,37 @@ impl Fanout {
         }
     }
 
+    /// Publishes a barrier after everything queued so far and waits, at most [`HEARD_WAIT`],
+    /// until every other live instance has answered it. Without Redis, or alone, at once.
+    async fn heard_everywhere(&self) {
+        let Some(relay) = &self.redis else { return };
+        let Some(live) = self.live_instances().await else {
+            return;
+        };
+        let others = live.saturating_sub(1);
+        if others == 0 {
+            return;
+        }
+        let token = Uuid::new_v4();
+        let (done, heard) = oneshot::channel();
+        relay.barriers.lock().insert(token, (others, Some(done)));
+        let barrier = Envelope {
+            origin: relay.instance,
+            event: Event::Barrier { token },
+            users: Vec::new(),
+        };
+        let answered = relay.outbox.try_send(barrier).is_ok()
+            && tokio::time::timeout(HEARD_WAIT, heard).await.is_ok_and(|r| r.is_ok());
+        relay.barriers.lock().remove(&token);
+        if !answered {
+            metrics::counter!("causerie_fanout_barrier_timeouts_total").increment(1);
+            tracing::warn!(
+                instances = others,
+                "not every instance confirmed a change to a user in time"
+            );
+        }
+    }
+
     fn publish(&self, event: Event, users: Vec<UserId>) {
         let delivery = Arc::new(Delivery::new(event));
         deliver_locally(&self.hub, delivery.clone(), &users);
@@ -252,6 +290,10 @@ impl AccountEvents for Fanout {
     fn closed(&self, user: UserId, why: crate::accounts::AccountClosed) {
         self.disconnect(user, why);
     }
+
+    fn heard_everywhere(&self) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(Fanout::heard_everywhere(self))
+    }
 }
 
 impl EventSink for Fanout {
@@ -264,8 +306,8 @@ impl EventSink for Fanout {
 fn deliver_locally(hub: &Hub, delivery: Arc<Delivery>, users: &[UserId]) {
     match delivery.event {
         Event::Disconnect { user, why } => return hub.kick_user(user, KickReason::Account(why)),
-        // Only the account cache cares (see `subscribe_loop`).
-        Event::AccountChanged { .. } => return,
+        // Only the account cache and the relay care (see `subscribe_loop`).
+        Event::AccountChanged { .. } | Event::Barrier { .. } | Event::Heard { .. } => return,
         _ => {}
     }
     if let Some(chat) = delivery.event.chat() {
@@ -496,6 +538,19 @@ async fn recheck_loop(chats: Chats, hub: Arc<Hub>, stop: CancellationToken) {
     }
 }
 
+/// One more instance answered the barrier `token`; the last answer wakes its waiter.
+fn heard(relay: &RedisRelay, token: Uuid) {
+    let mut barriers = relay.barriers.lock();
+    if let Some((missing, waiter)) = barriers.get_mut(&token) {
+        *missing = missing.saturating_sub(1);
+        if *missing == 0 {
+            if let Some(waiter) = waiter.take() {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
 async fn subscribe_loop(
     client: redis::Client,
     relay: Arc<RedisRelay>,
@@ -550,6 +605,19 @@ async fn subscribe_loop(
                         Ok(envelope) if envelope.origin != relay.instance => {
                             if let Event::Disconnect { user, .. } | Event::AccountChanged { user } = envelope.event {
                                 relay.auth.forget(user);
+                            }
+                            match envelope.event {
+                                // Everything published before the barrier has been applied:
+                                // events are handled in the order they arrive.
+                                Event::Barrier { token } => {
+                                    let _ = relay.outbox.try_send(Envelope {
+                                        origin: relay.instance,
+                                        event: Event::Heard { token },
+                                        users: Vec::new(),
+                                    });
+                                }
+                                Event::Heard { token } => heard(&relay, token),
+                                _ => {}
                             }
                             if let Event::Resync { chat } = envelope.event {
                                 // The announcing instance lost events of this chat, perhaps a removal.
