@@ -28,7 +28,15 @@ pub mod store {
 
     pub mod messages {
         pub use crate::store::message_batch::{insert_batch, NotAMember, Outcomes};
-        pub use crate::store::messages::{count, since, MessageRow, NewMessage, Stored};
+        pub use crate::store::messages::{count, mark_read_upto, since, MessageRow, NewMessage, Stored};
+    }
+
+    pub mod tokens {
+        pub use crate::store::tokens::{blacklist, is_blacklisted, Listed};
+    }
+
+    pub mod presence {
+        pub use crate::store::presence::{declare, shown, sockets_gone, sockets_opened};
     }
 }
 

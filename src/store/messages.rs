@@ -6,9 +6,10 @@
 
 use chrono::{DateTime, Utc};
 
+use super::shared_commit::{self, SmallWrite, WriteConn};
 use super::{now, Db};
 use crate::ids::{ChatId, MessageId, UserId};
-use crate::{with_db, with_db_write};
+use crate::{with_conn, with_db, with_db_write};
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct MessageRow {
@@ -293,21 +294,28 @@ pub(crate) async fn mark_read_by_ids(
     reader: UserId,
     ids: &[MessageId],
 ) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let ids = ids.to_vec();
+    shared_commit::store(db, |reply| SmallWrite::MarkReadByIds { reader, ids, reply }).await
+}
+
+pub(super) async fn mark_read_by_ids_on(
+    conn: WriteConn<'_>,
+    reader: UserId,
+    ids: &[MessageId],
+) -> Result<Vec<MessageRow>, sqlx::Error> {
     let sql = format!(
         "UPDATE messages SET is_read = TRUE, updated_at = $3 WHERE id = $1 AND deleted = FALSE AND is_read = FALSE \
          AND author IS NOT NULL AND author <> $2 \
          AND chat_id IN (SELECT chat_id FROM chat_members WHERE user_id = $2) RETURNING {COLUMNS}"
     );
     let at = now();
-    with_db_write!(db, pool => {
-        let mut tx = crate::store::begin_write(pool).await?;
+    with_conn!(conn, c => {
         let mut changed = Vec::new();
         for id in ids {
-            if let Some(row) = sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(reader).bind(at).fetch_optional(&mut *tx).await? {
+            if let Some(row) = sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(reader).bind(at).fetch_optional(&mut *c).await? {
                 changed.push(row);
             }
         }
-        tx.commit().await?;
         Ok(changed)
     })
 }
@@ -315,28 +323,43 @@ pub(crate) async fn mark_read_by_ids(
 /// A read receipt: `reader` has read everything in `chat` up to `seq`. Moves their read mark
 /// (never backwards) and, in two-person chats, sets `isRead` on the other person's messages.
 /// Returns the new mark.
-pub(crate) async fn mark_read_upto(
+pub async fn mark_read_upto(
     db: &Db,
     chat: ChatId,
     reader: UserId,
     seq: i64,
     flag_messages: bool,
 ) -> Result<i64, sqlx::Error> {
-    with_db_write!(db, pool => {
-        let mut tx = crate::store::begin_write(pool).await?;
+    shared_commit::store(db, |reply| SmallWrite::MarkReadUpto {
+        chat,
+        reader,
+        seq,
+        flag_messages,
+        reply,
+    })
+    .await
+}
+
+pub(super) async fn mark_read_upto_on(
+    conn: WriteConn<'_>,
+    chat: ChatId,
+    reader: UserId,
+    seq: i64,
+    flag_messages: bool,
+) -> Result<i64, sqlx::Error> {
+    with_conn!(conn, c => {
         let mark: i64 = sqlx::query_scalar(
             "UPDATE chat_members SET last_read_seq = CASE WHEN last_read_seq < $3 THEN $3 ELSE last_read_seq END \
              WHERE chat_id = $1 AND user_id = $2 RETURNING last_read_seq")
             .bind(chat).bind(reader).bind(seq)
-            .fetch_one(&mut *tx).await?;
+            .fetch_one(&mut *c).await?;
         if flag_messages {
             sqlx::query(
                 "UPDATE messages SET is_read = TRUE, updated_at = $4 WHERE chat_id = $1 AND seq <= $3 \
                  AND is_read = FALSE AND deleted = FALSE AND author IS NOT NULL AND author <> $2")
                 .bind(chat).bind(reader).bind(seq).bind(now())
-                .execute(&mut *tx).await?;
+                .execute(&mut *c).await?;
         }
-        tx.commit().await?;
         Ok(mark)
     })
 }

@@ -14,6 +14,7 @@ pub(crate) mod messages;
 pub(crate) mod outbox;
 pub(crate) mod presence;
 pub(crate) mod push_log;
+pub(crate) mod shared_commit;
 pub(crate) mod tokens;
 pub(crate) mod users;
 
@@ -43,6 +44,7 @@ pub enum Db {
 pub struct SqliteDb {
     reads: SqlitePool,
     writes: SqlitePool,
+    shared_commit: shared_commit::SharedCommit,
 }
 
 impl SqliteDb {
@@ -52,6 +54,7 @@ impl SqliteDb {
         SqliteDb {
             reads: pool.clone(),
             writes: pool,
+            shared_commit: Default::default(),
         }
     }
 
@@ -61,6 +64,11 @@ impl SqliteDb {
 
     pub fn writes(&self) -> &SqlitePool {
         &self.writes
+    }
+
+    /// The small writes waiting to share the next commit ([`shared_commit`]).
+    pub(crate) fn shared_commit(&self) -> &shared_commit::SharedCommit {
+        &self.shared_commit
     }
 }
 
@@ -141,7 +149,11 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
-            Ok(Db::Sqlite(SqliteDb { reads, writes }))
+            Ok(Db::Sqlite(SqliteDb {
+                reads,
+                writes,
+                shared_commit: Default::default(),
+            }))
         }
     }
 

@@ -5,30 +5,38 @@
 
 use chrono::{DateTime, Utc};
 
+use super::shared_commit::{self, SmallWrite, WriteConn};
 use super::{id_chunks, now, Db};
 use crate::ids::UserId;
-use crate::{with_db, with_db_write};
+use crate::{with_conn, with_db, with_db_write};
 
 /// Records the app's declaration and shows it; the time when `online` changed, None when it
 /// already was `online`. `last_connexion_date` is the app's to send with it, as in Django (a
 /// PATCH changes only the fields it names).
-pub(crate) async fn declare(db: &Db, id: UserId, online: bool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+pub async fn declare(db: &Db, id: UserId, online: bool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    shared_commit::store(db, |reply| SmallWrite::Declare { id, online, reply }).await
+}
+
+pub(super) async fn declare_on(
+    conn: WriteConn<'_>,
+    id: UserId,
+    online: bool,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let at = now();
-    with_db_write!(db, pool => sqlx::query(
-        "UPDATE users SET presence_declared = $2, presence_declared_at = $3 WHERE id = $1")
-        .bind(id)
-        .bind(online)
-        .bind(at)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-    let changed = with_db_write!(db, pool => sqlx::query(
-        "UPDATE users SET online = $2 WHERE id = $1 AND online <> $2")
-        .bind(id)
-        .bind(online)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let changed = with_conn!(conn, c => {
+        sqlx::query("UPDATE users SET presence_declared = $2, presence_declared_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(online)
+            .bind(at)
+            .execute(&mut *c)
+            .await?;
+        sqlx::query("UPDATE users SET online = $2 WHERE id = $1 AND online <> $2")
+            .bind(id)
+            .bind(online)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
     Ok((changed == 1).then_some(at))
 }
 
@@ -36,7 +44,15 @@ pub(crate) async fn declare(db: &Db, id: UserId, online: bool) -> Result<Option<
 /// (the others were online already), and the time of the change: one statement and one commit
 /// for all of them, which is what lets a storm of handshakes (each a new user online) go
 /// faster than one commit each.
-pub(crate) async fn sockets_opened(db: &Db, ids: &[UserId]) -> Result<(Vec<UserId>, DateTime<Utc>), sqlx::Error> {
+pub async fn sockets_opened(db: &Db, ids: &[UserId]) -> Result<(Vec<UserId>, DateTime<Utc>), sqlx::Error> {
+    let ids = ids.to_vec();
+    shared_commit::store(db, |reply| SmallWrite::SocketsOpened { ids, reply }).await
+}
+
+pub(super) async fn sockets_opened_on(
+    mut conn: WriteConn<'_>,
+    ids: &[UserId],
+) -> Result<(Vec<UserId>, DateTime<Utc>), sqlx::Error> {
     let at = now();
     let mut changed = Vec::new();
     for chunk in id_chunks(ids) {
@@ -45,12 +61,12 @@ pub(crate) async fn sockets_opened(db: &Db, ids: &[UserId]) -> Result<(Vec<UserI
              WHERE id IN {} AND online = FALSE RETURNING id",
             chunk.placeholders(2)
         );
-        changed.extend(with_db_write!(db, pool => {
+        changed.extend(with_conn!(&mut conn, c => {
             let mut query = sqlx::query_scalar::<_, UserId>(&sql).bind(at);
             for id in chunk.padded() {
                 query = query.bind(id);
             }
-            query.fetch_all(pool).await
+            query.fetch_all(&mut **c).await
         })?);
     }
     Ok((changed, at))
@@ -58,14 +74,18 @@ pub(crate) async fn sockets_opened(db: &Db, ids: &[UserId]) -> Result<(Vec<UserI
 
 /// The user's last socket closed: offline unless they declared themselves online. The time of
 /// the change, None when nothing changed.
-pub(crate) async fn sockets_gone(db: &Db, id: UserId) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+pub async fn sockets_gone(db: &Db, id: UserId) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    shared_commit::store(db, |reply| SmallWrite::SocketsGone { id, reply }).await
+}
+
+pub(super) async fn sockets_gone_on(conn: WriteConn<'_>, id: UserId) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let at = now();
-    let changed = with_db_write!(db, pool => sqlx::query(
+    let changed = with_conn!(conn, c => sqlx::query(
         "UPDATE users SET online = FALSE, last_connexion_date = $2 \
          WHERE id = $1 AND online = TRUE AND presence_declared = FALSE")
         .bind(id)
         .bind(at)
-        .execute(pool)
+        .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
     Ok((changed == 1).then_some(at))
@@ -89,7 +109,7 @@ pub(crate) async fn expire(db: &Db, id: UserId, cutoff: DateTime<Utc>) -> Result
 }
 
 /// What the user's contacts are shown: `online` and `lastConnexionDate` (None: no such user).
-pub(crate) async fn shown(db: &Db, id: UserId) -> Result<Option<(bool, Option<DateTime<Utc>>)>, sqlx::Error> {
+pub async fn shown(db: &Db, id: UserId) -> Result<Option<(bool, Option<DateTime<Utc>>)>, sqlx::Error> {
     with_db!(db, pool => sqlx::query_as::<_, (bool, Option<DateTime<Utc>>)>(
         "SELECT online, last_connexion_date FROM users WHERE id = $1")
         .bind(id)

@@ -2,27 +2,46 @@
 
 use chrono::{DateTime, Utc};
 
+use super::shared_commit::{self, SmallWrite, WriteConn};
 use super::{now, Db};
 use crate::ids::UserId;
-use crate::{with_db, with_db_write};
+use crate::{with_conn, with_db, with_db_write};
 
 /// Blacklists a token (`rotated`: because rotation replaced it, not by a logout); returns false
 /// when it already was (so a rotated token is used once).
-pub(crate) async fn blacklist(
+pub async fn blacklist(
     db: &Db,
     jti: &str,
     user_id: UserId,
     expires_at: DateTime<Utc>,
     rotated: bool,
 ) -> Result<bool, sqlx::Error> {
-    let done = with_db_write!(db, pool => sqlx::query(
+    let jti = jti.to_owned();
+    shared_commit::store(db, |reply| SmallWrite::Blacklist {
+        jti,
+        user: user_id,
+        expires_at,
+        rotated,
+        reply,
+    })
+    .await
+}
+
+pub(super) async fn blacklist_on(
+    conn: WriteConn<'_>,
+    jti: &str,
+    user_id: UserId,
+    expires_at: DateTime<Utc>,
+    rotated: bool,
+) -> Result<bool, sqlx::Error> {
+    let done = with_conn!(conn, c => sqlx::query(
         "INSERT INTO token_blacklist (jti, user_id, expires_at, rotated) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (jti) DO NOTHING")
         .bind(jti)
         .bind(user_id)
         .bind(expires_at)
         .bind(rotated)
-        .execute(pool)
+        .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
     Ok(done == 1)
@@ -30,13 +49,13 @@ pub(crate) async fn blacklist(
 
 /// Whether a token is blacklisted, and if so whether rotation put it there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Listed {
+pub enum Listed {
     No,
     LoggedOut,
     Rotated,
 }
 
-pub(crate) async fn is_blacklisted(db: &Db, jti: &str) -> Result<Listed, sqlx::Error> {
+pub async fn is_blacklisted(db: &Db, jti: &str) -> Result<Listed, sqlx::Error> {
     let found: Option<bool> = with_db!(db, pool => sqlx::query_scalar("SELECT rotated FROM token_blacklist WHERE jti = $1")
         .bind(jti)
         .fetch_optional(pool)
