@@ -294,11 +294,31 @@ pub(crate) async fn mark_read_by_ids(
     reader: UserId,
     ids: &[MessageId],
 ) -> Result<Vec<MessageRow>, sqlx::Error> {
-    let ids = ids.to_vec();
-    shared_commit::store(db, |reply| SmallWrite::MarkReadByIds { reader, ids, reply }).await
+    shared_commit::store(
+        db,
+        MarkReadByIds {
+            reader,
+            ids: ids.to_vec(),
+        },
+    )
+    .await
 }
 
-pub(super) async fn mark_read_by_ids_on(
+struct MarkReadByIds {
+    reader: UserId,
+    ids: Vec<MessageId>,
+}
+
+impl SmallWrite for MarkReadByIds {
+    type Output = Vec<MessageRow>;
+    const NEEDS_TRANSACTION: bool = true;
+
+    async fn run(self, conn: WriteConn<'_>) -> Result<Self::Output, sqlx::Error> {
+        mark_read_by_ids_on(conn, self.reader, &self.ids).await
+    }
+}
+
+async fn mark_read_by_ids_on(
     conn: WriteConn<'_>,
     reader: UserId,
     ids: &[MessageId],
@@ -330,17 +350,35 @@ pub async fn mark_read_upto(
     seq: i64,
     flag_messages: bool,
 ) -> Result<i64, sqlx::Error> {
-    shared_commit::store(db, |reply| SmallWrite::MarkReadUpto {
-        chat,
-        reader,
-        seq,
-        flag_messages,
-        reply,
-    })
+    shared_commit::store(
+        db,
+        MarkReadUpto {
+            chat,
+            reader,
+            seq,
+            flag_messages,
+        },
+    )
     .await
 }
 
-pub(super) async fn mark_read_upto_on(
+struct MarkReadUpto {
+    chat: ChatId,
+    reader: UserId,
+    seq: i64,
+    flag_messages: bool,
+}
+
+impl SmallWrite for MarkReadUpto {
+    type Output = i64;
+    const NEEDS_TRANSACTION: bool = true;
+
+    async fn run(self, conn: WriteConn<'_>) -> Result<i64, sqlx::Error> {
+        mark_read_upto_on(conn, self.chat, self.reader, self.seq, self.flag_messages).await
+    }
+}
+
+async fn mark_read_upto_on(
     conn: WriteConn<'_>,
     chat: ChatId,
     reader: UserId,

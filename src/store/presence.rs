@@ -14,14 +14,24 @@ use crate::{with_conn, with_db, with_db_write};
 /// already was `online`. `last_connexion_date` is the app's to send with it, as in Django (a
 /// PATCH changes only the fields it names).
 pub async fn declare(db: &Db, id: UserId, online: bool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    shared_commit::store(db, |reply| SmallWrite::Declare { id, online, reply }).await
+    shared_commit::store(db, Declare { id, online }).await
 }
 
-pub(super) async fn declare_on(
-    conn: WriteConn<'_>,
+struct Declare {
     id: UserId,
     online: bool,
-) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+}
+
+impl SmallWrite for Declare {
+    type Output = Option<DateTime<Utc>>;
+    const NEEDS_TRANSACTION: bool = true;
+
+    async fn run(self, conn: WriteConn<'_>) -> Result<Self::Output, sqlx::Error> {
+        declare_on(conn, self.id, self.online).await
+    }
+}
+
+async fn declare_on(conn: WriteConn<'_>, id: UserId, online: bool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let at = now();
     let changed = with_conn!(conn, c => {
         sqlx::query("UPDATE users SET presence_declared = $2, presence_declared_at = $3 WHERE id = $1")
@@ -45,11 +55,23 @@ pub(super) async fn declare_on(
 /// for all of them, which is what lets a storm of handshakes (each a new user online) go
 /// faster than one commit each.
 pub async fn sockets_opened(db: &Db, ids: &[UserId]) -> Result<(Vec<UserId>, DateTime<Utc>), sqlx::Error> {
-    let ids = ids.to_vec();
-    shared_commit::store(db, |reply| SmallWrite::SocketsOpened { ids, reply }).await
+    shared_commit::store(db, SocketsOpened { ids: ids.to_vec() }).await
 }
 
-pub(super) async fn sockets_opened_on(
+struct SocketsOpened {
+    ids: Vec<UserId>,
+}
+
+impl SmallWrite for SocketsOpened {
+    type Output = (Vec<UserId>, DateTime<Utc>);
+    const NEEDS_TRANSACTION: bool = false;
+
+    async fn run(self, conn: WriteConn<'_>) -> Result<Self::Output, sqlx::Error> {
+        sockets_opened_on(conn, &self.ids).await
+    }
+}
+
+async fn sockets_opened_on(
     mut conn: WriteConn<'_>,
     ids: &[UserId],
 ) -> Result<(Vec<UserId>, DateTime<Utc>), sqlx::Error> {
@@ -75,10 +97,23 @@ pub(super) async fn sockets_opened_on(
 /// The user's last socket closed: offline unless they declared themselves online. The time of
 /// the change, None when nothing changed.
 pub async fn sockets_gone(db: &Db, id: UserId) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    shared_commit::store(db, |reply| SmallWrite::SocketsGone { id, reply }).await
+    shared_commit::store(db, SocketsGone { id }).await
 }
 
-pub(super) async fn sockets_gone_on(conn: WriteConn<'_>, id: UserId) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+struct SocketsGone {
+    id: UserId,
+}
+
+impl SmallWrite for SocketsGone {
+    type Output = Option<DateTime<Utc>>;
+    const NEEDS_TRANSACTION: bool = false;
+
+    async fn run(self, conn: WriteConn<'_>) -> Result<Self::Output, sqlx::Error> {
+        sockets_gone_on(conn, self.id).await
+    }
+}
+
+async fn sockets_gone_on(conn: WriteConn<'_>, id: UserId) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     let at = now();
     let changed = with_conn!(conn, c => sqlx::query(
         "UPDATE users SET online = FALSE, last_connexion_date = $2 \

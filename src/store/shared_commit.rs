@@ -13,16 +13,15 @@
 //! PostgreSQL commits from many connections at once and groups their WAL flushes itself, so
 //! there each write runs as before: on its own, as soon as it is asked for.
 
+use std::future::Future;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use sqlx::{PgConnection, PgPool, SqliteConnection, SqlitePool};
 use tokio::sync::oneshot;
 
-use super::messages::{self, MessageRow};
-use super::{begin_write, presence, tokens};
-use crate::ids::{ChatId, MessageId, UserId};
+use super::begin_write;
 
 /// Most writes carried by one commit: a batch holds the writer for well under a millisecond.
 const MAX_BATCH: usize = 256;
@@ -44,48 +43,50 @@ macro_rules! with_conn {
     };
 }
 
+/// One small write: its arguments, and the statements that store it. Each kind lives beside
+/// its table's other queries (`tokens`, `presence`, `messages`); this module only knows how to
+/// run them together.
+pub(crate) trait SmallWrite: Send + 'static {
+    type Output: Send + 'static;
+    /// Whether the write is more than one statement, so needs a transaction of its own when it
+    /// runs alone.
+    const NEEDS_TRANSACTION: bool;
+
+    fn run(self, conn: WriteConn<'_>) -> impl Future<Output = Result<Self::Output, sqlx::Error>> + Send;
+}
+
 type Reply<T> = oneshot::Sender<Result<T, sqlx::Error>>;
 
-/// One small write and where its answer goes.
-pub(crate) enum SmallWrite {
-    Blacklist {
-        jti: String,
-        user: UserId,
-        expires_at: DateTime<Utc>,
-        rotated: bool,
-        reply: Reply<bool>,
-    },
-    SocketsOpened {
-        ids: Vec<UserId>,
-        reply: Reply<(Vec<UserId>, DateTime<Utc>)>,
-    },
-    SocketsGone {
-        id: UserId,
-        reply: Reply<Option<DateTime<Utc>>>,
-    },
-    Declare {
-        id: UserId,
-        online: bool,
-        reply: Reply<Option<DateTime<Utc>>>,
-    },
-    MarkReadByIds {
-        reader: UserId,
-        ids: Vec<MessageId>,
-        reply: Reply<Vec<MessageRow>>,
-    },
-    MarkReadUpto {
-        chat: ChatId,
-        reader: UserId,
-        seq: i64,
-        flag_messages: bool,
-        reply: Reply<i64>,
-    },
+/// A write waiting in the queue with where its answer goes, whatever its kind.
+trait Job: Send {
+    fn run<'c>(self: Box<Self>, conn: WriteConn<'c>) -> BoxFuture<'c, Ran>;
+    /// Answers the write with `err` without running it.
+    fn fail(self: Box<Self>, err: sqlx::Error);
 }
+
+struct Pending<W: SmallWrite> {
+    write: W,
+    reply: Reply<W::Output>,
+}
+
+impl<W: SmallWrite> Job for Pending<W> {
+    fn run<'c>(self: Box<Self>, conn: WriteConn<'c>) -> BoxFuture<'c, Ran> {
+        let Pending { write, reply } = *self;
+        Box::pin(async move { ran(reply, write.run(conn).await) })
+    }
+
+    fn fail(self: Box<Self>, err: sqlx::Error) {
+        let _ = self.reply.send(Err(err));
+    }
+}
+
+/// Sends a write's answer, given the commit's failure if it failed.
+type Answer = Box<dyn FnOnce(Option<&sqlx::Error>) + Send>;
 
 /// What is left to do for a write that ran: answer it once the commit's fate is known.
 struct Ran {
     succeeded: bool,
-    answer: Box<dyn FnOnce(Option<&sqlx::Error>) + Send>,
+    answer: Answer,
 }
 
 /// A write that ran: its value is sent if the commit succeeds, the commit's failure if not.
@@ -110,76 +111,16 @@ fn commit_failed(err: &sqlx::Error) -> sqlx::Error {
     sqlx::Error::Io(std::io::Error::other(format!("the shared commit failed: {err}")))
 }
 
-impl SmallWrite {
-    /// Whether the write is more than one statement, so needs a transaction of its own when it
-    /// runs alone.
-    fn needs_transaction(&self) -> bool {
-        matches!(
-            self,
-            SmallWrite::Declare { .. } | SmallWrite::MarkReadByIds { .. } | SmallWrite::MarkReadUpto { .. }
-        )
-    }
-
-    async fn run(self, conn: WriteConn<'_>) -> Ran {
-        match self {
-            SmallWrite::Blacklist {
-                jti,
-                user,
-                expires_at,
-                rotated,
-                reply,
-            } => ran(reply, tokens::blacklist_on(conn, &jti, user, expires_at, rotated).await),
-            SmallWrite::SocketsOpened { ids, reply } => ran(reply, presence::sockets_opened_on(conn, &ids).await),
-            SmallWrite::SocketsGone { id, reply } => ran(reply, presence::sockets_gone_on(conn, id).await),
-            SmallWrite::Declare { id, online, reply } => ran(reply, presence::declare_on(conn, id, online).await),
-            SmallWrite::MarkReadByIds { reader, ids, reply } => {
-                ran(reply, messages::mark_read_by_ids_on(conn, reader, &ids).await)
-            }
-            SmallWrite::MarkReadUpto {
-                chat,
-                reader,
-                seq,
-                flag_messages,
-                reply,
-            } => ran(
-                reply,
-                messages::mark_read_upto_on(conn, chat, reader, seq, flag_messages).await,
-            ),
-        }
-    }
-
-    /// Answers the write with `err` without running it.
-    fn fail(self, err: sqlx::Error) {
-        fn refuse<T>(reply: Reply<T>, err: sqlx::Error) {
-            let _ = reply.send(Err(err));
-        }
-        match self {
-            SmallWrite::Blacklist { reply, .. } => refuse(reply, err),
-            SmallWrite::SocketsOpened { reply, .. } => refuse(reply, err),
-            SmallWrite::SocketsGone { reply, .. } | SmallWrite::Declare { reply, .. } => refuse(reply, err),
-            SmallWrite::MarkReadByIds { reply, .. } => refuse(reply, err),
-            SmallWrite::MarkReadUpto { reply, .. } => refuse(reply, err),
-        }
-    }
-
-    /// Runs the write on its own, committed before it is answered (PostgreSQL).
-    async fn run_alone(self, pool: &PgPool) {
-        if self.needs_transaction() {
-            let mut tx = match begin_write(pool).await {
-                Ok(tx) => tx,
-                Err(err) => return self.fail(err),
-            };
-            let ran = self.run(WriteConn::Postgres(&mut tx)).await;
-            let commit = if ran.succeeded { tx.commit().await.err() } else { None };
-            (ran.answer)(commit.as_ref());
-        } else {
-            let mut conn = match pool.acquire().await {
-                Ok(conn) => conn,
-                Err(err) => return self.fail(err),
-            };
-            let ran = self.run(WriteConn::Postgres(&mut conn)).await;
-            (ran.answer)(None);
-        }
+/// Runs the write on its own, committed before it is answered (PostgreSQL).
+async fn run_alone<W: SmallWrite>(pool: &PgPool, write: W) -> Result<W::Output, sqlx::Error> {
+    if W::NEEDS_TRANSACTION {
+        let mut tx = begin_write(pool).await?;
+        let value = write.run(WriteConn::Postgres(&mut tx)).await?;
+        tx.commit().await?;
+        Ok(value)
+    } else {
+        let mut conn = pool.acquire().await?;
+        write.run(WriteConn::Postgres(&mut conn)).await
     }
 }
 
@@ -189,7 +130,7 @@ pub(crate) struct SharedCommit(Arc<Mutex<Queue>>);
 
 #[derive(Default)]
 struct Queue {
-    waiting: Vec<SmallWrite>,
+    waiting: Vec<Box<dyn Job>>,
     storing: bool,
 }
 
@@ -204,7 +145,7 @@ impl std::fmt::Debug for SharedCommit {
 }
 
 impl SharedCommit {
-    fn submit(&self, pool: &SqlitePool, write: SmallWrite) {
+    fn submit(&self, pool: &SqlitePool, write: Box<dyn Job>) {
         let start = {
             let mut queue = self.0.lock();
             queue.waiting.push(write);
@@ -219,7 +160,7 @@ impl SharedCommit {
 
     async fn drain(self, pool: SqlitePool) {
         loop {
-            let batch: Vec<SmallWrite> = {
+            let batch: Vec<Box<dyn Job>> = {
                 let mut queue = self.0.lock();
                 if queue.waiting.is_empty() {
                     queue.storing = false;
@@ -236,7 +177,7 @@ impl SharedCommit {
 
 /// Runs `batch` in one transaction, each write in a savepoint, and answers every write once
 /// the commit succeeded or failed.
-async fn commit_together(pool: &SqlitePool, batch: Vec<SmallWrite>) {
+async fn commit_together(pool: &SqlitePool, batch: Vec<Box<dyn Job>>) {
     let mut tx = match begin_write(pool).await {
         Ok(tx) => tx,
         Err(err) => {
@@ -258,7 +199,7 @@ async fn commit_together(pool: &SqlitePool, batch: Vec<SmallWrite>) {
                 break;
             }
         };
-        let ran = write.run(WriteConn::Sqlite(&mut *savepoint)).await;
+        let ran = write.run(WriteConn::Sqlite(&mut savepoint)).await;
         let closed = if ran.succeeded {
             savepoint.commit().await
         } else {
@@ -291,13 +232,15 @@ async fn commit_together(pool: &SqlitePool, batch: Vec<SmallWrite>) {
 
 /// Stores one small write, answered once it is committed: on SQLite together with the other
 /// small writes waiting, on PostgreSQL on its own.
-pub(crate) async fn store<T>(db: &super::Db, write: impl FnOnce(Reply<T>) -> SmallWrite) -> Result<T, sqlx::Error> {
+pub(crate) async fn store<W: SmallWrite>(db: &super::Db, write: W) -> Result<W::Output, sqlx::Error> {
+    let sqlite = match db {
+        super::Db::Sqlite(sqlite) => sqlite,
+        super::Db::Postgres(pool) => return run_alone(pool, write).await,
+    };
     let (reply, answer) = oneshot::channel();
-    let write = write(reply);
-    match db {
-        super::Db::Sqlite(sqlite) => sqlite.shared_commit().submit(sqlite.writes(), write),
-        super::Db::Postgres(pool) => write.run_alone(pool).await,
-    }
+    sqlite
+        .shared_commit()
+        .submit(sqlite.writes(), Box::new(Pending { write, reply }));
     // A batch dropped unanswered means its task died: the database is not there right now.
     answer.await.unwrap_or(Err(sqlx::Error::WorkerCrashed))
 }

@@ -17,17 +17,35 @@ pub async fn blacklist(
     rotated: bool,
 ) -> Result<bool, sqlx::Error> {
     let jti = jti.to_owned();
-    shared_commit::store(db, |reply| SmallWrite::Blacklist {
-        jti,
-        user: user_id,
-        expires_at,
-        rotated,
-        reply,
-    })
+    shared_commit::store(
+        db,
+        Blacklist {
+            jti,
+            user_id,
+            expires_at,
+            rotated,
+        },
+    )
     .await
 }
 
-pub(super) async fn blacklist_on(
+struct Blacklist {
+    jti: String,
+    user_id: UserId,
+    expires_at: DateTime<Utc>,
+    rotated: bool,
+}
+
+impl SmallWrite for Blacklist {
+    type Output = bool;
+    const NEEDS_TRANSACTION: bool = false;
+
+    async fn run(self, conn: WriteConn<'_>) -> Result<bool, sqlx::Error> {
+        blacklist_on(conn, &self.jti, self.user_id, self.expires_at, self.rotated).await
+    }
+}
+
+async fn blacklist_on(
     conn: WriteConn<'_>,
     jti: &str,
     user_id: UserId,
