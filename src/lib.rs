@@ -10,6 +10,7 @@ mod accounts;
 mod admin;
 mod app;
 mod auth;
+mod batches;
 mod bench;
 mod chats;
 pub mod cli;

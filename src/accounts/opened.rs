@@ -8,9 +8,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use crate::batches::Batches;
 use crate::ids::UserId;
 use crate::store::{presence, Db};
 
@@ -19,27 +19,16 @@ const MAX_BATCH: usize = 512;
 
 type Answer = Result<Option<DateTime<Utc>>, Arc<sqlx::Error>>;
 
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<(UserId, oneshot::Sender<Answer>)>,
-    storing: bool,
-}
-
 /// The queue of sockets opened (cheap to clone).
 #[derive(Clone, Default)]
-pub(crate) struct OpenedSockets(Arc<Mutex<Queue>>);
+pub(crate) struct OpenedSockets(Batches<(UserId, oneshot::Sender<Answer>)>);
 
 impl OpenedSockets {
     /// Stores that a socket of `id` opened: the time `online` changed, None when it already
     /// was online (or another socket of theirs in the same batch made the change).
     pub(crate) async fn store(&self, db: &Db, id: UserId) -> Answer {
         let (tx, rx) = oneshot::channel();
-        let start = {
-            let mut queue = self.0.lock();
-            queue.waiting.push((id, tx));
-            !std::mem::replace(&mut queue.storing, true)
-        };
-        if start {
+        if self.0.push((id, tx)) {
             // Its own task: a caller that goes away (a client gone mid-handshake) must not
             // leave the queue waiting for a batch nobody stores.
             tokio::spawn(self.clone().drain(db.clone()));
@@ -49,16 +38,7 @@ impl OpenedSockets {
     }
 
     async fn drain(self, db: Db) {
-        loop {
-            let batch: Vec<(UserId, oneshot::Sender<Answer>)> = {
-                let mut queue = self.0.lock();
-                if queue.waiting.is_empty() {
-                    queue.storing = false;
-                    return;
-                }
-                let n = queue.waiting.len().min(MAX_BATCH);
-                queue.waiting.drain(..n).collect()
-            };
+        while let Some(batch) = self.0.next(MAX_BATCH) {
             let mut ids: Vec<UserId> = batch.iter().map(|(id, _)| *id).collect();
             ids.sort_unstable();
             ids.dedup();

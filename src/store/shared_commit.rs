@@ -13,15 +13,13 @@
 //! PostgreSQL commits from many connections at once and groups their WAL flushes itself, so
 //! there each write runs as before: on its own, as soon as it is asked for.
 
-use std::future::Future;
-use std::sync::Arc;
-
 use futures_util::future::BoxFuture;
-use parking_lot::Mutex;
 use sqlx::{PgConnection, PgPool, SqliteConnection, SqlitePool};
+use std::future::Future;
 use tokio::sync::oneshot;
 
 use super::begin_write;
+use crate::batches::Batches;
 
 /// Most writes carried by one commit: a batch holds the writer for well under a millisecond.
 const MAX_BATCH: usize = 256;
@@ -125,33 +123,12 @@ async fn run_alone<W: SmallWrite>(pool: &PgPool, write: W) -> Result<W::Output, 
 }
 
 /// SQLite's queue of small writes waiting for a shared commit (cheap to clone).
-#[derive(Clone, Default)]
-pub(crate) struct SharedCommit(Arc<Mutex<Queue>>);
-
-#[derive(Default)]
-struct Queue {
-    waiting: Vec<Box<dyn Job>>,
-    storing: bool,
-}
-
-impl std::fmt::Debug for SharedCommit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let queue = self.0.lock();
-        f.debug_struct("SharedCommit")
-            .field("waiting", &queue.waiting.len())
-            .field("storing", &queue.storing)
-            .finish()
-    }
-}
+#[derive(Clone, Default, Debug)]
+pub(crate) struct SharedCommit(Batches<Box<dyn Job>>);
 
 impl SharedCommit {
     fn submit(&self, pool: &SqlitePool, write: Box<dyn Job>) {
-        let start = {
-            let mut queue = self.0.lock();
-            queue.waiting.push(write);
-            !std::mem::replace(&mut queue.storing, true)
-        };
-        if start {
+        if self.0.push(write) {
             // Its own task: a writer that goes away (a client gone mid-request) must not leave
             // the queue waiting for a batch nobody stores.
             tokio::spawn(self.clone().drain(pool.clone()));
@@ -159,16 +136,7 @@ impl SharedCommit {
     }
 
     async fn drain(self, pool: SqlitePool) {
-        loop {
-            let batch: Vec<Box<dyn Job>> = {
-                let mut queue = self.0.lock();
-                if queue.waiting.is_empty() {
-                    queue.storing = false;
-                    return;
-                }
-                let n = queue.waiting.len().min(MAX_BATCH);
-                queue.waiting.drain(..n).collect()
-            };
+        while let Some(batch) = self.0.next(MAX_BATCH) {
             metrics::histogram!("causerie_shared_commit_writes").record(batch.len() as f64);
             commit_together(&pool, batch).await;
         }
