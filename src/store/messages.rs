@@ -314,30 +314,23 @@ impl SmallWrite for MarkReadByIds {
     const NEEDS_TRANSACTION: bool = true;
 
     async fn run(self, conn: WriteConn<'_>) -> Result<Self::Output, sqlx::Error> {
-        mark_read_by_ids_on(conn, self.reader, &self.ids).await
-    }
-}
-
-async fn mark_read_by_ids_on(
-    conn: WriteConn<'_>,
-    reader: UserId,
-    ids: &[MessageId],
-) -> Result<Vec<MessageRow>, sqlx::Error> {
-    let sql = format!(
+        let MarkReadByIds { reader, ids } = self;
+        let sql = format!(
         "UPDATE messages SET is_read = TRUE, updated_at = $3 WHERE id = $1 AND deleted = FALSE AND is_read = FALSE \
          AND author IS NOT NULL AND author <> $2 \
          AND chat_id IN (SELECT chat_id FROM chat_members WHERE user_id = $2) RETURNING {COLUMNS}"
     );
-    let at = now();
-    with_conn!(conn, c => {
-        let mut changed = Vec::new();
-        for id in ids {
-            if let Some(row) = sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(reader).bind(at).fetch_optional(&mut *c).await? {
-                changed.push(row);
+        let at = now();
+        with_conn!(conn, c => {
+            let mut changed = Vec::new();
+            for id in ids {
+                if let Some(row) = sqlx::query_as::<_, MessageRow>(&sql).bind(id).bind(reader).bind(at).fetch_optional(&mut *c).await? {
+                    changed.push(row);
+                }
             }
-        }
-        Ok(changed)
-    })
+            Ok(changed)
+        })
+    }
 }
 
 /// A read receipt: `reader` has read everything in `chat` up to `seq`. Moves their read mark
@@ -374,32 +367,28 @@ impl SmallWrite for MarkReadUpto {
     const NEEDS_TRANSACTION: bool = true;
 
     async fn run(self, conn: WriteConn<'_>) -> Result<i64, sqlx::Error> {
-        mark_read_upto_on(conn, self.chat, self.reader, self.seq, self.flag_messages).await
+        let MarkReadUpto {
+            chat,
+            reader,
+            seq,
+            flag_messages,
+        } = self;
+        with_conn!(conn, c => {
+            let mark: i64 = sqlx::query_scalar(
+                "UPDATE chat_members SET last_read_seq = CASE WHEN last_read_seq < $3 THEN $3 ELSE last_read_seq END \
+                 WHERE chat_id = $1 AND user_id = $2 RETURNING last_read_seq")
+                .bind(chat).bind(reader).bind(seq)
+                .fetch_one(&mut *c).await?;
+            if flag_messages {
+                sqlx::query(
+                    "UPDATE messages SET is_read = TRUE, updated_at = $4 WHERE chat_id = $1 AND seq <= $3 \
+                     AND is_read = FALSE AND deleted = FALSE AND author IS NOT NULL AND author <> $2")
+                    .bind(chat).bind(reader).bind(seq).bind(now())
+                    .execute(&mut *c).await?;
+            }
+            Ok(mark)
+        })
     }
-}
-
-async fn mark_read_upto_on(
-    conn: WriteConn<'_>,
-    chat: ChatId,
-    reader: UserId,
-    seq: i64,
-    flag_messages: bool,
-) -> Result<i64, sqlx::Error> {
-    with_conn!(conn, c => {
-        let mark: i64 = sqlx::query_scalar(
-            "UPDATE chat_members SET last_read_seq = CASE WHEN last_read_seq < $3 THEN $3 ELSE last_read_seq END \
-             WHERE chat_id = $1 AND user_id = $2 RETURNING last_read_seq")
-            .bind(chat).bind(reader).bind(seq)
-            .fetch_one(&mut *c).await?;
-        if flag_messages {
-            sqlx::query(
-                "UPDATE messages SET is_read = TRUE, updated_at = $4 WHERE chat_id = $1 AND seq <= $3 \
-                 AND is_read = FALSE AND deleted = FALSE AND author IS NOT NULL AND author <> $2")
-                .bind(chat).bind(reader).bind(seq).bind(now())
-                .execute(&mut *c).await?;
-        }
-        Ok(mark)
-    })
 }
 
 /// Every stored message, tombstones included.

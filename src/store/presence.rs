@@ -27,27 +27,24 @@ impl SmallWrite for Declare {
     const NEEDS_TRANSACTION: bool = true;
 
     async fn run(self, conn: WriteConn<'_>) -> Result<Self::Output, sqlx::Error> {
-        declare_on(conn, self.id, self.online).await
+        let Declare { id, online } = self;
+        let at = now();
+        let changed = with_conn!(conn, c => {
+            sqlx::query("UPDATE users SET presence_declared = $2, presence_declared_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(online)
+                .bind(at)
+                .execute(&mut *c)
+                .await?;
+            sqlx::query("UPDATE users SET online = $2 WHERE id = $1 AND online <> $2")
+                .bind(id)
+                .bind(online)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok((changed == 1).then_some(at))
     }
-}
-
-async fn declare_on(conn: WriteConn<'_>, id: UserId, online: bool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    let at = now();
-    let changed = with_conn!(conn, c => {
-        sqlx::query("UPDATE users SET presence_declared = $2, presence_declared_at = $3 WHERE id = $1")
-            .bind(id)
-            .bind(online)
-            .bind(at)
-            .execute(&mut *c)
-            .await?;
-        sqlx::query("UPDATE users SET online = $2 WHERE id = $1 AND online <> $2")
-            .bind(id)
-            .bind(online)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
-    Ok((changed == 1).then_some(at))
 }
 
 /// Sockets of these users opened: each online from now on. The users whose `online` changed
@@ -66,32 +63,26 @@ impl SmallWrite for SocketsOpened {
     type Output = (Vec<UserId>, DateTime<Utc>);
     const NEEDS_TRANSACTION: bool = false;
 
-    async fn run(self, conn: WriteConn<'_>) -> Result<Self::Output, sqlx::Error> {
-        sockets_opened_on(conn, &self.ids).await
-    }
-}
-
-async fn sockets_opened_on(
-    mut conn: WriteConn<'_>,
-    ids: &[UserId],
-) -> Result<(Vec<UserId>, DateTime<Utc>), sqlx::Error> {
-    let at = now();
-    let mut changed = Vec::new();
-    for chunk in id_chunks(ids) {
-        let sql = format!(
-            "UPDATE users SET online = TRUE, last_connexion_date = $1 \
+    async fn run(self, mut conn: WriteConn<'_>) -> Result<Self::Output, sqlx::Error> {
+        let SocketsOpened { ids } = self;
+        let at = now();
+        let mut changed = Vec::new();
+        for chunk in id_chunks(&ids) {
+            let sql = format!(
+                "UPDATE users SET online = TRUE, last_connexion_date = $1 \
              WHERE id IN {} AND online = FALSE RETURNING id",
-            chunk.placeholders(2)
-        );
-        changed.extend(with_conn!(&mut conn, c => {
-            let mut query = sqlx::query_scalar::<_, UserId>(&sql).bind(at);
-            for id in chunk.padded() {
-                query = query.bind(id);
-            }
-            query.fetch_all(&mut **c).await
-        })?);
+                chunk.placeholders(2)
+            );
+            changed.extend(with_conn!(&mut conn, c => {
+                let mut query = sqlx::query_scalar::<_, UserId>(&sql).bind(at);
+                for id in chunk.padded() {
+                    query = query.bind(id);
+                }
+                query.fetch_all(&mut **c).await
+            })?);
+        }
+        Ok((changed, at))
     }
-    Ok((changed, at))
 }
 
 /// The user's last socket closed: offline unless they declared themselves online. The time of
@@ -109,13 +100,9 @@ impl SmallWrite for SocketsGone {
     const NEEDS_TRANSACTION: bool = false;
 
     async fn run(self, conn: WriteConn<'_>) -> Result<Self::Output, sqlx::Error> {
-        sockets_gone_on(conn, self.id).await
-    }
-}
-
-async fn sockets_gone_on(conn: WriteConn<'_>, id: UserId) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    let at = now();
-    let changed = with_conn!(conn, c => sqlx::query(
+        let SocketsGone { id } = self;
+        let at = now();
+        let changed = with_conn!(conn, c => sqlx::query(
         "UPDATE users SET online = FALSE, last_connexion_date = $2 \
          WHERE id = $1 AND online = TRUE AND presence_declared = FALSE")
         .bind(id)
@@ -123,7 +110,8 @@ async fn sockets_gone_on(conn: WriteConn<'_>, id: UserId) -> Result<Option<DateT
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
-    Ok((changed == 1).then_some(at))
+        Ok((changed == 1).then_some(at))
+    }
 }
 
 /// Not seen since `cutoff`: offline, and the declaration forgotten, unless it was made after

@@ -41,18 +41,13 @@ impl SmallWrite for Blacklist {
     const NEEDS_TRANSACTION: bool = false;
 
     async fn run(self, conn: WriteConn<'_>) -> Result<bool, sqlx::Error> {
-        blacklist_on(conn, &self.jti, self.user_id, self.expires_at, self.rotated).await
-    }
-}
-
-async fn blacklist_on(
-    conn: WriteConn<'_>,
-    jti: &str,
-    user_id: UserId,
-    expires_at: DateTime<Utc>,
-    rotated: bool,
-) -> Result<bool, sqlx::Error> {
-    let done = with_conn!(conn, c => sqlx::query(
+        let Blacklist {
+            jti,
+            user_id,
+            expires_at,
+            rotated,
+        } = self;
+        let done = with_conn!(conn, c => sqlx::query(
         "INSERT INTO token_blacklist (jti, user_id, expires_at, rotated) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (jti) DO NOTHING")
         .bind(jti)
@@ -62,7 +57,8 @@ async fn blacklist_on(
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
-    Ok(done == 1)
+        Ok(done == 1)
+    }
 }
 
 /// Whether a token is blacklisted, and if so whether rotation put it there.
