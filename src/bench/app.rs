@@ -559,6 +559,7 @@ pub async fn run(config: &Config, target: &Target, args: AppArgs) -> anyhow::Res
         firsts.push((*chat, if n % 2 == 0 { pairs[n].0 } else { pairs[n].1 }));
     }
     fx.one_message_each(&firsts).await?;
+    fx.seeded().await?;
 
     let lifetime = Duration::from_secs(config.access_token_lifetime_secs);
     let shared = Arc::new(Shared {

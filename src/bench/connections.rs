@@ -77,6 +77,7 @@ pub async fn run(config: &Config, target: &Target, args: ConnectionsArgs, own_fi
     let mut fx = Fixtures::open(config, args.common.run_id()).await?;
     let users = fx.users(count.div_ceil(per_user)).await?;
     fixtures::preflight(target, &users[0]).await?;
+    fx.seeded().await?;
     let users = Arc::new(users);
 
     let rss_before = pid.and_then(net::rss_kib);

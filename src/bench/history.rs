@@ -40,6 +40,7 @@ pub async fn run(config: &Config, target: &Target, args: HistoryArgs) -> anyhow:
     fixtures::preflight(target, &users[0]).await?;
     let chat = fx.pair_chats(&[(users[0].id, users[1].id)]).await?[0];
     fx.prefill(chat, [users[0].id, users[1].id], count).await?;
+    fx.seeded().await?;
     let pages = count.div_ceil(page_size);
     let rss_before = pid.and_then(net::rss_kib);
 

@@ -58,6 +58,7 @@ pub async fn run(config: &Config, target: &Target, args: RestArgs) -> anyhow::Re
         fx.prefill(chats[0], [me.id, users[1].id], extra).await?;
     }
     fx.one_message_each(&firsts).await?;
+    fx.seeded().await?;
     let path = args
         .path
         .replace("{chat}", &chats[0].to_string())

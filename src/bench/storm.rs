@@ -47,6 +47,7 @@ pub async fn run(config: &Config, target: &Target, args: StormArgs) -> anyhow::R
     let mut fx = Fixtures::open(config, args.common.run_id()).await?;
     let users = Arc::new(fx.users(count.div_ceil(per_user)).await?);
     fixtures::preflight(target, &users[0]).await?;
+    fx.seeded().await?;
     let rss_before = pid.and_then(net::rss_kib);
     eprintln!("bench: opening {count} sockets, {concurrency} handshakes in flight");
 

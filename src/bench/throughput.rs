@@ -102,6 +102,7 @@ pub async fn run_throughput(config: &Config, target: &Target, args: ThroughputAr
     fixtures::preflight(target, &users[0]).await?;
     let pairs: Vec<_> = users.chunks(2).map(|p| (p[0].id, p[1].id)).collect();
     let chat_ids = fx.pair_chats(&pairs).await?;
+    fx.seeded().await?;
     let plans: Vec<SocketPlan> = users
         .iter()
         .enumerate()
@@ -215,6 +216,7 @@ pub async fn run_fanout(config: &Config, target: &Target, args: FanoutArgs) -> a
     fixtures::preflight(target, &users[0]).await?;
     let ids: Vec<_> = users.iter().map(|u| u.id).collect();
     let chat = fx.group(ids[0], &ids).await?;
+    fx.seeded().await?;
     let plans: Vec<SocketPlan> = users
         .iter()
         .enumerate()

@@ -144,7 +144,8 @@ async fn import_batch(ctx: &mut Context<'_>, rows: Vec<SourceRow>) -> Result<(),
 
 pub(super) async fn refresh_statistics(ctx: &Context<'_>) -> Result<(), ImportError> {
     match ctx.writer() {
-        Some(db) => store::refresh_planner_statistics(db)
+        Some(db) => db
+            .refresh_planner_statistics()
             .await
             .map_err(|source| ImportError::Write {
                 what: "planner statistics".into(),

@@ -38,19 +38,6 @@ pub async fn has_table(db: &Db, table: &str) -> Result<bool, sqlx::Error> {
     Ok(count > 0)
 }
 
-/// PostgreSQL plans by its statistics, and a fresh database filling up during an import has
-/// none until autovacuum comes by: the read-mark statement then scanned `messages` whole for
-/// every member (measured: 33 of 42 s of a 100,000-message import). A no-op on SQLite, whose
-/// planner takes the indexes without statistics.
-pub async fn refresh_planner_statistics(db: &Db) -> Result<(), sqlx::Error> {
-    if let Db::Postgres(pool) = db {
-        sqlx::query("ANALYZE users, chats, chat_members, messages")
-            .execute(pool)
-            .await?;
-    }
-    Ok(())
-}
-
 // ---- watermarks ---------------------------------------------------------------------------
 
 /// Per Django table, the `updatedAt` from which the next run reads.
