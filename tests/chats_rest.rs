@@ -604,6 +604,19 @@ async fn search_users(backend: Backend) {
     assert_eq!(search("%25%25").await["count"], json!(0));
     assert_eq!(search("_").await["count"], json!(0));
 
+    // A term matches within one name, never across first and last name together.
+    assert_eq!(search("annedur").await["count"], json!(0));
+    assert_eq!(search("jeannedurand").await["count"], json!(0));
+    // A renamed user is found by the new name at once, and no longer by the old one.
+    srv.patch_json_auth("/auth/users/me/", &marie.access, &json!({ "last_name": "Lefèvre" }))
+        .await
+        .expect_status(200);
+    assert_eq!(
+        result_ids(&search("LEF%C3%88VRE").await),
+        BTreeSet::from([marie.id.clone()])
+    );
+    assert_eq!(search("jeanson").await["count"], json!(0));
+
     // Another caller sees Jean but not themself.
     let reply = srv.get_auth("/api/searchUser/?search=dupont", &paul.access).await;
     assert_eq!(result_ids(&reply.body), BTreeSet::from([jean.id.clone()]));

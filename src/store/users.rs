@@ -238,9 +238,8 @@ pub(crate) async fn search(
     let mut filter = String::from("is_active = TRUE AND id <> $1");
     for i in 0..terms.len() {
         let p = i + 2;
-        filter.push_str(&format!(
-            " AND (LOWER(first_name) LIKE ${p} ESCAPE '\\' OR LOWER(last_name) LIKE ${p} ESCAPE '\\')"
-        ));
+        // `search_text` is both names lower-cased, joined by a newline (migration 0020).
+        filter.push_str(&format!(" AND search_text LIKE ${p} ESCAPE '\\'"));
     }
     let n = terms.len() + 2;
     // One pass over the matches gives the page and their number (`COUNT(*) OVER ()`); only a
